@@ -1,0 +1,26 @@
+"""The one small interface every backend implements (DESIGN.md, "Backends")."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+
+class Runner(Protocol):
+    """One network on one backend: a batch in, that network's output tensors out (CPU or device)."""
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+
+class Backend(Protocol):
+    name: str     # "torch", "onnxruntime", ...
+    device: str   # "cpu", "cuda:0", ...
+
+    def load(self, model: str, module: torch.nn.Module, weights_digest: str) -> Runner:
+        """A runner for `module` (one of networks.MODELS), built or fetched from a cache keyed by
+        the weights' digest."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the user: backend, device, threads or providers."""
+        ...

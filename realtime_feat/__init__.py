@@ -1,0 +1,19 @@
+"""realtime-feat: py-feat's face models, fast, live and recorded.
+
+The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`."""
+from .types import Detections, FaceAnalysis, Frame, FrameResult
+
+__version__ = "0.1.0"
+__all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "__version__"]
+
+
+def __getattr__(name):  # torch and py-feat load only when the analyser is asked for
+    if name == "Analyser":
+        from .analyser import Analyser
+
+        return Analyser
+    if name == "FexWriter":
+        from .fex import FexWriter
+
+        return FexWriter
+    raise AttributeError(name)

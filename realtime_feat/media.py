@@ -1,0 +1,166 @@
+"""Reading the inputs of `process`: videos (PyAV, the source's own PTS), images and image folders.
+
+Every failure is a `MediaError` whose message names the file and says what is wrong with it.
+Images are decoded with torchvision, the decoder py-feat uses, so pixels equal py-feat's; greyscale,
+alpha and 16-bit images are converted to 8-bit RGB (py-feat drops alpha the same way).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+
+from .types import Frame
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+class MediaError(RuntimeError):
+    """An input cannot be read; the message is one line naming the file."""
+
+
+@dataclass
+class Job:
+    """One unit of `process` output: a video, or a set of images written to one CSV."""
+
+    kind: str                     # "video" | "images"
+    source: Path                  # the path the user gave
+    images: list[Path] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.source.stem if self.source.is_file() else self.source.name
+
+
+def jobs_for(inputs: list[Path]) -> list[Job]:
+    """Videos give one job each, an image folder one job, loose images one job together."""
+    jobs, loose = [], []
+    for path in inputs:
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise MediaError(f"{path}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            jobs.append(Job("images", path, images))
+        elif not path.exists():
+            raise MediaError(f"{path}: no such file or folder")
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            loose.append(path)
+        else:
+            jobs.append(Job("video", path))
+    if loose:
+        jobs.append(Job("images", loose[0] if len(loose) == 1 else Path("images"), loose))
+    return jobs
+
+
+def _stamp(image: np.ndarray, index: int, source: str, pts: Optional[float]) -> Frame:
+    return Frame(image, index, time.monotonic_ns(), time.time_ns(), None, source, pts)
+
+
+def _to_rgb8(img: np.ndarray, path: Path) -> np.ndarray:
+    """H×W×C (C 1–4) of uint8/uint16 → H×W×3 uint8."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise MediaError(f"{path}: unsupported pixel type {img.dtype}")
+    if img.shape[2] in (2, 4):  # drop alpha, as py-feat does
+        img = img[:, :, : img.shape[2] - 1]
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """H×W×3 uint8 RGB."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise MediaError(f"{path}: empty file (0 bytes)")
+    try:
+        tensor = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED)
+        img = tensor.permute(1, 2, 0).numpy()
+    except Exception:  # formats torchvision does not decode (TIFF, 16-bit variants, ...)
+        import cv2
+
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise MediaError(f"{path}: not a readable image") from None
+        raw = raw[:, :, None] if raw.ndim == 2 else raw
+        order = {3: [2, 1, 0], 4: [2, 1, 0, 3]}.get(raw.shape[2])
+        img = raw[:, :, order] if order else raw
+    if img.shape[0] < 1 or img.shape[1] < 1:
+        raise MediaError(f"{path}: image has no pixels")
+    return _to_rgb8(img, path)
+
+
+def iter_images(paths: list[Path], errors: list[str]) -> Iterator[tuple[Path, Frame]]:
+    """Frames of readable images, indexed as py-feat counts them; unreadable ones go to `errors`."""
+    index = 0
+    for path in paths:
+        try:
+            image = read_image(path)
+        except MediaError as exc:
+            errors.append(str(exc))
+            continue
+        yield path, _stamp(image, index, str(path), None)
+        index += 1
+
+
+@dataclass
+class VideoInfo:
+    frames: Optional[int]
+    fps: Optional[float]
+    width: int
+    height: int
+
+
+def probe_video(path: Path) -> VideoInfo:
+    import av
+
+    if path.is_file() and path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file (0 bytes)")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: has no video stream")
+            s = container.streams.video[0]
+            return VideoInfo(s.frames or None, float(s.average_rate) if s.average_rate else None,
+                             s.codec_context.width, s.codec_context.height)
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise MediaError(f"{path}: not a readable video ({_first_line(exc)})") from None
+
+
+def iter_video(path: Path, skip_frames: int = 1) -> Iterator[Frame]:
+    """Every `skip_frames`-th frame (0, k, 2k, ... as py-feat takes them), with its PTS in seconds.
+    A video that breaks off mid-way raises MediaError after the frames it did give."""
+    import av
+
+    probe_video(path)
+    index = -1
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                index += 1
+                if index % skip_frames:
+                    continue
+                pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
+                yield _stamp(frame.to_ndarray(format="rgb24"), index, str(path), pts)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: video breaks off after frame {index} ({_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
