@@ -36,17 +36,19 @@ class Job:
         return self.source.stem if self.source.is_file() else self.source.name
 
 
-def jobs_for(inputs: list[Path]) -> list[Job]:
-    """Videos give one job each, an image folder one job, loose images one job together."""
+def jobs_for(inputs: list[Path], errors: list[str]) -> list[Job]:
+    """Videos give one job each, an image folder one job, loose images one job together.
+    Inputs that do not exist or hold no image go to `errors`."""
     jobs, loose = [], []
     for path in inputs:
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                raise MediaError(f"{path}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            jobs.append(Job("images", path, images))
+            if images:
+                jobs.append(Job("images", path, images))
+            else:
+                errors.append(f"{path}: folder has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         elif not path.exists():
-            raise MediaError(f"{path}: no such file or folder")
+            errors.append(f"{path}: no such file or folder")
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             loose.append(path)
         else:

@@ -1,0 +1,234 @@
+"""`realtime-feat` command line: process files into Fex CSVs, check the installation, fetch weights.
+
+Errors a user can act on are printed as one line (`realtime-feat: error: ...`), never a traceback.
+Exit codes: 0 all inputs done, 1 some inputs failed (the others are written), 2 nothing could run.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+PROG = "realtime-feat"
+
+
+class UserError(Exception):
+    """Ends the command with one line and exit code 2."""
+
+
+def _err(msg: str) -> None:
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"],
+                   help="inference backend (default: the best one available for the device)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="folder with the weight files (else $REALTIME_FEAT_WEIGHTS, else the Hugging Face cache)")
+    p.add_argument("--threshold", type=float, default=0.5, help="face detection score threshold (default 0.5)")
+    p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True,
+                   help="compute ArcFace identity embeddings (default: on)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="py-feat's face models, fast: live and offline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="analyse videos, images or image folders into Fex CSV files")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                   help="a .csv file for a single input, else a folder that gets one CSV per input")
+    p.add_argument("--batch-size", type=int, default=1, help="frames per inference batch (default 1)")
+    p.add_argument("--skip-frames", type=int, default=1, metavar="K",
+                   help="analyse every K-th video frame: 0, K, 2K, ... (default 1: every frame)")
+    _add_model_options(p)
+
+    sub.add_parser("doctor", help="versions, backends, devices, caches and weights")
+    d = sub.add_parser("download", help="download every model's weights into the Hugging Face cache")
+    d.add_argument("--no-identity", dest="identity", action="store_false", help="skip ArcFace")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "process":
+            return cmd_process(args)
+        if args.command == "doctor":
+            return cmd_doctor(args)
+        return cmd_download(args)
+    except UserError as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+def _set_threads(threads: Optional[int]) -> int:
+    import torch  # `import feat` sets OMP_NUM_THREADS=1 when unset: undo that for our work
+
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def make_analyser(args):
+    from .analyser import Analyser
+    from .weights import WeightsError
+
+    if not 0.0 < args.threshold < 1.0:
+        raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    threads = _set_threads(args.threads)
+    try:
+        return Analyser(args.backend, args.device, identity=args.identity, threshold=args.threshold,
+                        weights_dir=args.weights, threads=threads)
+    except (WeightsError, RuntimeError, ValueError) as exc:
+        raise UserError(str(exc).splitlines()[0]) from None
+
+
+def _output_path(out: Path, job, n_jobs: int) -> Path:
+    if n_jobs == 1 and out.suffix.lower() == ".csv":
+        return out
+    if out.suffix.lower() == ".csv":
+        raise UserError(f"{n_jobs} inputs give {n_jobs} CSV files: pass a folder to -o, not {out}")
+    return out / f"{job.name}.csv"
+
+
+def cmd_process(args) -> int:
+    from tqdm import tqdm
+
+    from .fex import FexWriter, finish_identities
+    from .media import MediaError, iter_images, iter_video, jobs_for, probe_video
+    from .prefetch import prefetch
+
+    if args.batch_size < 1 or args.skip_frames < 1:
+        raise UserError("--batch-size and --skip-frames must be at least 1")
+    failures: list[str] = []
+    jobs = jobs_for(args.inputs, failures)  # a missing input is reported; the others still run
+    for msg in failures:
+        _err(msg)
+    if not jobs:
+        raise UserError("no readable input")
+    outputs = [_output_path(args.output, job, len(jobs)) for job in jobs]
+
+    analyser = make_analyser(args)
+    print(f"{PROG}: backend {analyser.describe()}", file=sys.stderr)
+    started, frames_done, rows_done, written = time.perf_counter(), 0, 0, []
+    for job, out in zip(jobs, outputs):
+        skipped: list[str] = []
+        if job.kind == "video":
+            try:
+                info = probe_video(job.source)
+            except MediaError as exc:
+                failures.append(str(exc))
+                _err(str(exc))
+                continue
+            total = -(-info.frames // args.skip_frames) if info.frames else None
+            items = ((str(job.source), f) for f in iter_video(job.source, args.skip_frames))
+        else:
+            total = len(job.images)
+            items = ((str(p), f) for p, f in iter_images(job.images, skipped))
+        bar = tqdm(total=total, unit="frame", desc=job.name[:24], file=sys.stderr, dynamic_ncols=True,
+                   disable=None)
+        writer = FexWriter(out, video=job.kind == "video")
+        try:
+            for batch in prefetch(_batched(items, args.batch_size)):
+                for (name, frame), result in zip(batch, analyser.analyse([f for _, f in batch])):
+                    writer.append(result, name)
+                bar.update(len(batch))
+        except MediaError as exc:
+            kept = writer.close(complete=False)
+            failures.append(str(exc))
+            _err(f"{exc}; the {writer.frames_written} frames analysed before are in {kept}")
+            continue
+        finally:
+            bar.close()
+            for msg in skipped:
+                _err(f"skipped {msg}")
+        if writer.frames_written == 0:
+            writer.close(complete=False).unlink()
+            failures.append(f"{job.source}: no readable frame")
+            _err(f"{job.source}: no readable frame, nothing written")
+            continue
+        path = writer.close()
+        if args.identity:
+            finish_identities(path)
+        frames_done += writer.frames_written
+        rows_done += writer.rows_written
+        written.append(path)
+    seconds = time.perf_counter() - started
+    print(f"{PROG}: {frames_done} frames, {rows_done} rows in {len(written)} file(s) "
+          f"({', '.join(map(str, written)) or 'none'}) in {seconds:.1f} s, {frames_done / max(seconds, 1e-9):.2f} frames/s"
+          + (f"; {len(failures)} input(s) failed" if failures else ""), file=sys.stderr)
+    if not written:
+        return 2
+    return 1 if failures else 0
+
+
+def cmd_doctor(args) -> int:
+    import platform
+
+    import torch
+
+    from realtime_feat.engines import available_backends, select_backend
+    from realtime_feat.engines.ort_backend import cache_dir
+
+    from . import __version__, weights
+
+    lines = [f"realtime-feat {__version__}", f"python {platform.python_version()} ({sys.executable})",
+             f"torch {torch.__version__}"]
+    try:
+        from importlib.metadata import version
+
+        lines.append(f"py-feat {version('py-feat')}")
+    except Exception:
+        lines.append("py-feat: not installed")
+    for name, why in available_backends().items():
+        lines.append(f"backend {name}: {'available' if not why else why}")
+    cuda = torch.cuda.is_available()
+    lines.append("devices: cpu ({} cores){}".format(
+        os.cpu_count(), "".join(f", cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count()))
+        if cuda else ", no CUDA device"))
+    for device in ("cpu",) + (("cuda",) if cuda else ()):
+        try:
+            backend, why = select_backend("auto", device)
+            lines.append(f"auto on {device}: {backend.describe()} [{why}]")
+        except Exception as exc:
+            lines.append(f"auto on {device}: none ({exc})")
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    lines += [f"cache: Hugging Face {HF_HUB_CACHE}", f"cache: exported models {cache_dir()}",
+              f"weights folder: {weights.weights_dir_from_env() or f'not set (--weights or ${weights.ENV_WEIGHTS_DIR})'}"]
+    for name, where in weights.status().items():
+        spec = weights.SPECS[name]
+        lines.append(f"weights {spec.repo_id}: {where}  [licence: {spec.licence}]")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_download(args) -> int:
+    from . import weights
+
+    for name in ("retinaface", "multitask") + (("arcface",) if args.identity else ()):
+        try:
+            print(f"{weights.SPECS[name].repo_id}: {weights.resolve(name)}")
+        except weights.WeightsError as exc:
+            raise UserError(str(exc)) from None
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

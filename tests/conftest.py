@@ -1,0 +1,66 @@
+"""Shared fixtures. The random-init weights come from ../shared/research/make_random_pyfeat_weights.py
+(py-feat's own classes, py-feat's on-disk format); tests that need them skip where ../shared is absent."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REALTIME_FEAT_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_caches(tmp_path_factory):
+    """Exported models go to one cache per test session, never the user's."""
+    os.environ["REALTIME_FEAT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)  # `import feat` leaves torch on one thread
+
+
+@pytest.fixture(scope="session")
+def weight_maker():
+    script = SHARED / "research" / "make_random_pyfeat_weights.py"
+    if not script.is_file():
+        pytest.skip(f"../shared not found ({script} is missing)")
+    spec = importlib.util.spec_from_file_location("make_random_pyfeat_weights", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def weights_dir(weight_maker, tmp_path_factory) -> Path:
+    """Random-init weights for all three models; RetinaFace's face head is zeroed (finds no face)."""
+    out = tmp_path_factory.mktemp("weights")
+    weight_maker.write_all(out, seed=0, quiet_detector=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pyfeat_detector(weight_maker, weights_dir):
+    """py-feat's own Detectorv2 on the same weights, built offline."""
+    return weight_maker.offline_detectorv2(weights_dir)
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    from feat.utils.io import get_test_data_path
+
+    return Path(get_test_data_path())
+
+
+@pytest.fixture(scope="session")
+def analysers(weights_dir):
+    """One analyser per backend, built once."""
+    from realtime_feat.analyser import Analyser
+
+    return {name: Analyser(name, weights_dir=weights_dir) for name in ("torch", "onnxruntime")}
