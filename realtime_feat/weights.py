@@ -12,6 +12,7 @@ safetensors only: a weight file is never unpickled.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -122,11 +123,17 @@ def multitask_config(metadata: dict, path: Path) -> dict:
 
 def file_digest(path: Path, length: int = 16) -> str:
     """Short sha256 of a weight file, for caches of exported models and for session metadata."""
+    st = Path(path).stat()
+    return _digest(str(path), st.st_size, st.st_mtime_ns)[:length]
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is hashed again
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
-    return h.hexdigest()[:length]
+    return h.hexdigest()
 
 
 def status(weights_dir: Optional[os.PathLike] = None) -> dict[str, str]:

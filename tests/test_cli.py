@@ -1,0 +1,198 @@
+"""`realtime-feat process` as a user runs it: good files, bad files, bad weights."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime_feat.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def errors(err: str) -> list[str]:
+    return [line for line in err.splitlines() if "error" in line]
+
+
+def test_video_to_fex_csv(capsys, tmp_path, weights_dir, sample_data):
+    from feat.utils.io import read_feat
+
+    out = tmp_path / "single.csv"
+    code, _, err = run(capsys, "process", sample_data / "single_face.mp4", "-o", out, "--weights", weights_dir,
+                       "--batch-size", "4", "--skip-frames", "6", "--no-identity")
+    assert code == 0, err
+    assert "backend onnxruntime" in err and "12 frames, 12 rows" in err
+    fex = read_feat(str(out))
+    assert fex["frame"].tolist() == list(range(0, 72, 6))
+    assert fex["timestamp"].to_numpy() == pytest.approx(np.arange(0, 72, 6) / 30)
+    assert (fex["n_faces"] == 0).all() and (fex["FaceScore"] == 0).all()  # the random detector finds no face
+    assert fex.aus.shape == (12, 20) and fex.emotions.shape == (12, 7)
+    assert fex.landmarks.shape == (12, 136) and fex.poses.shape == (12, 6)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_several_inputs_make_one_csv_each(capsys, tmp_path, weights_dir, sample_data):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "process", sample_data / "no_face.mp4", sample_data / "multi_face.jpg",
+                       sample_data / "single_face.jpg", "-o", out, "--weights", weights_dir, "--skip-frames", "40",
+                       "--backend", "torch")
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["images.csv", "no_face.csv"]
+    import pandas as pd
+
+    images = pd.read_csv(out / "images.csv")
+    assert images["frame"].tolist() == [0, 1]
+    assert images[["FrameHeight", "FrameWidth"]].to_numpy().tolist() == [[667, 1000], [562, 572]]
+
+
+def _png(path, image):
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def test_folder_converts_odd_images_and_skips_a_bad_one(capsys, tmp_path, weights_dir):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    _png(folder / "a_gray.png", rng.integers(0, 255, (40, 60), np.uint8))
+    _png(folder / "b_rgba.png", rng.integers(0, 255, (50, 30, 4), np.uint8))
+    _png(folder / "c_16bit.png", rng.integers(0, 65535, (32, 32, 3), np.uint16))
+    _png(folder / "d_tiny.png", np.zeros((1, 1, 3), np.uint8))
+    (folder / "e_broken.png").write_text("not an image")
+    out = tmp_path / "images.csv"
+    code, _, err = run(capsys, "process", folder, "-o", out, "--weights", weights_dir)
+    assert code == 0, err
+    assert [line for line in errors(err)] == [f"realtime-feat: error: skipped {folder / 'e_broken.png'}: "
+                                              "not a readable image"]
+    import pandas as pd
+
+    fex = pd.read_csv(out)
+    assert fex["input"].map(lambda p: p.rsplit("/", 1)[1]).tolist() == ["a_gray.png", "b_rgba.png", "c_16bit.png",
+                                                                         "d_tiny.png"]
+    assert fex[["FrameHeight", "FrameWidth"]].to_numpy().tolist() == [[40, 60], [50, 30], [32, 32], [1, 1]]
+
+
+def test_image_conversions_keep_the_pixels(tmp_path):
+    from realtime_feat.media import read_image
+
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert (read_image(_png(tmp_path / "g.png", gray)) == gray[:, :, None]).all()
+    bgra = np.dstack([np.full((2, 2), v, np.uint8) for v in (10, 20, 30, 40)])
+    assert read_image(_png(tmp_path / "a.png", bgra))[0, 0].tolist() == [30, 20, 10]
+    deep = np.full((2, 2, 3), 0x1234, np.uint16)
+    assert read_image(_png(tmp_path / "d.png", deep))[0, 0].tolist() == [0x12] * 3
+
+
+@pytest.mark.slow
+def test_8k_image(capsys, tmp_path, weights_dir):
+    image = _png(tmp_path / "8k.png", np.zeros((4320, 7680, 3), np.uint8))
+    code, _, err = run(capsys, "process", image, "-o", tmp_path / "8k.csv", "--weights", weights_dir)
+    assert code == 0, err
+    import pandas as pd
+
+    assert pd.read_csv(tmp_path / "8k.csv")[["FrameHeight", "FrameWidth"]].to_numpy().tolist() == [[4320, 7680]]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file (0 bytes)"),
+    (b"this is a text file, not a video\n" * 20, "not a readable video"),
+])
+def test_unreadable_video_is_one_line(capsys, tmp_path, weights_dir, content, message):
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(content)
+    out = tmp_path / "clip.csv"
+    code, _, err = run(capsys, "process", bad, "-o", out, "--weights", weights_dir)
+    assert code == 2
+    assert errors(err)[0].startswith(f"realtime-feat: error: {bad}: {message}")
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+@pytest.fixture(scope="module")
+def truncated_video(sample_data, tmp_path_factory):
+    """single_face.mp4 with its index up front (as cameras and `-movflags faststart` write it), cut in half."""
+    import av
+
+    path = tmp_path_factory.mktemp("trunc") / "cut.mp4"
+    whole = path.with_name("whole.mp4")
+    with av.open(str(sample_data / "single_face.mp4")) as src, \
+            av.open(str(whole), "w", options={"movflags": "faststart"}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_truncated_video_keeps_what_was_analysed(capsys, tmp_path, weights_dir, sample_data, truncated_video):
+    out = tmp_path / "cut.csv"
+    code, _, err = run(capsys, "process", truncated_video, sample_data / "single_face.jpg", "-o", tmp_path,
+                       "--weights", weights_dir, "--no-identity")
+    assert code == 1  # one input failed, the other was written
+    line = errors(err)[0]
+    assert str(truncated_video) in line and "breaks off after frame" in line and "cut.csv.partial" in line
+    assert not out.exists() and (tmp_path / "single_face.csv").exists()
+    import pandas as pd
+
+    partial = pd.read_csv(tmp_path / "cut.csv.partial")
+    assert 0 < len(partial) < 72 and partial["frame"].tolist() == list(range(len(partial)))
+
+
+def test_missing_input(capsys, tmp_path, weights_dir):
+    code, _, err = run(capsys, "process", tmp_path / "nope.mp4", "-o", tmp_path / "x.csv", "--weights", weights_dir)
+    assert code == 2 and f"{tmp_path / 'nope.mp4'}: no such file or folder" in err
+
+
+def test_missing_weights_in_folder(capsys, tmp_path, sample_data):
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    code, _, err = run(capsys, "process", sample_data / "single_face.jpg", "-o", tmp_path / "x.csv", "--weights", empty)
+    assert code == 2
+    (line,) = errors(err)
+    assert "py-feat/retinaface_r34" in line and str(empty / "retinaface_r34" / "model.safetensors") in line
+
+
+def test_corrupt_weights(capsys, tmp_path, weights_dir, sample_data):
+    bad = tmp_path / "weights"
+    shutil.copytree(weights_dir, bad)
+    target = bad / "face_multitask_v2" / "face_multitask_v28.safetensors"
+    target.write_bytes(target.read_bytes()[: 1 << 20])
+    code, _, err = run(capsys, "process", sample_data / "single_face.jpg", "-o", tmp_path / "x.csv", "--weights", bad)
+    assert code == 2
+    (line,) = errors(err)
+    assert f"weight file {target} is corrupt or truncated" in line and not (tmp_path / "x.csv").exists()
+
+
+def test_offline_without_weights_names_the_missing_file(tmp_path, sample_data):
+    """A fresh machine with no network: one line naming the repo/file, in well under a minute."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), REALTIME_FEAT_WEIGHTS="")
+    code = ("import sys, feat.utils.io as io; io.get_resource_path = lambda: sys.argv[1]; "
+            "from realtime_feat.cli import main; sys.exit(main(sys.argv[2:]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "empty"), "process",
+                           str(sample_data / "single_face.jpg"), "-o", str(tmp_path / "x.csv")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("realtime-feat: error: could not get py-feat/retinaface_r34/model.safetensors from "
+                           "Hugging Face (LocalEntryNotFoundError)")
+    assert line.endswith("--weights DIR / set REALTIME_FEAT_WEIGHTS=DIR with DIR/retinaface_r34/model.safetensors")
+
+
+def test_doctor(capsys, weights_dir, monkeypatch):
+    monkeypatch.setenv("REALTIME_FEAT_WEIGHTS", str(weights_dir))
+    code, out, _ = run(capsys, "doctor")
+    assert code == 0
+    assert "backend onnxruntime: available" in out and "auto on cpu: onnxruntime" in out
+    assert f"weights py-feat/face_multitask_v2: {weights_dir}" in out and "non-commercial" in out
