@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 import torch
 
 
@@ -24,3 +25,13 @@ class Backend(Protocol):
     def describe(self) -> str:
         """One line for the user: backend, device, threads or providers."""
         ...
+
+
+class NumpyRunner:
+    """A runner whose engine takes and gives NumPy arrays (ONNX Runtime, OpenVINO)."""
+
+    def run_numpy(self, x: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(o) for o in self.run_numpy(np.ascontiguousarray(x.detach().cpu().numpy())))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -86,3 +87,37 @@ def check(model: str, module: torch.nn.Module, run_onnx, path: Path) -> float:
         raise ExportMismatch(f"ONNX export {path} of {model} differs from torch by {diff:.2e} "
                              f"(> {TOLERANCE:g}); delete it and run again, or use --backend torch")
     return diff
+
+
+def cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("REALTIME_FEAT_CACHE") or user_cache_dir("realtime-feat")) / "onnx"
+
+
+def onnx_path(model: str, weights_digest: str) -> Path:
+    return cache_dir() / f"{model}-{weights_digest}-torch{torch.__version__.split('+')[0]}-op{OPSET}.onnx"
+
+
+def load_checked(model: str, module: torch.nn.Module, weights_digest: str, backend: str, open_runner):
+    """A runner for `model` from the cached export, exporting it first if needed.
+
+    `open_runner(path)` builds the backend's runner, which has `run_numpy`. Each backend's first
+    use of an export is checked against torch, and the pass is remembered beside the file; a
+    cache entry that fails to open or to check is removed and rebuilt once."""
+    path = onnx_path(model, weights_digest)
+    passed = path.with_name(f"{path.name}.{backend}-ok")
+    for attempt in range(2):
+        if not path.is_file():
+            passed.unlink(missing_ok=True)
+            export(model, module, path)
+        try:
+            runner = open_runner(path)
+            if not passed.is_file():
+                check(model, module, runner.run_numpy, path)
+                passed.touch()
+            return runner
+        except Exception:
+            path.unlink(missing_ok=True)
+            if attempt:
+                raise

@@ -1,7 +1,8 @@
 """Which backends this machine can run, and the best one for a device (DESIGN.md order).
 
-TensorRT and the torch-CUDA fast path arrive with the GPU issue; until then the order is
-onnxruntime → torch, and `--backend` overrides."""
+On the CPU, OpenVINO (when its optional extra is installed) measured faster than ONNX Runtime on
+these networks (scripts/bench_process.py), so it comes first. TensorRT and the torch-CUDA fast path
+arrive with the GPU issue; `--backend` overrides."""
 from __future__ import annotations
 
 import importlib.util
@@ -10,6 +11,7 @@ import importlib.util
 def available_backends() -> dict[str, str]:
     """name → "" if usable here, else why not."""
     out = {}
+    out["openvino"] = "" if importlib.util.find_spec("openvino") else "openvino not installed (pip install openvino)"
     out["onnxruntime"] = "" if importlib.util.find_spec("onnxruntime") else "onnxruntime not installed"
     out["torch"] = ""
     return out
@@ -19,7 +21,8 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
     """A backend instance and one line saying why it was chosen."""
     available = available_backends()
     if name == "auto":
-        name = next(n for n in ("onnxruntime", "torch") if not available[n])
+        order = ("openvino", "onnxruntime", "torch") if device == "cpu" else ("onnxruntime", "torch")
+        name = next(n for n in order if not available[n])
         why = f"auto: best available for {device}"
     else:
         if name not in available:
@@ -27,6 +30,10 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
         if available[name]:
             raise RuntimeError(f"backend {name} is not usable here: {available[name]}")
         why = "chosen with --backend"
+    if name == "openvino":
+        from .openvino_backend import OpenVinoBackend
+
+        return OpenVinoBackend(device, threads), why
     if name == "onnxruntime":
         from .ort_backend import OrtBackend
 

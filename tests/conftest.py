@@ -58,9 +58,36 @@ def sample_data() -> Path:
     return Path(get_test_data_path())
 
 
+class _Analysers(dict):
+    """Analysers per backend, each built on first use; a backend not installed here skips its tests."""
+
+    def __init__(self, weights_dir):
+        super().__init__()
+        self.weights_dir = weights_dir
+
+    def __missing__(self, name):
+        from realtime_feat.analyser import Analyser
+        from realtime_feat.engines import available_backends
+
+        why = available_backends()[name]
+        if why:
+            pytest.skip(why)
+        self[name] = Analyser(name, weights_dir=self.weights_dir)
+        return self[name]
+
+
 @pytest.fixture(scope="session")
 def analysers(weights_dir):
-    """One analyser per backend, built once."""
-    from realtime_feat.analyser import Analyser
+    return _Analysers(weights_dir)
 
-    return {name: Analyser(name, weights_dir=weights_dir) for name in ("torch", "onnxruntime")}
+
+@pytest.fixture(scope="session")
+def pyfeat_reads_video(sample_data):
+    """py-feat decodes video with torchcodec, which needs FFmpeg's shared libraries."""
+    try:
+        from torchcodec.decoders import VideoDecoder
+
+        VideoDecoder(str(sample_data / "single_face.mp4"))
+    except Exception as exc:
+        pytest.skip(f"py-feat cannot read video here: FFmpeg shared libraries missing (apt-get install ffmpeg): "
+                    f"{str(exc).splitlines()[0][:80]}")

