@@ -18,29 +18,42 @@ from .weights import file_digest
 class Analyser:
     """py-feat's Detectorv2 networks behind one backend.
 
-    backend: "auto" (best for the device), "onnxruntime" or "torch".
+    backend: "auto" (best for the device), "openvino", "onnxruntime" or "torch".
+    detector: "retinaface" (py-feat's ResNet-34, equal to py-feat) or "fast" (RetinaFace MobileNet-0.25
+        with its real weights, on ONNX Runtime: about a tenth of the compute, for live use on a CPU).
     identity: run ArcFace for an embedding per face (needed for tracking by identity).
-    threshold: RetinaFace score a face must reach (py-feat's default 0.5).
+    threshold: face score a detection must reach (default 0.5, py-feat's; 0.6 for the fast detector).
     """
 
-    def __init__(self, backend: str = "auto", device: str = "cpu", *, identity: bool = True,
-                 threshold: float = 0.5, weights_dir=None, threads: Optional[int] = None,
-                 models: Optional[PyFeatModels] = None):
+    DEFAULT_THRESHOLD = {"retinaface": 0.5, "fast": 0.6}
+
+    def __init__(self, backend: str = "auto", device: str = "cpu", *, detector: str = "retinaface",
+                 identity: bool = True, threshold: Optional[float] = None, weights_dir=None,
+                 threads: Optional[int] = None, models: Optional[PyFeatModels] = None):
         from realtime_feat.engines import select_backend
 
-        models = models or PyFeatModels.load(weights_dir, identity)
+        if detector not in self.DEFAULT_THRESHOLD:
+            raise ValueError(f"unknown detector {detector!r}; choose retinaface or fast")
+        models = models or PyFeatModels.load(weights_dir, identity, detector=detector == "retinaface")
         self.identity = identity
+        self.detector_name = detector
         self.backend, self.backend_reason = select_backend(backend, device, threads)
         self.weight_paths = models.paths
         digest = {name: file_digest(path) for name, path in models.paths.items()}
         self.weight_digests = digest
-        self.detector = self.backend.load("detector", models.detector, digest["retinaface"])
+        if detector == "fast":
+            from realtime_feat.engines.fast_detector import FastDetectorRunner
+
+            self.detector = FastDetectorRunner(threads)
+        else:
+            self.detector = self.backend.load("detector", models.detector, digest["retinaface"])
         self.multitask = self.backend.load("multitask", models.multitask, digest["multitask"])
         self.arcface = self.backend.load("identity", models.identity, digest["arcface"]) if identity else None
-        self.decoder = RetinaFaceDecoder(threshold)
+        self.decoder = RetinaFaceDecoder(self.DEFAULT_THRESHOLD[detector] if threshold is None else threshold)
 
     def describe(self) -> str:
-        return f"{self.backend.describe()} [{self.backend_reason}]"
+        detector = "" if self.detector_name == "retinaface" else ", fast detector (MobileNet-0.25, onnxruntime)"
+        return f"{self.backend.describe()}{detector} [{self.backend_reason}]"
 
     def detect(self, pixels: torch.Tensor) -> list[Detections]:
         """[B,3,H,W] uint8 RGB → faces of each frame."""
@@ -59,29 +72,33 @@ class Analyser:
             start = end
         return out
 
-    def analyse_boxes(self, frames: Sequence[Frame], detections: Sequence[Detections]) -> list[FrameResult]:
-        """Analyse faces at given boxes (a tracker's, or a test's), skipping the detector."""
+    def analyse_boxes(self, frames: Sequence[Frame], detections: Sequence[Detections],
+                      identity: bool = True) -> list[FrameResult]:
+        """Analyse faces at given boxes (a tracker's, or a test's), skipping the detector.
+        identity=False skips ArcFace for these frames (embedding None)."""
         if len(frames) != len(detections):
             raise ValueError(f"{len(detections)} detections for {len(frames)} frames")
-        return [r for f, d in zip(frames, detections) for r in self._analyse_same_size([f], [d])]
+        return [r for f, d in zip(frames, detections) for r in self._analyse_same_size([f], [d], identity)]
 
-    def _analyse_same_size(self, frames: Sequence[Frame], detections: Optional[Sequence[Detections]]):
+    def _analyse_same_size(self, frames: Sequence[Frame], detections: Optional[Sequence[Detections]],
+                           identity: bool = True):
         t0 = time.perf_counter()
         pixels = torch.from_numpy(np.stack([f.image for f in frames])).permute(0, 3, 1, 2).contiguous()
         if detections is None:
             detections = self.detect(pixels)
         t1 = time.perf_counter()
         counts = [len(d) for d in detections]
-        analysis, timings = self._analyse_faces(pixels, detections, counts)
+        analysis, timings = self._analyse_faces(pixels, detections, counts, identity and self.identity)
         timings = {"detect": (t1 - t0) * 1e3, **timings}
         per_frame = {k: v / len(frames) for k, v in timings.items()}
         per_face = np.split(np.arange(sum(counts)), np.cumsum(counts)[:-1])
         return [FrameResult.of(f, d, analysis[idx], dict(per_frame, batch=len(frames)))
                 for f, d, idx in zip(frames, detections, per_face)]
 
-    def _analyse_faces(self, pixels: torch.Tensor, detections: Sequence[Detections], counts: list[int]):
+    def _analyse_faces(self, pixels: torch.Tensor, detections: Sequence[Detections], counts: list[int],
+                       identity: bool):
         if sum(counts) == 0:
-            return FaceAnalysis.empty(self.identity), {"crop": 0.0, "multitask": 0.0, "identity": 0.0}
+            return FaceAnalysis.empty(identity), {"crop": 0.0, "multitask": 0.0, "identity": 0.0}
         t0 = time.perf_counter()
         boxes = torch.from_numpy(np.concatenate([d.xyxy for d in detections])).float()
         frame_idx = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
@@ -89,7 +106,7 @@ class Analyser:
         t1 = time.perf_counter()
         outputs = self.multitask(face_ops.multitask_input(chips))
         t2 = time.perf_counter()
-        embedding = self.arcface(face_ops.identity_input(chips))[0] if self.arcface else None
+        embedding = self.arcface(face_ops.identity_input(chips))[0] if identity else None
         t3 = time.perf_counter()
         analysis = face_ops.decode(outputs, rects, embedding)
         return analysis, {"crop": (t1 - t0) * 1e3, "multitask": (t2 - t1) * 1e3, "identity": (t3 - t2) * 1e3}

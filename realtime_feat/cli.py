@@ -23,14 +23,19 @@ def _err(msg: str) -> None:
     print(f"{PROG}: error: {msg}", file=sys.stderr)
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_model_options(p: argparse.ArgumentParser, detector: Optional[str]) -> None:
+    p.add_argument("--detector", default=detector, choices=["retinaface", "fast"],
+                   help="retinaface: py-feat's ResNet-34 (equal to py-feat); fast: RetinaFace MobileNet-0.25 "
+                        "with real weights, for live use on a CPU (default: "
+                        + (detector or "fast on a CPU where installed, else retinaface") + ")")
     p.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
                    help="inference backend (default: the best one available for the device)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with the weight files (else $REALTIME_FEAT_WEIGHTS, else the Hugging Face cache)")
-    p.add_argument("--threshold", type=float, default=0.5, help="face detection score threshold (default 0.5)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="face detection score threshold (default 0.5; 0.6 with --detector fast)")
     p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True,
                    help="compute ArcFace identity embeddings (default: on)")
 
@@ -48,8 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="frames per inference batch (default 1)")
     p.add_argument("--skip-frames", type=int, default=1, metavar="K",
                    help="analyse every K-th video frame: 0, K, 2K, ... (default 1: every frame)")
-    _add_model_options(p)
+    _add_model_options(p, detector="retinaface")
 
+    lv = sub.add_parser("live", help="analyse a camera, file or stream live: status line, CSV, tracking")
+    lv.add_argument("--source", required=True,
+                    help="camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder")
+    lv.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write what was analysed to this CSV")
+    lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    lv.add_argument("--enrol", action="append", default=[], metavar="NAME=IMAGE",
+                    help="name the person whose face is in IMAGE (repeatable)")
+    lv.add_argument("--redetect-every", type=int, default=5, metavar="N",
+                    help="full face detection every N analysed frames, landmarks carry the boxes between (default 5)")
+    lv.add_argument("--fast", action="store_true", help="play a video file as fast as possible, not at its own rate")
+    lv.add_argument("--width", type=int, help="camera width to request")
+    lv.add_argument("--height", type=int, help="camera height to request")
+    lv.add_argument("--fps", type=float, help="camera rate to request (frames/s for an image folder)")
+    _add_model_options(lv, detector=None)
+
+    sub.add_parser("cameras", help="list the cameras OpenCV can open")
     sub.add_parser("doctor", help="versions, backends, devices, caches and weights")
     d = sub.add_parser("download", help="download every model's weights into the Hugging Face cache")
     d.add_argument("--no-identity", dest="identity", action="store_false", help="skip ArcFace")
@@ -66,6 +87,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.command == "process":
             return cmd_process(args)
+        if args.command in ("live", "cameras"):
+            from . import live_cli
+
+            return live_cli.cmd_live(args) if args.command == "live" else live_cli.cmd_cameras(args)
         if args.command == "doctor":
             return cmd_doctor(args)
         return cmd_download(args)
@@ -89,12 +114,12 @@ def make_analyser(args):
     from .analyser import Analyser
     from .weights import WeightsError
 
-    if not 0.0 < args.threshold < 1.0:
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
     threads = _set_threads(args.threads)
     try:
-        return Analyser(args.backend, args.device, identity=args.identity, threshold=args.threshold,
-                        weights_dir=args.weights, threads=threads)
+        return Analyser(args.backend, args.device, detector=args.detector, identity=args.identity,
+                        threshold=args.threshold, weights_dir=args.weights, threads=threads)
     except (WeightsError, RuntimeError, ValueError) as exc:
         raise UserError(str(exc).splitlines()[0]) from None
 

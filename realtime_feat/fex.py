@@ -21,7 +21,11 @@ import numpy as np
 
 from .types import FrameResult
 
-OUR_COLUMNS = ["timestamp", "n_faces"]
+# timestamp: seconds on the source's own clock (video PTS), empty where the source has none (camera,
+# images); t_monotonic / t_wall / t_lsl: seconds on the capture clocks (DESIGN.md, "Clocks");
+# track_id: the tracker's id (-1 while a track is tentative, empty without a tracker);
+# identity / identity_distance: the enrolled name closest to the track, or "unknown".
+OUR_COLUMNS = ["timestamp", "t_monotonic", "t_wall", "t_lsl", "n_faces", "track_id", "identity", "identity_distance"]
 
 
 def pyfeat_columns(video: bool) -> list[str]:
@@ -92,15 +96,22 @@ class FexWriter:
         self._csv.writerow(columns(video))
         self._last_flush = time.monotonic()
 
-    def append(self, result: FrameResult, input_name: str, frame: Optional[int] = None) -> None:
-        frame = result.index if frame is None else frame
-        tail = [input_name, frame]
+    def append(self, result: FrameResult, input_name: str, identities: Optional[tuple] = None,
+               tracked: bool = False) -> None:
+        """One row per face (a placeholder row without faces). `identities`: (labels, distances) per
+        face from the tracker; `tracked`: write track ids (else the column stays empty)."""
+        tail = [input_name, result.index]
         if self.video:
             tail.append(approx_time(result.pts or 0.0))
         tail.append("")  # Identity: filled by finish_identities once every embedding is known
-        ours = ["" if result.pts is None else f"{result.pts:.6f}", result.n_faces]
-        for row in numeric_rows(result):
-            self._csv.writerow([*map(_fmt, row.tolist()), *tail, *ours])
+        clocks = ["" if result.pts is None else f"{result.pts:.6f}", f"{result.t_monotonic_ns / 1e9:.6f}",
+                  f"{result.t_wall_ns / 1e9:.6f}", "" if result.t_lsl is None else f"{result.t_lsl:.6f}",
+                  result.n_faces]
+        labels, distances = identities if identities is not None else ([""] * result.n_faces, [np.nan] * result.n_faces)
+        for i, row in enumerate(numeric_rows(result)):
+            face = [result.track_ids[i] if tracked else "", labels[i], _fmt(distances[i])] if result.n_faces \
+                else ["", "", ""]
+            self._csv.writerow([*map(_fmt, row.tolist()), *tail, *clocks, *face])
         self.rows_written += max(result.n_faces, 1)
         self.frames_written += 1
         if time.monotonic() - self._last_flush >= self.flush_seconds:

@@ -56,14 +56,14 @@ def build_arcface(path: Path) -> torch.nn.Module:
 class PyFeatModels:
     """The three torch networks plus where their weights came from."""
 
-    detector: torch.nn.Module
+    detector: Optional[torch.nn.Module]   # None when another detector (the fast one) is used
     multitask: torch.nn.Module
     identity: Optional[torch.nn.Module]
     paths: dict
 
     @classmethod
-    def load(cls, weights_dir=None, identity: bool = True) -> "PyFeatModels":
-        paths = {name: resolve(name, weights_dir) for name in (("retinaface", "multitask", "arcface")
-                                                                 if identity else ("retinaface", "multitask"))}
-        return cls(build_retinaface(paths["retinaface"]), build_multitask(paths["multitask"]),
+    def load(cls, weights_dir=None, identity: bool = True, detector: bool = True) -> "PyFeatModels":
+        names = ("retinaface",) * detector + ("multitask",) + ("arcface",) * identity
+        paths = {name: resolve(name, weights_dir) for name in names}
+        return cls(build_retinaface(paths["retinaface"]) if detector else None, build_multitask(paths["multitask"]),
                    build_arcface(paths["arcface"]) if identity else None, paths)

@@ -261,9 +261,28 @@ class FaceTracker:
         if t.state is TrackState.LOST:  # re-identified: back with the id it had
             t.state = TrackState.CONFIRMED
         elif t.state is TrackState.TENTATIVE and t.hits >= self.settings.min_hits:
-            # Ids are issued at confirmation, so visible ids run 1, 2, 3… without gaps left by false positives.
-            t.state, t.track_id = TrackState.CONFIRMED, self._next_id
-            self._next_id += 1
+            t.state = TrackState.CONFIRMED
+            old = self._returning(t)
+            if old is not None:  # a lost person whose first sightings had no usable embedding
+                t.track_id = old.track_id
+                t.gallery.extendleft(reversed(old.gallery))
+                self._tracks.remove(old)
+            else:
+                # Ids are issued at confirmation, so visible ids run 1, 2, 3… without gaps left by false positives.
+                t.track_id = self._next_id
+                self._next_id += 1
+
+    def _returning(self, t: _Track) -> Optional[_Track]:
+        """The lost track a newly confirmed one re-identifies, if any. Stage 2 of `update` only sees
+        detections that no active track took; a returning face first matched by overlap to a fresh
+        tentative track (its first frames had no embedding, or it reappeared where a track was born)
+        is caught here instead, once that track's gallery has an embedding."""
+        lost = [o for o in self._tracks if o.state is TrackState.LOST and o.gallery]
+        if not t.gallery or not lost:
+            return None
+        dist = _gallery_distances(lost, np.stack(t.gallery)).min(axis=1)
+        best = int(np.argmin(dist))
+        return lost[best] if dist[best] <= self.settings.reid_distance else None
 
 
 def _match(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:

@@ -252,3 +252,17 @@ def test_reset_clears_tracks_and_restarts_ids():
     assert tracker.tracks == [] and tracker.mode == "iou-only"
     ids = [run(tracker, 10 + i, [(box(700, 100), c)], rng, t_s=i / FPS)[0] for i in range(3)]
     assert ids == [-1, -1, 1]
+
+
+def test_returning_face_first_seen_without_embedding_gets_its_id_at_confirmation():
+    """Live analysis runs ArcFace only on some frames: a returning person's first frames may carry no
+    embedding, so stage 2 cannot re-identify them; confirmation does, once one arrives."""
+    tracker, rng, (alice, bob) = FaceTracker(), np.random.default_rng(0), people(2)
+    for i in range(5):
+        alice_id, bob_id = run(tracker, i, [(box(100, 100), alice), (box(400, 100), bob)], rng)
+    t = 10.0  # both gone long enough to be lost
+    for k in range(2):  # back at another place, no embeddings yet
+        tracker.update(frame_result(0, [box(250, 300)], None, t_s=t + k / FPS))
+    ids = run(tracker, 0, [(box(250, 300), alice)], rng, t_s=t + 2 / FPS)
+    assert ids == [alice_id]
+    assert sorted(v.track_id for v in tracker.tracks) == sorted([alice_id, bob_id])  # no second track for alice

@@ -1,0 +1,139 @@
+"""`realtime-feat live`: the live pipeline without a window. A status line once a second, the CSV of
+what was analysed, a clean stop on Ctrl-C, --duration or the end of a file."""
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROG = "realtime-feat"
+
+
+def enrol_people(analyser, tracker, specs: list[str]) -> list[str]:
+    """NAME=IMAGE → the tracker knows NAME by the largest face in IMAGE. Returns the names."""
+    from .cli import UserError
+    from .media import MediaError, iter_images, sample_path
+
+    names = []
+    for spec in specs:
+        name, sep, image = spec.partition("=")
+        if not sep or not name or not image:
+            raise UserError(f"--enrol expects NAME=IMAGE, got {spec!r}")
+        errors: list[str] = []
+        frames = [f for _, f in iter_images([sample_path(Path(image))], errors)]
+        if errors:
+            raise UserError(f"--enrol {name}: {errors[0]}")
+        result = analyser.analyse(frames)[0]
+        if result.n_faces == 0 or result.faces.embedding is None:
+            raise UserError(f"--enrol {name}: no face found in {image}")
+        areas = np.prod(result.detections.xyxy[:, 2:] - result.detections.xyxy[:, :2], axis=1)
+        tracker.enrol(name, result.faces.embedding[int(np.argmax(areas))])
+        names.append(name)
+    return names
+
+
+class Status:
+    """Counts for the once-a-second line, fed from the results bus (worker thread)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies: collections.deque = collections.deque()   # (t, ms) of the last second
+        self.faces = 0
+
+    def on_result(self, result) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.latencies.append((now, result.timings_ms["latency"]))
+            while self.latencies and self.latencies[0][0] < now - 1.0:
+                self.latencies.popleft()
+            self.faces = result.n_faces
+
+    def line(self, capture, worker, last: tuple[int, int], dt: float, backend: str) -> str:
+        with self.lock:
+            lat = np.array([ms for _, ms in self.latencies]) if self.latencies else np.array([np.nan])
+            faces = self.faces
+        cap_fps = (capture.frames - last[0]) / dt
+        ana_fps = (worker.analysed - last[1]) / dt
+        return (f"{capture.state:8s} capture {cap_fps:5.1f} fps | analysed {ana_fps:5.1f} fps | latency p50 "
+                f"{np.nanpercentile(lat, 50):6.1f} ms p99 {np.nanpercentile(lat, 99):6.1f} ms | faces {faces} | "
+                f"skipped {capture.slot.skipped} | {backend}")
+
+
+def cmd_live(args) -> int:
+    from .capture import CaptureThread
+    from .cli import UserError, make_analyser
+    from .fex import FexWriter
+    from .live import LiveSettings, LiveWorker, ResultsBus
+    from .sources import open_source
+    from .tracking import FaceTracker
+
+    if args.enrol and not args.identity:
+        raise UserError("--enrol needs ArcFace: drop --no-identity")
+    if args.detector is None:
+        from realtime_feat.engines.fast_detector import available
+
+        args.detector = "fast" if args.device == "cpu" and not available() else "retinaface"
+    analyser = make_analyser(args)
+    tracker = FaceTracker(use_embeddings=args.identity)
+    enrolled = enrol_people(analyser, tracker, args.enrol)
+    backend = f"{analyser.backend.name}/{analyser.detector_name}"
+    print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"
+          + (f"; enrolled {', '.join(enrolled)}" if enrolled else ""), file=sys.stderr)
+
+    source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
+    capture = CaptureThread(source)
+    try:
+        capture.start()
+    except OSError as exc:
+        raise UserError(str(exc)) from None
+    bus, status = ResultsBus(), Status()
+    writer = FexWriter(args.output, video=False) if args.output else None
+    if writer:
+        bus.subscribe(lambda r: writer.append(r, source.id, tracker.identities(r.track_ids), tracked=True))
+    bus.subscribe(status.on_result)
+    worker = LiveWorker(analyser, capture.slot, bus, tracker, LiveSettings(redetect_every=args.redetect_every))
+    worker.start()
+    started = last_t = time.monotonic()
+    last = (0, 0)
+    interrupted = False
+    try:
+        while not worker.wait(timeout=max(0.0, last_t + 1.0 - time.monotonic())):
+            now = time.monotonic()
+            print(status.line(capture, worker, last, now - last_t, backend), file=sys.stderr, flush=True)
+            last, last_t = (capture.frames, worker.analysed), now
+            if args.duration and now - started >= args.duration:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        capture.stop()
+        worker.stop()
+        path = writer.close() if writer else None
+    seconds = time.monotonic() - started
+    gaps = "; ".join(f"source lost {(g.end_ns - g.start_ns) / 1e9 if g.end_ns else float('nan'):.1f} s"
+                     for g in capture.gaps)
+    print(f"{PROG}: {'interrupted; ' if interrupted else ''}{capture.frames} frames captured, {worker.analysed} "
+          f"analysed ({capture.slot.skipped} skipped for analysis, {worker.detections_run} full detections) "
+          f"in {seconds:.1f} s; tracker: {len(tracker.tracks)} track(s), mode {tracker.mode}"
+          + (f"; {gaps}" if gaps else "") + (f"; wrote {writer.rows_written} rows to {path}" if writer else ""),
+          file=sys.stderr)
+    if worker.error is not None:
+        raise UserError(f"analysis stopped: {str(worker.error).splitlines()[0]}")
+    if capture.error is not None:
+        raise UserError(f"capture stopped: {str(capture.error).splitlines()[0]}")
+    return 0
+
+
+def cmd_cameras(args) -> int:
+    from .sources import list_cameras
+
+    cameras = list_cameras()
+    for index, width, height in cameras:
+        print(f"camera {index}: {width}×{height}")
+    if not cameras:
+        print("no camera found (checked indices 0-7)")
+    return 0
