@@ -91,3 +91,20 @@ def pyfeat_reads_video(sample_data):
     except Exception as exc:
         pytest.skip(f"py-feat cannot read video here: FFmpeg shared libraries missing (apt-get install ffmpeg): "
                     f"{str(exc).splitlines()[0][:80]}")
+
+
+@pytest.fixture(scope="session")
+def faststart_video(sample_data, tmp_path_factory) -> Path:
+    """single_face.mp4 remuxed with its index up front, as cameras, streams and `-movflags faststart`
+    write it: readable from the start without seeking."""
+    import av
+
+    path = tmp_path_factory.mktemp("faststart") / "single_face.mp4"
+    with av.open(str(sample_data / "single_face.mp4")) as src, \
+            av.open(str(path), "w", options={"movflags": "faststart"}) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    return path

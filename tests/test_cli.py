@@ -121,20 +121,10 @@ def test_unreadable_video_is_one_line(capsys, tmp_path, weights_dir, content, me
 
 
 @pytest.fixture(scope="module")
-def truncated_video(sample_data, tmp_path_factory):
-    """single_face.mp4 with its index up front (as cameras and `-movflags faststart` write it), cut in half."""
-    import av
-
+def truncated_video(faststart_video, tmp_path_factory):
+    """A video with its index up front, cut in half: it opens, then breaks off."""
     path = tmp_path_factory.mktemp("trunc") / "cut.mp4"
-    whole = path.with_name("whole.mp4")
-    with av.open(str(sample_data / "single_face.mp4")) as src, \
-            av.open(str(whole), "w", options={"movflags": "faststart"}) as dst:
-        out = dst.add_stream_from_template(src.streams.video[0])
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = out
-                dst.mux(packet)
-    data = whole.read_bytes()
+    data = faststart_video.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
 

