@@ -3,6 +3,7 @@ what was analysed, a clean stop on Ctrl-C, --duration or the end of a file."""
 from __future__ import annotations
 
 import collections
+import signal
 import sys
 import threading
 import time
@@ -99,20 +100,22 @@ def cmd_live(args) -> int:
     worker.start()
     started = last_t = time.monotonic()
     last = (0, 0)
-    interrupted = False
+    interrupted = threading.Event()
+    # Ctrl-C asks the loop to stop instead of raising KeyboardInterrupt wherever the main thread is.
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        while not worker.wait(timeout=max(0.0, last_t + 1.0 - time.monotonic())):
+        while not interrupted.is_set() and not worker.wait(timeout=max(0.0, last_t + 1.0 - time.monotonic())):
             now = time.monotonic()
             print(status.line(capture, worker, last, now - last_t, backend), file=sys.stderr, flush=True)
             last, last_t = (capture.frames, worker.analysed), now
             if args.duration and now - started >= args.duration:
                 break
-    except KeyboardInterrupt:
-        interrupted = True
     finally:
+        signal.signal(signal.SIGINT, previous)
         capture.stop()
         worker.stop()
         path = writer.close() if writer else None
+    interrupted = interrupted.is_set()
     seconds = time.monotonic() - started
     gaps = "; ".join(f"source lost {(g.end_ns - g.start_ns) / 1e9 if g.end_ns else float('nan'):.1f} s"
                      for g in capture.gaps)

@@ -57,7 +57,7 @@ class FlakySource:
 def test_capture_stamps_every_frame_survives_a_lost_source_and_stops_cleanly():
     source = FlakySource()
     states = []
-    capture = CaptureThread(source, retry_initial_s=0.01, on_state=states.append)
+    capture = CaptureThread(source, retry_initial_s=0.01, retry_max_s=0.05, on_state=states.append)
     recorder = capture.subscribe("recorder")
     capture.start()
     assert capture.wait(timeout=20)
@@ -229,3 +229,43 @@ def test_stream_url_source(faststart_video):
         server.shutdown()
     frames = [recorder.queue.get_nowait() for _ in range(recorder.queue.qsize())]
     assert len(frames) >= 72 and frames[71].pts == pytest.approx(71 / 30)
+
+
+def test_image_folder_source(tmp_path, sample_data):
+    import shutil
+
+    from realtime_feat.sources import open_source
+
+    for name in ("single_face.jpg", "multi_face.jpg"):
+        shutil.copy(sample_data / name, tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    capture = CaptureThread(open_source(str(tmp_path), fps=50))
+    recorder = capture.subscribe("recorder")
+    capture.start().wait(timeout=10)
+    frames = [recorder.queue.get_nowait() for _ in range(recorder.queue.qsize())]
+    assert [f.image.shape for f in frames] == [(667, 1000, 3), (562, 572, 3)] and capture.state == "ended"
+
+
+def test_ctrl_c_stops_cleanly_and_says_what_was_written(tmp_path, weights_dir, fast_analyser):
+    import signal
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    out = tmp_path / "live.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "realtime_feat.cli", "live", "--source",
+                             "pyfeat:WolfgangLanger_Pexels.mp4", "-o", str(out), "--weights", str(weights_dir)],
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait for the first status line: frames are flowing
+        if "capture" in line and "fps" in line:
+            break
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0, err
+    assert "Traceback" not in err
+    summary = err.strip().splitlines()[-1]
+    assert "interrupted" in summary and f"to {out}" in summary
+    rows = int(summary.split("wrote ")[1].split(" rows")[0])
+    assert rows > 0 and len(pd.read_csv(out)) == rows
