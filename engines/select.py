@@ -1,43 +1,98 @@
-"""Which backends this machine can run, and the best one for a device (DESIGN.md order).
+"""Which backends this machine can run, and the best one for a device (DESIGN.md, "Backends").
 
-On the CPU, OpenVINO (when its optional extra is installed) measured faster than ONNX Runtime on
-these networks (scripts/bench_process.py), so it comes first. TensorRT and the torch-CUDA fast path
-arrive with the GPU issue; `--backend` overrides."""
+Order, best first: on CUDA TensorRT → torch CUDA → ONNX Runtime's CUDA provider; on the CPU
+OpenVINO (when its optional extra is installed: it measured faster than ONNX Runtime on these
+networks, scripts/bench_process.py) → ONNX Runtime → torch eager (the reference). `--backend`
+overrides; the choice and why is shown to the user."""
 from __future__ import annotations
 
 import importlib.util
 
+ORDER = {"cuda": ("tensorrt", "torch", "onnxruntime"), "cpu": ("openvino", "onnxruntime", "torch")}
 
-def available_backends() -> dict[str, str]:
-    """name → "" if usable here, else why not."""
+
+def _kind(device: str) -> str:
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda" or device.startswith("cuda:"):
+        return "cuda"
+    raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+
+
+def cuda_problem(device: str) -> str:
+    """"" if `device` is a usable CUDA device, else why not."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA device (torch.cuda.is_available() is False); use --device cpu"
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        return f"no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return ""
+
+
+def available_backends(device: str = "cpu") -> dict[str, str]:
+    """name → "" if usable on `device` here, else why not."""
+    kind = _kind(device)
+    cuda = cuda_problem(device) if kind == "cuda" else ""
     out = {}
-    out["openvino"] = "" if importlib.util.find_spec("openvino") else "openvino not installed (pip install openvino)"
-    out["onnxruntime"] = "" if importlib.util.find_spec("onnxruntime") else "onnxruntime not installed"
-    out["torch"] = ""
+    if kind == "cpu":
+        out["tensorrt"] = "TensorRT runs on CUDA devices only (--device cuda)"
+    else:
+        out["tensorrt"] = cuda or ("" if importlib.util.find_spec("tensorrt")
+                                   else "tensorrt not installed (pip install 'realtime-feat[tensorrt]')")
+    out["openvino"] = ("openvino runs on the CPU only" if kind == "cuda" else
+                       "" if importlib.util.find_spec("openvino") else "openvino not installed (pip install openvino)")
+    if not importlib.util.find_spec("onnxruntime"):
+        out["onnxruntime"] = "onnxruntime not installed"
+    elif kind == "cuda":
+        import onnxruntime
+
+        out["onnxruntime"] = cuda or ("" if "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+                                      else "onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+    else:
+        out["onnxruntime"] = ""
+    out["torch"] = cuda
     return out
 
 
-def select_backend(name: str = "auto", device: str = "cpu", threads: int | None = None):
-    """A backend instance and one line saying why it was chosen."""
-    available = available_backends()
+def select_backend(name: str = "auto", device: str = "cpu", threads: int | None = None,
+                   precision: str | None = None):
+    """A backend instance and one line saying why it was chosen. precision: None for the backend's
+    default (fp16 on CUDA, fp32 on the CPU), "fp32" or "fp16"."""
+    if precision not in (None, "fp32", "fp16"):
+        raise ValueError(f"unknown precision {precision!r}; use fp32 or fp16")
+    if precision == "fp16" and _kind(device) == "cpu":
+        raise ValueError("fp16 runs on CUDA only; use --precision fp32 on the CPU")
+    available = available_backends(device)
     if name == "auto":
-        order = ("openvino", "onnxruntime", "torch") if device == "cpu" else ("onnxruntime", "torch")
-        name = next(n for n in order if not available[n])
-        why = f"auto: best available for {device}"
+        order = ORDER[_kind(device)]
+        usable = [n for n in order if not available[n]]
+        if not usable:
+            raise RuntimeError(f"no backend can run on {device}: {available['torch'] or available[order[0]]}")
+        name = usable[0]
+        passed = [f"{n}: {available[n]}" for n in order[: order.index(name)]]
+        why = f"auto on {device}" + (f" ({'; '.join(passed)})" if passed else ": best available")
     else:
         if name not in available:
             raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(available)}")
         if available[name]:
-            raise RuntimeError(f"backend {name} is not usable here: {available[name]}")
+            raise RuntimeError(f"backend {name} is not usable on {device}: {available[name]}")
         why = "chosen with --backend"
+    if name == "tensorrt":
+        from .tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(device, precision), why
     if name == "openvino":
         from .openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(device, threads), why
+    if precision == "fp16":
+        raise ValueError(f"backend {name} runs fp32 only; fp16 needs --backend torch or tensorrt")
     if name == "onnxruntime":
         from .ort_backend import OrtBackend
 
         return OrtBackend(device, threads), why
     from .torch_backend import TorchBackend
 
-    return TorchBackend(device, threads), why
+    return TorchBackend(device, threads, precision), why

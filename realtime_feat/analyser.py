@@ -29,7 +29,8 @@ class Analyser:
 
     def __init__(self, backend: str = "auto", device: str = "cpu", *, detector: str = "retinaface",
                  identity: bool = True, threshold: Optional[float] = None, weights_dir=None,
-                 threads: Optional[int] = None, models: Optional[PyFeatModels] = None):
+                 threads: Optional[int] = None, precision: Optional[str] = None,
+                 models: Optional[PyFeatModels] = None):
         from realtime_feat.engines import select_backend
 
         if detector not in self.DEFAULT_THRESHOLD:
@@ -37,7 +38,9 @@ class Analyser:
         models = models or PyFeatModels.load(weights_dir, identity, detector=detector == "retinaface")
         self.identity = identity
         self.detector_name = detector
-        self.backend, self.backend_reason = select_backend(backend, device, threads)
+        self.backend, self.backend_reason = select_backend(backend, device, threads, precision)
+        # Frames go to the backend's device once: the crop runs there and chips never leave it.
+        self.device = torch.device(self.backend.device)
         self.weight_paths = models.paths
         digest = {name: file_digest(path) for name, path in models.paths.items()}
         self.weight_digests = digest
@@ -50,6 +53,16 @@ class Analyser:
         self.multitask = self.backend.load("multitask", models.multitask, digest["multitask"])
         self.arcface = self.backend.load("identity", models.identity, digest["arcface"]) if identity else None
         self.decoder = RetinaFaceDecoder(self.DEFAULT_THRESHOLD[detector] if threshold is None else threshold)
+
+    def warm_up(self, height: int, width: int) -> None:
+        """Run each network once at this frame size: builds or loads every export and engine now
+        (minutes for TensorRT), instead of on the first real frame."""
+        frame = Frame(np.zeros((height, width, 3), np.uint8), 0, 0, 0)
+        self.analyse([frame])
+        side = min(height, width) / 2
+        box = np.array([[width / 2 - side / 2, height / 2 - side / 2, width / 2 + side / 2, height / 2 + side / 2]],
+                       np.float32)
+        self.analyse_boxes([frame], [Detections(box, np.ones(1, np.float32))])
 
     def describe(self) -> str:
         detector = "" if self.detector_name == "retinaface" else ", fast detector (MobileNet-0.25, onnxruntime)"
@@ -84,6 +97,7 @@ class Analyser:
                            identity: bool = True):
         t0 = time.perf_counter()
         pixels = torch.from_numpy(np.stack([f.image for f in frames])).permute(0, 3, 1, 2).contiguous()
+        pixels = pixels.to(self.device, non_blocking=True)
         if detections is None:
             detections = self.detect(pixels)
         t1 = time.perf_counter()
@@ -100,8 +114,8 @@ class Analyser:
         if sum(counts) == 0:
             return FaceAnalysis.empty(identity), {"crop": 0.0, "multitask": 0.0, "identity": 0.0}
         t0 = time.perf_counter()
-        boxes = torch.from_numpy(np.concatenate([d.xyxy for d in detections])).float()
-        frame_idx = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        boxes = torch.from_numpy(np.concatenate([d.xyxy for d in detections])).float().to(self.device)
+        frame_idx = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(self.device)
         chips, rects = face_ops.crop_chips(pixels.float() / 255.0, boxes, frame_idx)
         t1 = time.perf_counter()
         outputs = self.multitask(face_ops.multitask_input(chips))

@@ -28,9 +28,11 @@ def _add_model_options(p: argparse.ArgumentParser, detector: Optional[str]) -> N
                    help="retinaface: py-feat's ResNet-34 (equal to py-feat); fast: RetinaFace MobileNet-0.25 "
                         "with real weights, for live use on a CPU (default: "
                         + (detector or "fast on a CPU where installed, else retinaface") + ")")
-    p.add_argument("--backend", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
+    p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "openvino", "onnxruntime", "torch"],
                    help="inference backend (default: the best one available for the device)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default=None,
+                   help="fp16 on CUDA (default there), fp32 (default on the CPU, equal to py-feat)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with the weight files (else $REALTIME_FEAT_WEIGHTS, else the Hugging Face cache)")
@@ -70,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--fps", type=float, help="camera rate to request (frames/s for an image folder)")
     _add_model_options(lv, detector=None)
 
+    ex = sub.add_parser("export", help="build the backend's exports or engines now (TensorRT: minutes)")
+    ex.add_argument("--size", default="720x1280", metavar="HxW",
+                    help="frame size the detector engine is built for (default 720x1280)")
+    _add_model_options(ex, detector="retinaface")
+
     sub.add_parser("cameras", help="list the cameras OpenCV can open")
     sub.add_parser("doctor", help="versions, backends, devices, caches and weights")
     d = sub.add_parser("download", help="download every model's weights into the Hugging Face cache")
@@ -93,6 +100,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             return live_cli.cmd_live(args) if args.command == "live" else live_cli.cmd_cameras(args)
         if args.command == "doctor":
             return cmd_doctor(args)
+        if args.command == "export":
+            return cmd_export(args)
         return cmd_download(args)
     except UserError as exc:
         _err(str(exc))
@@ -119,7 +128,7 @@ def make_analyser(args):
     threads = _set_threads(args.threads)
     try:
         return Analyser(args.backend, args.device, detector=args.detector, identity=args.identity,
-                        threshold=args.threshold, weights_dir=args.weights, threads=threads)
+                        threshold=args.threshold, weights_dir=args.weights, threads=threads, precision=args.precision)
     except (WeightsError, RuntimeError, ValueError) as exc:
         raise UserError(str(exc).splitlines()[0]) from None
 
@@ -186,9 +195,10 @@ def cmd_doctor(args) -> int:
         lines.append(f"py-feat {version('py-feat')}")
     except Exception:
         lines.append("py-feat: not installed")
-    for name, why in available_backends().items():
-        lines.append(f"backend {name}: {'available' if not why else why}")
     cuda = torch.cuda.is_available()
+    for device in ("cpu",) + (("cuda",) if cuda else ()):
+        for name, why in available_backends(device).items():
+            lines.append(f"backend {name} on {device}: {'available' if not why else why}")
     lines.append("devices: cpu ({} cores){}".format(
         os.cpu_count(), "".join(f", cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count()))
         if cuda else ", no CUDA device"))
@@ -206,6 +216,18 @@ def cmd_doctor(args) -> int:
         spec = weights.SPECS[name]
         lines.append(f"weights {spec.repo_id}: {where}  [licence: {spec.licence}]")
     print("\n".join(lines))
+    return 0
+
+
+def cmd_export(args) -> int:
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size expects HxW, e.g. 720x1280, got {args.size!r}") from None
+    analyser = make_analyser(args)
+    started = time.perf_counter()
+    analyser.warm_up(height, width)
+    print(f"{PROG}: {analyser.describe()}: ready for {height}x{width} frames in {time.perf_counter() - started:.1f} s")
     return 0
 
 

@@ -28,27 +28,31 @@ class RetinaFaceDecoder:
         self.threshold = threshold
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
 
-    def priors(self, height: int, width: int) -> torch.Tensor:
+    def priors(self, height: int, width: int, device: torch.device) -> torch.Tensor:
         from feat.face_detectors.Retinaface.Retinaface_model import generate_priors
 
-        key = (height, width)
+        key = (height, width, device)
         if key not in self._priors:
-            self._priors[key] = generate_priors(self.cfg["min_sizes"], self.cfg["steps"], key, clip=self.cfg["clip"])
+            self._priors[key] = generate_priors(self.cfg["min_sizes"], self.cfg["steps"], (height, width),
+                                                clip=self.cfg["clip"], device=device)
         return self._priors[key]
 
     def __call__(self, loc: torch.Tensor, conf: torch.Tensor, landms: torch.Tensor,
                  height: int, width: int) -> list[Detections]:
         from feat.face_detectors.Retinaface.Retinaface_model import decode_boxes, decode_landmarks
 
-        loc, conf, landms = loc.float().cpu(), conf.float().cpu(), landms.float().cpu()
+        # on the outputs' device: a GPU detector's outputs are decoded and suppressed on the GPU
+        loc, conf, landms = loc.float(), conf.float(), landms.float()
+        device = conf.device
         batch, anchors = conf.shape[:2]
-        priors = self.priors(height, width)
+        priors = self.priors(height, width, device)
         variance = self.cfg["variance"]
-        boxes = (decode_boxes(loc, priors, variance) * torch.tensor([width, height, width, height])).reshape(-1, 4)
+        scale = torch.tensor([width, height, width, height], dtype=torch.float32, device=device)
+        boxes = (decode_boxes(loc, priors, variance) * scale).reshape(-1, 4)
         points = (decode_landmarks(landms, priors, variance).reshape(batch, anchors, 5, 2)
-                  * torch.tensor([width, height])).reshape(-1, 5, 2)
+                  * scale[:2]).reshape(-1, 5, 2)
         scores = conf[..., 1].reshape(-1)
-        image = torch.arange(batch).repeat_interleave(anchors)
+        image = torch.arange(batch, device=device).repeat_interleave(anchors)
 
         keep = torch.nonzero(scores > CONFIDENCE).squeeze(1)
         if keep.numel() > TOP_K * batch:
@@ -59,8 +63,9 @@ class RetinaFaceDecoder:
         keep = keep[torch.sort(image[keep], stable=True).indices]
         counts = torch.bincount(image[keep], minlength=batch)
         starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(keep.numel()) - starts[image[keep]]
+        rank = torch.arange(keep.numel(), device=device) - starts[image[keep]]
         keep = keep[rank < KEEP_TOP_K]
         counts = torch.bincount(image[keep], minlength=batch).tolist()
+        boxes, scores, points = boxes[keep].cpu(), scores[keep].cpu(), points[keep].cpu()
         return [Detections(b.numpy(), s.numpy(), p.numpy()) for b, s, p in
-                zip(boxes[keep].split(counts), scores[keep].split(counts), points[keep].split(counts))]
+                zip(boxes.split(counts), scores.split(counts), points.split(counts))]

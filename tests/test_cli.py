@@ -34,7 +34,7 @@ def test_video_to_fex_csv(capsys, tmp_path, weights_dir, sample_data):
     from realtime_feat.engines import available_backends
 
     best = "openvino" if not available_backends()["openvino"] else "onnxruntime"
-    assert f"backend {best}" in err and "[auto: best available for cpu]" in err and "12 frames, 12 rows" in err
+    assert f"backend {best}" in err and "[auto on cpu" in err and "12 frames, 12 rows" in err
     fex = read_feat(str(out))
     assert fex["frame"].tolist() == list(range(0, 72, 6))
     assert fex["timestamp"].to_numpy() == pytest.approx(np.arange(0, 72, 6) / 30)
@@ -187,5 +187,5 @@ def test_doctor(capsys, weights_dir, monkeypatch):
     monkeypatch.setenv("REALTIME_FEAT_WEIGHTS", str(weights_dir))
     code, out, _ = run(capsys, "doctor")
     assert code == 0
-    assert "backend onnxruntime: available" in out and "auto on cpu: " in out
+    assert "backend onnxruntime on cpu: available" in out and "auto on cpu: " in out
     assert f"weights py-feat/face_multitask_v2: {weights_dir}" in out and "non-commercial" in out

@@ -50,13 +50,13 @@ def write_ours(tmp_path, items, results, video: bool):
     return read_feat(str(path))
 
 
-def assert_same(ours: pd.DataFrame, ref: pd.DataFrame):
+def assert_same(ours: pd.DataFrame, ref: pd.DataFrame, tolerances=TOLERANCES):
     assert len(ours) == len(ref), f"{len(ours)} rows, py-feat has {len(ref)}"
     assert list(ours["frame"]) == list(ref["frame"])
     assert np.allclose(ours["FaceScore"], ref["FaceScore"], atol=1e-6)
     checked = 0
     for column in ref.columns:
-        tol = next((t for match, t in TOLERANCES if match(column)), None)
+        tol = next((t for match, t in tolerances if match(column)), None)
         if tol is None:
             continue
         a, b = ours[column].to_numpy(float), ref[column].to_numpy(float)

@@ -1,0 +1,45 @@
+"""GPU parity: our CUDA path against py-feat's Detectorv2 on the same GPU and weights.
+FP32 within the CPU tolerances; FP16 within looser, stated ones. Skips with "no CUDA device"."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from realtime_feat.media import iter_video
+from realtime_feat.types import Detections
+
+from test_parity import ANGLE, SINGLE_FACE_BOX, TOLERANCES, assert_same, fixed_boxes, write_ours
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+# FP16: probabilities ≤ 0.02, mesh and landmarks ≤ 1.5 px, angles ≤ 1.5°; the rest stated here
+FP16_TOLERANCES = [
+    (lambda c: c in ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight"), 1.0),
+    (lambda c: c.startswith("AU") or c in ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger",
+                                            "valence", "arousal"), 0.02),
+    (lambda c: c.startswith(("mesh_", "x_", "y_")), 1.5),
+    (lambda c: c in ("Pitch", "Roll", "Yaw", "gaze_pitch", "gaze_yaw", "gaze_angle"), 3 * ANGLE),
+    (lambda c: c in ("X", "Y", "Z"), 0.02),
+    (lambda c: c.startswith("Identity_"), 0.05),  # ArcFace's unnormalised outputs
+]
+
+
+@pytest.fixture(scope="module")
+def cuda_pyfeat(weight_maker, weights_dir):
+    return weight_maker.offline_detectorv2(weights_dir, device="cuda", amp=False)  # py-feat's FP32 on CUDA
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_cuda_matches_pyfeat(precision, weights_dir, cuda_pyfeat, sample_data, monkeypatch, tmp_path,
+                             pyfeat_reads_video):
+    from realtime_feat.analyser import Analyser
+
+    video = sample_data / "single_face.mp4"
+    fixed_boxes(monkeypatch, cuda_pyfeat, SINGLE_FACE_BOX)
+    ref = cuda_pyfeat.detect(str(video), data_type="video", batch_size=2, skip_frames=24, progress_bar=False)
+    analyser = Analyser("torch", "cuda", weights_dir=weights_dir, precision=precision)
+    items = [(str(video), f) for f in iter_video(video, skip_frames=24)]
+    dets = [Detections(SINGLE_FACE_BOX, np.array([0.99], np.float32))] * len(items)
+    ours = write_ours(tmp_path, items, analyser.analyse_boxes([f for _, f in items], dets), video=True)
+    assert_same(ours, ref, FP16_TOLERANCES if precision == "fp16" else TOLERANCES)
