@@ -18,7 +18,7 @@ from .weights import file_digest
 class Analyser:
     """py-feat's Detectorv2 networks behind one backend.
 
-    backend: "auto" (best for the device), "openvino", "onnxruntime" or "torch".
+    backend: "auto" (best for the device), "tensorrt", "openvino", "onnxruntime" or "torch".
     detector: "retinaface" (py-feat's ResNet-34, equal to py-feat) or "fast" (RetinaFace MobileNet-0.25
         with its real weights, on ONNX Runtime: about a tenth of the compute, for live use on a CPU).
     identity: run ArcFace for an embedding per face (needed for tracking by identity).
