@@ -143,13 +143,12 @@ def main() -> int:
                  f"{max(ours_fps.values()) / pyfeat_fps[1]:.1f}×"))
     rows.append(("offline, ours best vs py-feat best", "ratio", "", "",
                  f"{max(ours_fps.values()) / pyfeat_fps[best]:.1f}×"))
+    from benchtable import print_table
+
     gpu = torch.cuda.get_device_name() if a.device.startswith("cuda") else "CPU (script check only)"
-    print(f"# bench_gpu: {video.name} ({len(frames)} frames, {w}×{h}), {gpu}, CUDA {torch.version.cuda}, "
-          f"torch {torch.__version__}, ours: {analyser.describe()}")
-    print(f"| {'measure':44} | unit         | py-feat        | realtime-feat  | ours vs py-feat |")
-    print(f"|{'-' * 46}|--------------|----------------|----------------|-----------------|")
-    for name, unit, ref, ours, ratio in rows:
-        print(f"| {name:44} | {unit:12} | {ref:>14} | {ours:>14} | {ratio:>15} |")
+    print_table(f"bench_gpu: {video.name} ({len(frames)} frames, {w}×{h}), {gpu}, CUDA {torch.version.cuda}, "
+                f"torch {torch.__version__}, ours: {analyser.describe()}",
+                ["measure", "unit", "py-feat", "realtime-feat", "ours vs py-feat"], rows)
     return 0
 
 

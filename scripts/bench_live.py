@@ -168,12 +168,14 @@ def main() -> int:
         rows.append((LABELS[name], fps, p50, p99, int(skipped), int(captured)))
     import torch
 
-    print(f"# bench_live: {a.video.name} looped as a 30 fps live source for {a.seconds:.0f} s, 1 face, ArcFace on, "
-          f"tracker on, {a.threads} threads, {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}")
-    print(f"| {'pipeline':44} | analysed fps | latency p50 ms | latency p99 ms | skipped for analysis | captured |")
-    print(f"|{'-' * 46}|--------------|----------------|----------------|----------------------|----------|")
-    for label, fps, p50, p99, skipped, captured in rows:
-        print(f"| {label:44} | {fps:12.1f} | {p50:14.0f} | {p99:14.0f} | {skipped:20d} | {captured:8d} |")
+    from benchtable import print_table
+
+    print_table(f"bench_live: {a.video.name} looped as a 30 fps live source for {a.seconds:.0f} s, 1 face, ArcFace "
+                f"on, tracker on, {a.threads} threads, {platform.machine()} {os.cpu_count()} cores, "
+                f"torch {torch.__version__}",
+                ["pipeline", "analysed fps", "latency p50 ms", "latency p99 ms", "skipped for analysis", "captured"],
+                [[label, f"{fps:.1f}", f"{p50:.0f}", f"{p99:.0f}", skipped, captured]
+                 for label, fps, p50, p99, skipped, captured in rows])
     return 0
 
 

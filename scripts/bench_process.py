@@ -149,12 +149,12 @@ def main() -> int:
             ours = read_feat(str(out))
             assert len(ours) == len(ref), f"{backend}: {len(ours)} rows, py-feat {len(ref)}"
             rows.append((f"realtime-feat {backend}", batch, len(ours) / s, ref_s / s, max_diff(ours, ref)))
-    print(f"# bench_process: {video.name} ({n} frames), 1 face/frame, ArcFace on, {a.threads} threads, "
-          f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}")
-    print(f"| {'pipeline':34} | batch | frames/s | × py-feat | max abs diff vs py-feat |")
-    print(f"|{'-' * 36}|-------|----------|-----------|-------------------------|")
-    for name, batch, fps, ratio, diff in rows:
-        print(f"| {name:34} | {batch:5d} | {fps:8.2f} | {ratio:9.2f} | {diff:23.2e} |")
+    from benchtable import print_table
+
+    print_table(f"bench_process: {video.name} ({n} frames), 1 face/frame, ArcFace on, {a.threads} threads, "
+                f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}",
+                ["pipeline", "batch", "frames/s", "× py-feat", "max abs diff vs py-feat"],
+                [[name, batch, f"{fps:.2f}", f"{ratio:.2f}", f"{diff:.2e}"] for name, batch, fps, ratio, diff in rows])
     return 0
 
 
