@@ -117,7 +117,9 @@ def cmd_live(args) -> int:
         path = writer.close() if writer else None
     interrupted = interrupted.is_set()
     seconds = time.monotonic() - started
-    gaps = "; ".join(f"source lost {(g.end_ns - g.start_ns) / 1e9 if g.end_ns else float('nan'):.1f} s"
+    t0_ns = int(started * 1e9)  # time.monotonic() and monotonic_ns() share one clock
+    gaps = "; ".join(f"source lost from {(g.start_ns - t0_ns) / 1e9:.1f} s to "
+                     + (f"{(g.end_ns - t0_ns) / 1e9:.1f} s" if g.end_ns else "the end")
                      for g in capture.gaps)
     print(f"{PROG}: {'interrupted; ' if interrupted else ''}{capture.frames} frames captured, {worker.analysed} "
           f"analysed ({capture.slot.skipped} skipped for analysis, {worker.detections_run} full detections) "
