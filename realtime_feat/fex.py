@@ -96,10 +96,9 @@ class FexWriter:
         self._csv.writerow(columns(video))
         self._last_flush = time.monotonic()
 
-    def append(self, result: FrameResult, input_name: str, identities: Optional[tuple] = None,
-               tracked: bool = False) -> None:
+    def append(self, result: FrameResult, input_name: str, identities: Optional[tuple] = None) -> None:
         """One row per face (a placeholder row without faces). `identities`: (labels, distances) per
-        face from the tracker; `tracked`: write track ids (else the column stays empty)."""
+        face from the tracker, given when a tracker ran: then track ids are written too."""
         tail = [input_name, result.index]
         if self.video:
             tail.append(approx_time(result.pts or 0.0))
@@ -107,7 +106,8 @@ class FexWriter:
         clocks = ["" if result.pts is None else f"{result.pts:.6f}", f"{result.t_monotonic_ns / 1e9:.6f}",
                   f"{result.t_wall_ns / 1e9:.6f}", "" if result.t_lsl is None else f"{result.t_lsl:.6f}",
                   result.n_faces]
-        labels, distances = identities if identities is not None else ([""] * result.n_faces, [np.nan] * result.n_faces)
+        tracked = identities is not None
+        labels, distances = identities if tracked else ([""] * result.n_faces, [np.nan] * result.n_faces)
         for i, row in enumerate(numeric_rows(result)):
             face = [result.track_ids[i] if tracked else "", labels[i], _fmt(distances[i])] if result.n_faces \
                 else ["", "", ""]

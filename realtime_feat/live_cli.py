@@ -94,7 +94,7 @@ def cmd_live(args) -> int:
     bus, status = ResultsBus(), Status()
     writer = FexWriter(args.output, video=False) if args.output else None
     if writer:
-        bus.subscribe(lambda r: writer.append(r, source.id, tracker.identities(r.track_ids), tracked=True))
+        bus.subscribe(lambda r: writer.append(r, source.id, tracker.identities(r.track_ids)))
     bus.subscribe(status.on_result)
     worker = LiveWorker(analyser, capture.slot, bus, tracker, LiveSettings(redetect_every=args.redetect_every))
     worker.start()

@@ -59,6 +59,9 @@ def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames:
             report.frames, report.rows = writer.frames_written, writer.rows_written
             report.error = f"{exc}; the {writer.frames_written} frames analysed before are in {kept}"
             return report
+        except BaseException:  # Ctrl-C, a failing backend: the rows so far stay in `.partial`
+            writer.close(complete=False)
+            raise
     if writer.frames_written == 0:
         writer.close(complete=False).unlink()
         report.error = f"{job.source}: no readable frame, nothing written"
