@@ -12,7 +12,8 @@ MULTITASK_OUTPUTS = ("p_au", "emotion_logits", "va", "gaze", "pose", "mesh", "bl
 
 class DetectorNet(nn.Module):
     """RetinaFace on uint8 or float RGB pixels [B,3,H,W] (0–255) → loc, conf (softmaxed), landmarks.
-    The mean subtraction lives in the graph: a uint8 input is 4× less to copy."""
+    The mean subtraction (py-feat's Retinaface `_RGB_MEAN`) lives in the graph: a uint8 input is 4×
+    less to copy."""
 
     def __init__(self, net: nn.Module):
         super().__init__()

@@ -13,14 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from feat.multitask.inference import CHIP_SIZE, EXPAND_BBOX, IMAGENET_MEAN, IMAGENET_STD, MODEL_INPUT
+
 from .types import FaceAnalysis
 
-CHIP_SIZE = 256
-EXPAND_BBOX = 1.2
-MODEL_INPUT = 224
-IDENTITY_INPUT = 112
-_IMAGENET_MEAN = torch.tensor((0.485, 0.456, 0.406)).view(3, 1, 1)
-_IMAGENET_STD = torch.tensor((0.229, 0.224, 0.225)).view(3, 1, 1)
+IDENTITY_INPUT = 112  # ArcFace(r50).input_size
+_IMAGENET_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+_IMAGENET_STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 
 def crop_chips(frames_unit: torch.Tensor, boxes: torch.Tensor, frame_idx: torch.Tensor):
