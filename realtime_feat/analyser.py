@@ -75,15 +75,7 @@ class Analyser:
 
     def analyse(self, frames: Sequence[Frame]) -> list[FrameResult]:
         """Detect and analyse every face of `frames` (one batch; frames may differ in size)."""
-        out: list[FrameResult] = []
-        start = 0
-        while start < len(frames):  # the detector needs one size per batch
-            end = start + 1
-            while end < len(frames) and frames[end].size == frames[start].size:
-                end += 1
-            out += self._analyse_same_size(frames[start:end], None)
-            start = end
-        return out
+        return [r for s in _same_size_runs(frames) for r in self._analyse_same_size(frames[s], None)]
 
     def analyse_boxes(self, frames: Sequence[Frame], detections: Sequence[Detections],
                       identity: bool = True) -> list[FrameResult]:
@@ -91,7 +83,8 @@ class Analyser:
         identity=False skips ArcFace for these frames (embedding None)."""
         if len(frames) != len(detections):
             raise ValueError(f"{len(detections)} detections for {len(frames)} frames")
-        return [r for f, d in zip(frames, detections) for r in self._analyse_same_size([f], [d], identity)]
+        return [r for s in _same_size_runs(frames)
+                for r in self._analyse_same_size(frames[s], detections[s], identity)]
 
     def _analyse_same_size(self, frames: Sequence[Frame], detections: Optional[Sequence[Detections]],
                            identity: bool = True):
@@ -124,3 +117,13 @@ class Analyser:
         t3 = time.perf_counter()
         analysis = face_ops.decode(outputs, rects, embedding)
         return analysis, {"crop": (t1 - t0) * 1e3, "multitask": (t2 - t1) * 1e3, "identity": (t3 - t2) * 1e3}
+
+
+def _same_size_runs(frames: Sequence[Frame]) -> list[slice]:
+    """Consecutive frames of one size: a batch's frames are stacked into one tensor."""
+    runs, start = [], 0
+    for i in range(1, len(frames) + 1):
+        if i == len(frames) or frames[i].size != frames[start].size:
+            runs.append(slice(start, i))
+            start = i
+    return runs
