@@ -134,17 +134,17 @@ class RoiTracker:
 
 
 class LiveWorker:
-    """The analysis thread. `start()`, `stop()`; results go to `bus`, counters to `stats()`."""
+    """The analysis thread. `start()`, `stop()`; results go to `bus`; `analysed` and `detections_run`
+    count the frames analysed and the full detections among them; `error` holds what stopped it."""
 
     def __init__(self, analyser, slot: LatestSlot, bus: Optional[ResultsBus] = None, tracker=None,
-                 settings: Optional[LiveSettings] = None, on_error: Optional[Callable[[BaseException], None]] = None):
+                 settings: Optional[LiveSettings] = None):
         self.analyser = analyser
         self.slot = slot
         self.bus = bus or ResultsBus()
         self.tracker = tracker
         self.settings = settings or LiveSettings()
         self.roi = RoiTracker(self.settings)
-        self.on_error = on_error
         self.analysed = 0
         self.detections_run = 0
         self.error: Optional[BaseException] = None
@@ -178,8 +178,6 @@ class LiveWorker:
         except BaseException as exc:  # kept for the owner, who reports it
             self.error = exc
             log.exception("analysis stopped")
-            if self.on_error:
-                self.on_error(exc)
 
     def analyse(self, frame) -> FrameResult:
         if frame.t_monotonic_ns - self._last_ns > self.settings.max_pause_s * 1e9:
