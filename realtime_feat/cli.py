@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="frames per inference batch (default 1)")
     p.add_argument("--skip-frames", type=int, default=1, metavar="K",
                    help="analyse every K-th video frame: 0, K, 2K, ... (default 1: every frame)")
+    _add_enrol_option(p)
     _add_model_options(p, detector="retinaface")
 
     lv = sub.add_parser("live", help="analyse a camera, file or stream live: status line, CSV, tracking")
@@ -62,8 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder")
     lv.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write what was analysed to this CSV")
     lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    lv.add_argument("--enrol", action="append", default=[], metavar="NAME=IMAGE",
-                    help="name the person whose face is in IMAGE (repeatable)")
+    _add_enrol_option(lv)
     lv.add_argument("--redetect-every", type=int, default=5, metavar="N",
                     help="full face detection every N analysed frames, landmarks carry the boxes between (default 5)")
     lv.add_argument("--fast", action="store_true", help="play a video file as fast as possible, not at its own rate")
@@ -133,6 +133,36 @@ def make_analyser(args):
         raise UserError(str(exc).splitlines()[0]) from None
 
 
+def _add_enrol_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--enrol", action="append", default=[], metavar="NAME=IMAGE",
+                   help="name the person whose face is in IMAGE (repeatable); the identity column shows it")
+
+
+def enrolments(analyser, specs: list[str]) -> dict:
+    """NAME=IMAGE → {NAME: ArcFace embedding of the largest face in IMAGE}."""
+    import numpy as np
+
+    from .media import iter_images, sample_path
+
+    if specs and not analyser.identity:
+        raise UserError("--enrol needs ArcFace: drop --no-identity")
+    people = {}
+    for spec in specs:
+        name, sep, image = spec.partition("=")
+        if not sep or not name or not image:
+            raise UserError(f"--enrol expects NAME=IMAGE, got {spec!r}")
+        errors: list[str] = []
+        frames = [f for _, f in iter_images([sample_path(Path(image))], errors)]
+        if errors:
+            raise UserError(f"--enrol {name}: {errors[0]}")
+        result = analyser.analyse(frames)[0]
+        if result.n_faces == 0:
+            raise UserError(f"--enrol {name}: no face found in {image}")
+        areas = np.prod(result.detections.xyxy[:, 2:] - result.detections.xyxy[:, :2], axis=1)
+        people[name] = result.faces.embedding[int(np.argmax(areas))]
+    return people
+
+
 def _output_path(out: Path, job, n_jobs: int) -> Path:
     if n_jobs == 1 and out.suffix.lower() == ".csv":
         return out
@@ -156,10 +186,18 @@ def cmd_process(args) -> int:
     outputs = [_output_path(args.output, job, len(jobs)) for job in jobs]
 
     analyser = make_analyser(args)
+    people = enrolments(analyser, args.enrol)
     print(f"{PROG}: backend {analyser.describe()}", file=sys.stderr)
     started, frames, rows, written = time.perf_counter(), 0, 0, []
     for job, out in zip(jobs, outputs):
-        report = process_job(analyser, job, out, args.batch_size, args.skip_frames)
+        tracker = None
+        if job.kind == "video":  # people across a video's frames: on the video's own clock
+            from .tracking import FaceTracker
+
+            tracker = FaceTracker(use_embeddings=args.identity, clock="source")
+            for name, embedding in people.items():
+                tracker.enrol(name, embedding)
+        report = process_job(analyser, job, out, args.batch_size, args.skip_frames, tracker=tracker)
         for msg in report.skipped:
             _err(f"skipped {msg}")
         if report.error:

@@ -7,34 +7,10 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
 PROG = "realtime-feat"
-
-
-def enrol_people(analyser, tracker, specs: list[str]) -> list[str]:
-    """NAME=IMAGE → the tracker knows NAME by the largest face in IMAGE. Returns the names."""
-    from .cli import UserError
-    from .media import MediaError, iter_images, sample_path
-
-    names = []
-    for spec in specs:
-        name, sep, image = spec.partition("=")
-        if not sep or not name or not image:
-            raise UserError(f"--enrol expects NAME=IMAGE, got {spec!r}")
-        errors: list[str] = []
-        frames = [f for _, f in iter_images([sample_path(Path(image))], errors)]
-        if errors:
-            raise UserError(f"--enrol {name}: {errors[0]}")
-        result = analyser.analyse(frames)[0]
-        if result.n_faces == 0 or result.faces.embedding is None:
-            raise UserError(f"--enrol {name}: no face found in {image}")
-        areas = np.prod(result.detections.xyxy[:, 2:] - result.detections.xyxy[:, :2], axis=1)
-        tracker.enrol(name, result.faces.embedding[int(np.argmax(areas))])
-        names.append(name)
-    return names
 
 
 class Status:
@@ -66,24 +42,24 @@ class Status:
 
 def cmd_live(args) -> int:
     from .capture import CaptureThread
-    from .cli import UserError, make_analyser
+    from .cli import UserError, enrolments, make_analyser
     from .fex import FexWriter
     from .live import LiveSettings, LiveWorker, ResultsBus
     from .sources import open_source
     from .tracking import FaceTracker
 
-    if args.enrol and not args.identity:
-        raise UserError("--enrol needs ArcFace: drop --no-identity")
     if args.detector is None:
         from realtime_feat.engines.fast_detector import available
 
         args.detector = "fast" if args.device == "cpu" and not available() else "retinaface"
     analyser = make_analyser(args)
+    people = enrolments(analyser, args.enrol)
     tracker = FaceTracker(use_embeddings=args.identity)
-    enrolled = enrol_people(analyser, tracker, args.enrol)
+    for name, embedding in people.items():
+        tracker.enrol(name, embedding)
     backend = f"{analyser.backend.name}/{analyser.detector_name}"
     print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"
-          + (f"; enrolled {', '.join(enrolled)}" if enrolled else ""), file=sys.stderr)
+          + (f"; enrolled {', '.join(people)}" if people else ""), file=sys.stderr)
 
     source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
     capture = CaptureThread(source)

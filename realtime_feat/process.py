@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
@@ -29,8 +29,9 @@ def batched(items: Iterable, n: int) -> Iterator[list]:
 
 
 def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames: int = 1,
-                progress: Optional[bool] = None) -> JobReport:
-    """Analyse `job` into `out`. progress: None shows a bar on a terminal only."""
+                progress: Optional[bool] = None, tracker=None) -> JobReport:
+    """Analyse `job` into `out`. progress: None shows a bar on a terminal only. With a `tracker`,
+    each face gets its track id and identity columns."""
     from tqdm import tqdm
 
     report = JobReport(None)
@@ -52,7 +53,11 @@ def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames:
         try:
             for batch in prefetch(batched(items, batch_size)):
                 for (name, _), result in zip(batch, analyser.analyse([f for _, f in batch])):
-                    writer.append(result, name)
+                    if tracker is None:
+                        writer.append(result, name)
+                    else:
+                        result = replace(result, track_ids=tracker.update(result))
+                        writer.append(result, name, tracker.identities(result.track_ids))
                 bar.update(len(batch))
         except MediaError as exc:
             kept = writer.close(complete=False)

@@ -127,11 +127,17 @@ class _Track:
 
 
 class FaceTracker:
-    """Stable face ids from `FrameResult`s; time comes from `result.t_monotonic_ns` only."""
+    """Stable face ids from `FrameResult`s. Time comes from the frames, never from a clock read here:
+    `clock="capture"` (live) uses `t_monotonic_ns`; `clock="source"` (offline files, analysed faster or
+    slower than they play) uses the video's own `pts`."""
 
-    def __init__(self, settings: Optional[TrackerSettings] = None, use_embeddings: bool = True):
+    def __init__(self, settings: Optional[TrackerSettings] = None, use_embeddings: bool = True,
+                 clock: str = "capture"):
+        if clock not in ("capture", "source"):
+            raise ValueError(f"FaceTracker clock must be 'capture' or 'source', got {clock!r}")
         self.settings = settings or TrackerSettings()
         self.use_embeddings = use_embeddings
+        self.clock = clock
         # Enrolled people outlive `reset`: they are configuration, like the settings, not tracking state.
         self._people: dict[str, np.ndarray] = {}
         self.reset()
@@ -155,7 +161,9 @@ class FaceTracker:
     def update(self, result: FrameResult) -> np.ndarray:
         """Track ids (N,) int64 for the faces of `result`, in its order; -1 for faces on tentative tracks."""
         s = self.settings
-        now = result.t_monotonic_ns / 1e9
+        now = result.pts if self.clock == "source" else result.t_monotonic_ns / 1e9
+        if now is None:
+            raise ValueError(f"frame {result.index} has no source timestamp for a clock='source' tracker")
         self._age(now)
         boxes = np.asarray(result.detections.xyxy, np.float64)
         emb = self._embeddings(result)

@@ -189,3 +189,30 @@ def test_doctor(capsys, weights_dir, monkeypatch):
     assert code == 0
     assert "backend onnxruntime on cpu: available" in out and "auto on cpu: " in out
     assert f"weights py-feat/face_multitask_v2: {weights_dir}" in out and "non-commercial" in out
+
+
+def test_process_tracks_people_through_a_video(capsys, tmp_path, weights_dir):
+    """Real faces (the fast detector's real weights) get one track id across the video, on its own clock."""
+    from realtime_feat.engines.fast_detector import available
+
+    if available():
+        pytest.skip(available())
+    import pandas as pd
+
+    out = tmp_path / "tracked.csv"
+    code, _, err = run(capsys, "process", "pyfeat:single_face.mp4", "-o", out, "--weights", weights_dir,
+                       "--detector", "fast", "--skip-frames", "4", "--enrol", "me=pyfeat:single_face.jpg")
+    assert code == 0, err
+    fex = pd.read_csv(out)
+    assert len(fex) == 18 and (fex["n_faces"] == 1).all()
+    assert fex["track_id"].tolist() == [-1, -1] + [1] * 16  # confirmed at the third sighting
+    assert set(fex["identity"].dropna()) <= {"me", "unknown"} and fex["identity"].notna().sum() == 16
+
+
+def test_tracker_on_the_source_clock_needs_timestamps():
+    from realtime_feat.tracking import FaceTracker
+    from realtime_feat.types import Detections, FaceAnalysis, Frame, FrameResult
+
+    result = FrameResult.of(Frame(np.zeros((2, 2, 3), np.uint8), 3, 0, 0), Detections.empty(), FaceAnalysis.empty(), {})
+    with pytest.raises(ValueError, match="frame 3 has no source timestamp"):
+        FaceTracker(clock="source").update(result)
