@@ -48,6 +48,12 @@ def cmd_live(args) -> int:
     from .sources import open_source
     from .tracking import FaceTracker
 
+    source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
+    try:  # a wrong source is reported before the models take seconds to load
+        source.open()
+        source.close()
+    except OSError as exc:
+        raise UserError(str(exc)) from None
     if args.detector is None:
         from realtime_feat.engines.fast_detector import available
 
@@ -61,7 +67,6 @@ def cmd_live(args) -> int:
     print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"
           + (f"; enrolled {', '.join(people)}" if people else ""), file=sys.stderr)
 
-    source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
     capture = CaptureThread(source)
     try:
         capture.start()

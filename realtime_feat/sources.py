@@ -13,6 +13,14 @@ from typing import Optional, Protocol
 import numpy as np
 
 
+def _cv2():
+    """OpenCV, with its per-index probing warnings silenced: a missing camera is reported by us, once."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    return cv2
+
+
 class Source(Protocol):
     id: str
     ended: bool  # True once a finite source has given its last frame
@@ -35,8 +43,7 @@ class CameraSource:
         self._cap = None
 
     def open(self) -> None:
-        import cv2
-
+        cv2 = _cv2()
         cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
@@ -62,7 +69,7 @@ class CameraSource:
 
 def list_cameras(max_index: int = 8) -> list[tuple[int, int, int]]:
     """(index, width, height) of each camera OpenCV can open among the first indices."""
-    import cv2
+    cv2 = _cv2()
 
     found = []
     for index in range(max_index):
