@@ -273,3 +273,14 @@ def test_ctrl_c_stops_cleanly_and_says_what_was_written(tmp_path, weights_dir, f
     assert "interrupted" in summary and f"to {out}" in summary
     rows = int(summary.split("wrote ")[1].split(" rows")[0])
     assert rows > 0 and len(pd.read_csv(out)) == rows
+
+
+def test_live_with_no_camera_fails_at_once_in_one_line(capsys, tmp_path):
+    from realtime_feat.cli import main
+
+    started = time.monotonic()
+    assert main(["live", "--source", "7", "--weights", str(tmp_path)]) == 2  # before any weight is looked for
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["realtime-feat: error: camera 7 cannot be opened (unplugged, busy, or no permission); "
+                   "`realtime-feat cameras` lists the ones found"]
+    assert time.monotonic() - started < 10
