@@ -87,9 +87,9 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
         from .openvino_backend import OpenVinoBackend
 
         return OpenVinoBackend(device, threads), why
-    if precision == "fp16":
-        raise ValueError(f"backend {name} runs fp32 only; fp16 needs --backend torch or tensorrt")
     if name == "onnxruntime":
+        if precision == "fp16":
+            raise ValueError("backend onnxruntime runs fp32 only; fp16 needs --backend torch or tensorrt")
         from .ort_backend import OrtBackend
 
         return OrtBackend(device, threads), why

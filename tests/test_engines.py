@@ -34,6 +34,8 @@ def test_auto_on_cuda_falls_back_from_tensorrt_to_torch(monkeypatch):
     assert backend.name == "torch" and backend.device == "cuda:0" and backend.precision == "fp16"
     assert why == "auto on cuda:0 (tensorrt: tensorrt not installed (pip install 'realtime-feat[tensorrt]'))"
     assert sel.available_backends("cuda:0")["openvino"] == "openvino runs on the CPU only"
+    assert sel.select_backend("torch", "cuda:0", precision="fp16")[0].precision == "fp16"
+    assert sel.select_backend("torch", "cuda:0", precision="fp32")[0].precision == "fp32"
 
 
 def test_profiles():
