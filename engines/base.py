@@ -1,6 +1,8 @@
 """The one small interface every backend implements (DESIGN.md, "Backends")."""
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -35,3 +37,12 @@ class NumpyRunner:
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return tuple(torch.from_numpy(o) for o in self.run_numpy(np.ascontiguousarray(x.detach().cpu().numpy())))
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, read in blocks (weights and exports are hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

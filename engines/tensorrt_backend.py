@@ -23,6 +23,7 @@ from typing import Callable, Optional
 import torch
 
 from . import onnx_export
+from .base import sha256_file
 from .networks import MODELS
 
 MAX_FACES = 32
@@ -71,14 +72,6 @@ class EngineKey:
 
 def engine_dir() -> Path:
     return onnx_export.cache_dir().parent / "tensorrt"
-
-
-def file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()[:20]
 
 
 def cached_engine(key: EngineKey, build: Callable[[], bytes], deserialize: Callable[[bytes], object]):
@@ -187,7 +180,7 @@ class TensorRTBackend:
         onnx_path = onnx_export.onnx_path(model, weights_digest)
         if not onnx_path.is_file():
             onnx_export.export(model, module, onnx_path)
-        key = EngineKey(model, self.gpu, self.capability, self.trt.__version__, file_sha(onnx_path), self.precision,
+        key = EngineKey(model, self.gpu, self.capability, self.trt.__version__, sha256_file(onnx_path)[:20], self.precision,
                         profile_for(model, shape))
         return cached_engine(key, lambda: self.build(onnx_path, key), self.runtime.deserialize_cuda_engine)
 

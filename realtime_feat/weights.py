@@ -13,7 +13,6 @@ safetensors only: a weight file is never unpickled.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -129,11 +128,9 @@ def file_digest(path: Path, length: int = 16) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _digest(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a rewritten file is hashed again
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+    from realtime_feat.engines.base import sha256_file
+
+    return sha256_file(Path(path))
 
 
 def status(weights_dir: Optional[os.PathLike] = None) -> dict[str, str]:
