@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -13,6 +14,8 @@ from .detection import RetinaFaceDecoder
 from .models import PyFeatModels
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 from .weights import file_digest
+
+T = TypeVar("T")
 
 
 class Analyser:
@@ -75,7 +78,7 @@ class Analyser:
 
     def analyse(self, frames: Sequence[Frame]) -> list[FrameResult]:
         """Detect and analyse every face of `frames` (one batch; frames may differ in size)."""
-        return [r for s in _same_size_runs(frames) for r in self._analyse_same_size(frames[s], None)]
+        return self._analyse(frames, None, self.identity)
 
     def analyse_boxes(self, frames: Sequence[Frame], detections: Sequence[Detections],
                       identity: bool = True) -> list[FrameResult]:
@@ -83,40 +86,134 @@ class Analyser:
         identity=False skips ArcFace for these frames (embedding None)."""
         if len(frames) != len(detections):
             raise ValueError(f"{len(detections)} detections for {len(frames)} frames")
-        return [r for s in _same_size_runs(frames)
-                for r in self._analyse_same_size(frames[s], detections[s], identity)]
+        return self._analyse(frames, detections, identity and self.identity)
 
-    def _analyse_same_size(self, frames: Sequence[Frame], detections: Optional[Sequence[Detections]],
-                           identity: bool = True):
+    def analyse_stream(self, batches: Iterable[tuple[T, Sequence[Frame]]]) -> Iterator[tuple[T, list[FrameResult]]]:
+        """`analyse` over (tag, frames) batches, yielding (tag, results) in order, one batch behind:
+        the detector of batch i+1 runs while the face networks of batch i finish. On CUDA these are
+        two streams, so the GPU runs both at once; on the CPU the same steps run one after another.
+        For offline work; live analysis takes the newest frame instead (latency first)."""
+        streams = _Streams(self.device)
+        behind = None  # (tag, runs) whose face networks are queued on the face stream
+
+        def finish():
+            with streams.faces():
+                return behind[0], [r for run in behind[1] for r in self._finish(run)]
+
+        batches = iter(batches)
+        while True:
+            try:
+                tag, frames = next(batches)
+            except StopIteration:
+                break
+            except Exception:  # a broken input: what was analysed before it still comes out
+                if behind is not None:
+                    yield finish()
+                raise
+            with streams.detect():
+                runs = [self._upload(frames[s], None) for s in _same_size_runs(frames)]
+            if behind is not None:
+                yield finish()  # the face networks of the batch behind end while the detector runs
+            with streams.detect():
+                for run in runs:
+                    self._decode(run)
+            with streams.faces():
+                streams.faces_after_detect()
+                for run in runs:
+                    self._launch(run, self.identity)
+            behind = (tag, runs)
+        if behind is not None:
+            yield finish()
+
+    def _analyse(self, frames, detections, identity: bool) -> list[FrameResult]:
+        results = []
+        for s in _same_size_runs(frames):
+            run = self._upload(frames[s], None if detections is None else detections[s])
+            self._decode(run)
+            self._launch(run, identity)
+            results += self._finish(run)
+        return results
+
+    def _upload(self, frames: Sequence[Frame], detections: Optional[Sequence[Detections]]) -> "_Run":
+        """Frames to the device and, without given boxes, the detector queued on them."""
         t0 = time.perf_counter()
         pixels = torch.from_numpy(np.stack([f.image for f in frames])).permute(0, 3, 1, 2).contiguous()
         pixels = pixels.to(self.device, non_blocking=True)
-        if detections is None:
-            detections = self.detect(pixels)
-        t1 = time.perf_counter()
-        counts = [len(d) for d in detections]
-        analysis, timings = self._analyse_faces(pixels, detections, counts, identity and self.identity)
-        timings = {"detect": (t1 - t0) * 1e3, **timings}
-        per_frame = {k: v / len(frames) for k, v in timings.items()}
-        per_face = np.split(np.arange(sum(counts)), np.cumsum(counts)[:-1])
-        return [FrameResult.of(f, d, analysis[idx], dict(per_frame, batch=len(frames)))
-                for f, d, idx in zip(frames, detections, per_face)]
+        raw = self.detector(pixels) if detections is None else None
+        return _Run(frames, pixels, detections, raw, {"detect": time.perf_counter() - t0})
 
-    def _analyse_faces(self, pixels: torch.Tensor, detections: Sequence[Detections], counts: list[int],
-                       identity: bool):
-        if sum(counts) == 0:
-            return FaceAnalysis.empty(identity), {"crop": 0.0, "multitask": 0.0, "identity": 0.0}
+    def _decode(self, run: "_Run") -> None:
+        """The detector's outputs → boxes on the host (waits for the detector)."""
         t0 = time.perf_counter()
-        boxes = torch.from_numpy(np.concatenate([d.xyxy for d in detections])).float().to(self.device)
+        if run.detections is None:
+            run.detections = self.decoder(*run.raw, run.pixels.shape[2], run.pixels.shape[3])
+            run.raw = None
+        run.timings["detect"] += time.perf_counter() - t0
+
+    def _launch(self, run: "_Run", identity: bool) -> None:
+        """Crop every face of the run at once and queue the multitask model (and ArcFace) on them."""
+        counts = [len(d) for d in run.detections]
+        run.identity = identity
+        if sum(counts) == 0:
+            run.timings.update(crop=0.0, multitask=0.0, identity=0.0)
+            return
+        t0 = time.perf_counter()
+        boxes = torch.from_numpy(np.concatenate([d.xyxy for d in run.detections])).float().to(self.device)
         frame_idx = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts)).to(self.device)
-        chips, rects = face_ops.crop_chips(pixels.float() / 255.0, boxes, frame_idx)
+        chips, rects = face_ops.crop_chips(run.pixels.float() / 255.0, boxes, frame_idx)
         t1 = time.perf_counter()
         outputs = self.multitask(face_ops.multitask_input(chips))
         t2 = time.perf_counter()
         embedding = self.arcface(face_ops.identity_input(chips))[0] if identity else None
         t3 = time.perf_counter()
-        analysis = face_ops.decode(outputs, rects, embedding)
-        return analysis, {"crop": (t1 - t0) * 1e3, "multitask": (t2 - t1) * 1e3, "identity": (t3 - t2) * 1e3}
+        run.outputs = (outputs, rects, embedding)
+        run.timings.update(crop=t1 - t0, multitask=t2 - t1, identity=t3 - t2)
+
+    def _finish(self, run: "_Run") -> list[FrameResult]:
+        """The face networks' outputs to the host (waits for them) → one FrameResult per frame."""
+        t0 = time.perf_counter()
+        analysis = (FaceAnalysis.empty(run.identity) if run.outputs is None
+                    else face_ops.decode(*run.outputs))
+        run.timings["decode"] = time.perf_counter() - t0
+        n = len(run.frames)
+        per_frame = {k: v * 1e3 / n for k, v in run.timings.items()}
+        per_frame["batch"] = n
+        counts = [len(d) for d in run.detections]
+        per_face = np.split(np.arange(sum(counts)), np.cumsum(counts)[:-1])
+        return [FrameResult.of(f, d, analysis[idx], dict(per_frame))
+                for f, d, idx in zip(run.frames, run.detections, per_face)]
+
+
+@dataclass
+class _Run:
+    """Frames of one size on their way through the networks (see Analyser.analyse_stream)."""
+
+    frames: Sequence[Frame]
+    pixels: torch.Tensor                          # [B,3,H,W] uint8 on the device
+    detections: Optional[Sequence[Detections]]    # None until the detector's outputs are decoded
+    raw: Optional[tuple]                          # the detector's outputs, still on the device
+    timings: dict                                 # seconds per stage
+    outputs: Optional[tuple] = None               # multitask outputs, rects, embedding on the device
+    identity: bool = False
+
+
+class _Streams:
+    """Two streams of the analyser's device, one for the detector and one for the face networks.
+    torch.cpu's streams are no-ops, so on the CPU the same code runs in order."""
+
+    def __init__(self, device: torch.device):
+        self.module = torch.get_device_module(device)
+        self._detect, self._faces = self.module.Stream(), self.module.Stream()
+
+    def detect(self):
+        return self.module.stream(self._detect)
+
+    def faces(self):
+        return self.module.stream(self._faces)
+
+    def faces_after_detect(self) -> None:
+        """The face networks read the frames uploaded (and boxes decoded) on the detect stream."""
+        self._faces.wait_stream(self._detect)
 
 
 def _same_size_runs(frames: Sequence[Frame]) -> list[slice]:

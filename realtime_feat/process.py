@@ -1,5 +1,6 @@
 """Offline processing of one input (a video or a set of images) into one Fex CSV: every frame,
-in batches, decoding on its own thread. The same path as live analysis, with nothing dropped."""
+in batches, decoding on its own thread, the detector of one batch overlapping the face networks of
+the batch before (`Analyser.analyse_stream`). The same path as live analysis, with nothing dropped."""
 from __future__ import annotations
 
 import itertools
@@ -51,8 +52,9 @@ def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames:
     with tqdm(total=total, unit="frame", desc=job.name[:24], file=sys.stderr, dynamic_ncols=True,
               disable=disable) as bar:
         try:
-            for batch in prefetch(batched(items, batch_size)):
-                for (name, _), result in zip(batch, analyser.analyse([f for _, f in batch])):
+            batches = ((batch, [f for _, f in batch]) for batch in prefetch(batched(items, batch_size)))
+            for batch, results in analyser.analyse_stream(batches):
+                for (name, _), result in zip(batch, results):
                     if tracker is None:
                         writer.append(result, name)
                     else:
