@@ -57,13 +57,16 @@ def available_backends(device: str = "cpu") -> dict[str, str]:
 
 
 def select_backend(name: str = "auto", device: str = "cpu", threads: int | None = None,
-                   precision: str | None = None):
+                   precision: str | None = None, cuda_graphs: bool = False):
     """A backend instance and one line saying why it was chosen. precision: None for the backend's
-    default (fp16 on CUDA, fp32 on the CPU), "fp32" or "fp16"."""
+    default (fp16 on CUDA, fp32 on the CPU), "fp32" or "fp16". cuda_graphs: torch on CUDA replays
+    CUDA graphs (chosen by auto only where TensorRT is missing)."""
     if precision not in (None, "fp32", "fp16"):
         raise ValueError(f"unknown precision {precision!r}; use fp32 or fp16")
     if precision == "fp16" and _kind(device) == "cpu":
         raise ValueError("fp16 runs on CUDA only; use --precision fp32 on the CPU")
+    if cuda_graphs and _kind(device) == "cpu":
+        raise ValueError("CUDA graphs need a CUDA device (--device cuda)")
     available = available_backends(device)
     if name == "auto":
         order = ORDER[_kind(device)]
@@ -79,6 +82,8 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
         if available[name]:
             raise RuntimeError(f"backend {name} is not usable on {device}: {available[name]}")
         why = "chosen with --backend"
+    if cuda_graphs and name != "torch":
+        raise ValueError(f"CUDA graphs are for the torch backend, not {name} ({why}); add --backend torch")
     if name == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
@@ -95,4 +100,4 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
         return OrtBackend(device, threads), why
     from .torch_backend import TorchBackend
 
-    return TorchBackend(device, threads, precision), why
+    return TorchBackend(device, threads, precision, cuda_graphs), why

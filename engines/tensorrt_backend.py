@@ -139,15 +139,16 @@ class TrtRunner:
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.input = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self.input_dtype = torch.uint8 if engine.get_tensor_dtype(self.input) == trt.DataType.UINT8 else torch.float32
+        dtypes = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.UINT8: torch.uint8}
+        self.dtype = {n: dtypes[engine.get_tensor_dtype(n)] for n in names}
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = x.to(self.device, self.input_dtype, non_blocking=True).contiguous()
+        x = x.to(self.device, self.dtype[self.input], non_blocking=True).contiguous()
         self.context.set_input_shape(self.input, tuple(x.shape))
         self.context.set_tensor_address(self.input, x.data_ptr())
         outputs = []
         for name in self.outputs:
-            out = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=torch.float32, device=self.device)
+            out = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtype[name], device=self.device)
             self.context.set_tensor_address(name, out.data_ptr())
             outputs.append(out)
         stream = torch.cuda.current_stream(self.device)
@@ -180,8 +181,8 @@ class TensorRTBackend:
         onnx_path = onnx_export.onnx_path(model, weights_digest)
         if not onnx_path.is_file():
             onnx_export.export(model, module, onnx_path)
-        key = EngineKey(model, self.gpu, self.capability, self.trt.__version__, sha256_file(onnx_path)[:20], self.precision,
-                        profile_for(model, shape))
+        key = EngineKey(model, self.gpu, self.capability, self.trt.__version__, sha256_file(onnx_path)[:20],
+                        self.precision, profile_for(model, shape))
         return cached_engine(key, lambda: self.build(onnx_path, key), self.runtime.deserialize_cuda_engine)
 
     def build(self, onnx_path: Path, key: EngineKey) -> bytes:

@@ -26,13 +26,14 @@ class Analyser:
         with its real weights, on ONNX Runtime: about a tenth of the compute, for live use on a CPU).
     identity: run ArcFace for an embedding per face (needed for tracking by identity).
     threshold: face score a detection must reach (default 0.5, py-feat's; 0.6 for the fast detector).
+    cuda_graphs: the torch backend on CUDA replays a CUDA graph per input shape (up to 8 faces).
     """
 
     DEFAULT_THRESHOLD = {"retinaface": 0.5, "fast": 0.6}
 
     def __init__(self, backend: str = "auto", device: str = "cpu", *, detector: str = "retinaface",
                  identity: bool = True, threshold: Optional[float] = None, weights_dir=None,
-                 threads: Optional[int] = None, precision: Optional[str] = None,
+                 threads: Optional[int] = None, precision: Optional[str] = None, cuda_graphs: bool = False,
                  models: Optional[PyFeatModels] = None):
         from realtime_feat.engines import select_backend
 
@@ -41,7 +42,7 @@ class Analyser:
         models = models or PyFeatModels.load(weights_dir, identity, detector=detector == "retinaface")
         self.identity = identity
         self.detector_name = detector
-        self.backend, self.backend_reason = select_backend(backend, device, threads, precision)
+        self.backend, self.backend_reason = select_backend(backend, device, threads, precision, cuda_graphs)
         # Frames go to the backend's device once: the crop runs there and chips never leave it.
         self.device = torch.device(self.backend.device)
         self.weight_paths = models.paths

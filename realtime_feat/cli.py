@@ -34,6 +34,8 @@ def _add_model_options(p: argparse.ArgumentParser, detector: Optional[str]) -> N
     p.add_argument("--precision", choices=["fp32", "fp16"], default=None,
                    help="fp16 on CUDA (default there), fp32 (default on the CPU, equal to py-feat)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="torch on CUDA: replay each network as a CUDA graph (fixed shapes of live use, up to 8 faces)")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="folder with the weight files (else $REALTIME_FEAT_WEIGHTS, else the Hugging Face cache)")
     p.add_argument("--threshold", type=float, default=None,
@@ -128,7 +130,8 @@ def make_analyser(args):
     threads = _set_threads(args.threads)
     try:
         return Analyser(args.backend, args.device, detector=args.detector, identity=args.identity,
-                        threshold=args.threshold, weights_dir=args.weights, threads=threads, precision=args.precision)
+                        threshold=args.threshold, weights_dir=args.weights, threads=threads, precision=args.precision,
+                        cuda_graphs=args.cuda_graphs)
     except (WeightsError, RuntimeError, ValueError) as exc:
         raise UserError(str(exc).splitlines()[0]) from None
 

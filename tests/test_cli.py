@@ -148,6 +148,12 @@ def test_missing_input(capsys, tmp_path, weights_dir):
     assert code == 2 and f"{tmp_path / 'nope.mp4'}: no such file or folder" in err
 
 
+def test_cuda_graphs_on_the_cpu_is_one_line(capsys, tmp_path, weights_dir, sample_data):
+    code, _, err = run(capsys, "process", sample_data / "single_face.jpg", "-o", tmp_path, "--weights", weights_dir,
+                       "--cuda-graphs")
+    assert code == 2 and errors(err) == ["realtime-feat: error: CUDA graphs need a CUDA device (--device cuda)"]
+
+
 def test_missing_weights_in_folder(capsys, tmp_path, sample_data):
     empty = tmp_path / "weights"
     empty.mkdir()

@@ -36,6 +36,16 @@ def test_auto_on_cuda_falls_back_from_tensorrt_to_torch(monkeypatch):
     assert sel.available_backends("cuda:0")["openvino"] == "openvino runs on the CPU only"
     assert sel.select_backend("torch", "cuda:0", precision="fp16")[0].precision == "fp16"
     assert sel.select_backend("torch", "cuda:0", precision="fp32")[0].precision == "fp32"
+    assert sel.select_backend("torch", "cuda:0", cuda_graphs=True)[0].cuda_graphs
+
+
+def test_cuda_graphs_only_with_torch_on_cuda(monkeypatch):
+    with pytest.raises(ValueError, match=r"CUDA graphs need a CUDA device \(--device cuda\)"):
+        sel.select_backend("torch", "cpu", cuda_graphs=True)
+    monkeypatch.setattr(sel, "cuda_problem", lambda device: "")
+    monkeypatch.setattr(sel.importlib.util, "find_spec", lambda name: object())  # as if TensorRT were installed
+    with pytest.raises(ValueError, match="CUDA graphs are for the torch backend, not tensorrt .*add --backend torch"):
+        sel.select_backend("auto", "cuda", cuda_graphs=True)
 
 
 def test_profiles():
