@@ -18,6 +18,7 @@ class Runner(Protocol):
 class Backend(Protocol):
     name: str     # "torch", "onnxruntime", ...
     device: str   # "cpu", "cuda:0", ...
+    warm_faces: tuple[int, ...]  # face counts Analyser.warm_up runs (a CUDA graph is captured per count)
 
     def load(self, model: str, module: torch.nn.Module, weights_digest: str) -> Runner:
         """A runner for `module` (one of networks.MODELS), built or fetched from a cache keyed by

@@ -24,6 +24,7 @@ class OvRunner(NumpyRunner):
 
 class OpenVinoBackend:
     name = "openvino"
+    warm_faces = (1,)  # one profile or dynamic shapes cover every face count
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
         if device != "cpu":

@@ -21,6 +21,7 @@ class OrtRunner(NumpyRunner):
 
 class OrtBackend:
     name = "onnxruntime"
+    warm_faces = (1,)  # one profile or dynamic shapes cover every face count
 
     def __init__(self, device: str = "cpu", threads: int | None = None):
         import onnxruntime as ort

@@ -159,6 +159,7 @@ class TrtRunner:
 
 class TensorRTBackend:
     name = "tensorrt"
+    warm_faces = (1,)  # one profile or dynamic shapes cover every face count
 
     def __init__(self, device: str = "cuda", precision: Optional[str] = None):
         import tensorrt as trt

@@ -90,6 +90,7 @@ class TorchBackend:
         if cuda_graphs and not device.startswith("cuda"):
             raise ValueError("CUDA graphs need a CUDA device (--device cuda)")
         self.cuda_graphs = cuda_graphs
+        self.warm_faces = tuple(range(1, MAX_GRAPHED_BATCH + 1)) if cuda_graphs else (1,)
         if threads:
             torch.set_num_threads(threads)
 

@@ -59,14 +59,15 @@ class Analyser:
         self.decoder = RetinaFaceDecoder(self.DEFAULT_THRESHOLD[detector] if threshold is None else threshold)
 
     def warm_up(self, height: int, width: int) -> None:
-        """Run each network once at this frame size: builds or loads every export and engine now
-        (minutes for TensorRT), instead of on the first real frame."""
+        """Run each network once at this frame size (and, with CUDA graphs, at each face count they
+        cover): builds or loads every export, engine and graph now (minutes for TensorRT), instead
+        of on the first real frame."""
         frame = Frame(np.zeros((height, width, 3), np.uint8), 0, 0, 0)
         self.analyse([frame])
         side = min(height, width) / 2
-        box = np.array([[width / 2 - side / 2, height / 2 - side / 2, width / 2 + side / 2, height / 2 + side / 2]],
-                       np.float32)
-        self.analyse_boxes([frame], [Detections(box, np.ones(1, np.float32))])
+        box = [width / 2 - side / 2, height / 2 - side / 2, width / 2 + side / 2, height / 2 + side / 2]
+        for n in self.backend.warm_faces:
+            self.analyse_boxes([frame], [Detections(np.array([box] * n, np.float32), np.ones(n, np.float32))])
 
     def describe(self) -> str:
         detector = "" if self.detector_name == "retinaface" else ", fast detector (MobileNet-0.25, onnxruntime)"

@@ -251,8 +251,9 @@ def cmd_doctor(args) -> int:
             lines.append(f"auto on {device}: none ({exc})")
     from huggingface_hub.constants import HF_HUB_CACHE
 
+    folder = weights.weights_dir_from_env() or f"not set (--weights or ${weights.ENV_WEIGHTS_DIR})"
     lines += [f"cache: Hugging Face {HF_HUB_CACHE}", f"cache: exported models {cache_dir()}",
-              f"weights folder: {weights.weights_dir_from_env() or f'not set (--weights or ${weights.ENV_WEIGHTS_DIR})'}"]
+              f"weights folder: {folder}"]
     for name, where in weights.status().items():
         spec = weights.SPECS[name]
         lines.append(f"weights {spec.repo_id}: {where}  [licence: {spec.licence}]")

@@ -49,8 +49,9 @@ def cmd_live(args) -> int:
     from .tracking import FaceTracker
 
     source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
-    try:  # a wrong source is reported before the models take seconds to load
+    try:  # a wrong source is reported before the models take seconds to load; its size is learnt
         source.open()
+        first = source.read()
         source.close()
     except OSError as exc:
         raise UserError(str(exc)) from None
@@ -66,6 +67,11 @@ def cmd_live(args) -> int:
     backend = f"{analyser.backend.name}/{analyser.detector_name}"
     print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"
           + (f"; enrolled {', '.join(people)}" if people else ""), file=sys.stderr)
+    if first is not None:  # engines, graphs and kernels for this frame size, before the first real frame
+        t = time.monotonic()
+        analyser.warm_up(*first.shape[:2])
+        print(f"{PROG}: ready for {first.shape[0]}x{first.shape[1]} frames in {time.monotonic() - t:.1f} s",
+              file=sys.stderr)
 
     capture = CaptureThread(source)
     try:

@@ -158,6 +158,7 @@ class FolderSource:
     def open(self) -> None:
         if not self.paths:
             raise OSError(f"{self.folder}: folder has no images")
+        self._next, self._due, self.ended = 0, None, False  # opened again, it starts again
 
     def read(self) -> Optional[np.ndarray]:
         from .media import MediaError, read_image

@@ -195,7 +195,7 @@ def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir
                  str(weights_dir), "--backend", "onnxruntime", "--enrol", f"me={sample_data / 'single_face.jpg'}"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "fast detector" in err and "enrolled me" in err
+    assert "fast detector" in err and "enrolled me" in err and "ready for 360x640 frames" in err
     import re
 
     (start, end), = [tuple(map(float, m)) for m in re.findall(r"source lost from ([\d.]+) s to ([\d.]+) s", err)]
@@ -243,7 +243,11 @@ def test_image_folder_source(tmp_path, sample_data):
     for name in ("single_face.jpg", "multi_face.jpg"):
         shutil.copy(sample_data / name, tmp_path / name)
     (tmp_path / "notes.txt").write_text("not an image")
-    capture = CaptureThread(open_source(str(tmp_path), fps=50))
+    source = open_source(str(tmp_path), fps=50)
+    source.open()  # as `live` does to check the source and learn its frame size
+    assert source.read().shape == (667, 1000, 3)
+    source.close()
+    capture = CaptureThread(source)
     recorder = capture.subscribe("recorder")
     capture.start().wait(timeout=10)
     frames = [recorder.queue.get_nowait() for _ in range(recorder.queue.qsize())]
