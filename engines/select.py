@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 ORDER = {"cuda": ("tensorrt", "torch", "onnxruntime"), "cpu": ("openvino", "onnxruntime", "torch")}
+BACKENDS = ("tensorrt", "openvino", "onnxruntime", "torch")
 
 
 def _kind(device: str) -> str:
@@ -29,6 +30,17 @@ def cuda_problem(device: str) -> str:
     if index >= torch.cuda.device_count():
         return f"no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
     return ""
+
+
+def resolve_device(device: str, backend: str = "auto") -> tuple[str, str]:
+    """What device "auto" means for `backend`, and why: the first CUDA device where there is one
+    the backend can use, else the CPU. Any other device is returned as given, with no reason."""
+    if device != "auto":
+        return device, ""
+    problem = cuda_problem("cuda:0")
+    if not problem and backend != "auto":
+        problem = available_backends("cuda:0")[backend]  # e.g. OpenVINO runs on the CPU only
+    return ("cpu", f"device auto → cpu: {problem.split(';')[0]}") if problem else ("cuda:0", "device auto → cuda:0")
 
 
 def available_backends(device: str = "cpu") -> dict[str, str]:
@@ -58,15 +70,19 @@ def available_backends(device: str = "cpu") -> dict[str, str]:
 
 def select_backend(name: str = "auto", device: str = "cpu", threads: int | None = None,
                    precision: str | None = None, cuda_graphs: bool = False):
-    """A backend instance and one line saying why it was chosen. precision: None for the backend's
-    default (fp16 on CUDA, fp32 on the CPU), "fp32" or "fp16". cuda_graphs: torch on CUDA replays
-    CUDA graphs (chosen by auto only where TensorRT is missing)."""
+    """A backend instance and one line saying why it was chosen. device: auto, cpu, cuda or cuda:N.
+    precision: None for the backend's default (fp16 on CUDA, fp32 on the CPU), "fp32" or "fp16".
+    cuda_graphs: the torch backend on CUDA replays CUDA graphs."""
     if precision not in (None, "fp32", "fp16"):
         raise ValueError(f"unknown precision {precision!r}; use fp32 or fp16")
+    if name != "auto" and name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
+    device, device_why = resolve_device(device, name)
     if precision == "fp16" and _kind(device) == "cpu":
-        raise ValueError("fp16 runs on CUDA only; use --precision fp32 on the CPU")
+        raise ValueError(f"fp16 runs on CUDA only{'; ' + device_why if device_why else ''}; "
+                         "use --precision fp32 on the CPU")
     if cuda_graphs and _kind(device) == "cpu":
-        raise ValueError("CUDA graphs need a CUDA device (--device cuda)")
+        raise ValueError(f"CUDA graphs need a CUDA device; {device_why or 'use --device cuda'}")
     available = available_backends(device)
     if name == "auto":
         order = ORDER[_kind(device)]
@@ -77,11 +93,11 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
         passed = [f"{n}: {available[n]}" for n in order[: order.index(name)]]
         why = f"auto on {device}" + (f" ({'; '.join(passed)})" if passed else ": best available")
     else:
-        if name not in available:
-            raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(available)}")
         if available[name]:
-            raise RuntimeError(f"backend {name} is not usable on {device}: {available[name]}")
+            raise RuntimeError(f"backend {name} is not usable on {device}: {available[name]}"
+                               + (f"; {device_why}" if device_why else ""))
         why = "chosen with --backend"
+    why = f"{device_why}; {why}" if device_why else why
     if cuda_graphs and name != "torch":
         raise ValueError(f"CUDA graphs are for the torch backend, not {name} ({why}); add --backend torch")
     if name == "tensorrt":

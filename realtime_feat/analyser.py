@@ -22,6 +22,7 @@ class Analyser:
     """py-feat's Detectorv2 networks behind one backend.
 
     backend: "auto" (best for the device), "tensorrt", "openvino", "onnxruntime" or "torch".
+    device: "cpu", "cuda", "cuda:N", or "auto" (the first CUDA device where one is usable, else cpu).
     detector: "retinaface" (py-feat's ResNet-34, equal to py-feat) or "fast" (RetinaFace MobileNet-0.25
         with its real weights, on ONNX Runtime: about a tenth of the compute, for live use on a CPU).
     identity: run ArcFace for an embedding per face (needed for tracking by identity).

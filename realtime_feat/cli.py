@@ -30,7 +30,8 @@ def _add_model_options(p: argparse.ArgumentParser, detector: Optional[str]) -> N
                         + (detector or "fast on a CPU where installed, else retinaface") + ")")
     p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "openvino", "onnxruntime", "torch"],
                    help="inference backend (default: the best one available for the device)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda or cuda:N (default auto: the first CUDA device where there is one, else cpu)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default=None,
                    help="fp16 on CUDA (default there), fp32 (default on the CPU, equal to py-feat)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")

@@ -56,9 +56,11 @@ def cmd_live(args) -> int:
     except OSError as exc:
         raise UserError(str(exc)) from None
     if args.detector is None:
+        from realtime_feat.engines import resolve_device
         from realtime_feat.engines.fast_detector import available
 
-        args.detector = "fast" if args.device == "cpu" and not available() else "retinaface"
+        on_cpu = resolve_device(args.device, args.backend)[0] == "cpu"
+        args.detector = "fast" if on_cpu and not available() else "retinaface"
     analyser = make_analyser(args)
     people = enrolments(analyser, args.enrol)
     tracker = FaceTracker(use_embeddings=args.identity)

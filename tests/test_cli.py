@@ -31,10 +31,11 @@ def test_video_to_fex_csv(capsys, tmp_path, weights_dir, sample_data):
     code, _, err = run(capsys, "process", sample_data / "single_face.mp4", "-o", out, "--weights", weights_dir,
                        "--batch-size", "4", "--skip-frames", "6", "--no-identity")
     assert code == 0, err
-    from realtime_feat.engines import available_backends
+    from realtime_feat.engines import select_backend
 
-    best = "openvino" if not available_backends()["openvino"] else "onnxruntime"
-    assert f"backend {best}" in err and "[auto on cpu" in err and "12 frames, 12 rows" in err
+    best, why = select_backend("auto", "auto")  # the CLI's defaults: the best backend on the best device
+    assert f"backend {best.name}" in err and f"[{why}]" in err and "12 frames, 12 rows" in err
+    assert why.startswith("device auto → ")
     fex = read_feat(str(out))
     assert fex["frame"].tolist() == list(range(0, 72, 6))
     assert fex["timestamp"].to_numpy() == pytest.approx(np.arange(0, 72, 6) / 30)
@@ -151,7 +152,8 @@ def test_missing_input(capsys, tmp_path, weights_dir):
 def test_cuda_graphs_on_the_cpu_is_one_line(capsys, tmp_path, weights_dir, sample_data):
     code, _, err = run(capsys, "process", sample_data / "single_face.jpg", "-o", tmp_path, "--weights", weights_dir,
                        "--cuda-graphs")
-    assert code == 2 and errors(err) == ["realtime-feat: error: CUDA graphs need a CUDA device (--device cuda)"]
+    assert code == 2 and errors(err) == ["realtime-feat: error: CUDA graphs need a CUDA device; device auto → cpu: "
+                                         "no CUDA device (torch.cuda.is_available() is False)"]
 
 
 def test_missing_weights_in_folder(capsys, tmp_path, sample_data):

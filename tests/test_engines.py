@@ -40,12 +40,33 @@ def test_auto_on_cuda_falls_back_from_tensorrt_to_torch(monkeypatch):
 
 
 def test_cuda_graphs_only_with_torch_on_cuda(monkeypatch):
-    with pytest.raises(ValueError, match=r"CUDA graphs need a CUDA device \(--device cuda\)"):
+    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device; use --device cuda"):
         sel.select_backend("torch", "cpu", cuda_graphs=True)
     monkeypatch.setattr(sel, "cuda_problem", lambda device: "")
     monkeypatch.setattr(sel.importlib.util, "find_spec", lambda name: object())  # as if TensorRT were installed
     with pytest.raises(ValueError, match="CUDA graphs are for the torch backend, not tensorrt .*add --backend torch"):
         sel.select_backend("auto", "cuda", cuda_graphs=True)
+
+
+def test_device_auto_takes_cuda_where_there_is_one_and_says_so(monkeypatch):
+    monkeypatch.setattr(sel, "cuda_problem", lambda device: "no CUDA device (torch.cuda.is_available() is False); "
+                                                            "use --device cpu")
+    backend, why = sel.select_backend("auto", "auto")
+    assert backend.device == "cpu" and why.startswith("device auto → cpu: no CUDA device (torch.cuda.is_available() "
+                                                      "is False); auto on cpu")
+    with pytest.raises(ValueError, match="fp16 runs on CUDA only; device auto → cpu: no CUDA device"):
+        sel.select_backend("auto", "auto", precision="fp16")
+    with pytest.raises(RuntimeError, match=r"backend tensorrt is not usable on cpu: TensorRT runs on CUDA devices only "
+                                           r"\(--device cuda\); device auto → cpu: no CUDA device"):
+        sel.select_backend("tensorrt", "auto")
+    monkeypatch.setattr(sel, "cuda_problem", lambda device: "")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(sel.importlib.util, "find_spec", lambda name: None if name == "tensorrt" else real(name))
+    backend, why = sel.select_backend("auto", "auto")
+    assert (backend.name, backend.device) == ("torch", "cuda:0") and why.startswith("device auto → cuda:0; auto on")
+    backend, why = sel.select_backend("onnxruntime", "auto")  # runs where it can: CPU, without onnxruntime-gpu
+    assert backend.device == "cpu" and why.startswith("device auto → cpu: onnxruntime has no CUDA provider")
+    assert sel.resolve_device("cuda:1", "openvino") == ("cuda:1", "")  # a device given is the device used
 
 
 def test_profiles():
@@ -103,7 +124,7 @@ def test_export_command(capsys, weights_dir):
 
     assert main(["export", "--backend", "onnxruntime", "--size", "90x160", "--weights", str(weights_dir)]) == 0
     assert "ready for 90x160 frames" in capsys.readouterr().out
-    assert main(["export", "--backend", "tensorrt", "--weights", str(weights_dir)]) == 2
+    assert main(["export", "--backend", "tensorrt", "--device", "cpu", "--weights", str(weights_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["realtime-feat: error: backend tensorrt is not usable on cpu: TensorRT runs on CUDA devices only "
                    "(--device cuda)"]
