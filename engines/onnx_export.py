@@ -61,13 +61,13 @@ def export(model: str, module: torch.nn.Module, path: Path) -> Path:
     return path
 
 
-def max_abs_diff(model: str, module: torch.nn.Module, run_onnx) -> float:
-    """Largest |torch − export| / max(1, max|torch|) over every output, at each of the model's check shapes.
-    `run_onnx(x: np.ndarray) -> list[np.ndarray]`."""
+def max_abs_diff(model: str, module: torch.nn.Module, run_onnx, shapes=None) -> float:
+    """Largest |torch − export| / max(1, max|torch|) over every output, at each of `shapes` (default:
+    the model's check shapes). `run_onnx(x: np.ndarray) -> list[np.ndarray]`."""
     io_ = MODELS[model]
     net = wrap(model, module)
     worst = 0.0
-    for seed, shape in enumerate(io_.check_shapes, start=1):
+    for seed, shape in enumerate(shapes or io_.check_shapes, start=1):
         x = _sample(shape, io_.dtype, seed)
         with torch.inference_mode():
             ref = net(x)

@@ -5,11 +5,13 @@
   (normalisations, reductions, softmax), a timing cache per GPU and TensorRT version, a progress bar.
 - Cache: engines live in the user cache dir under a key of GPU name, compute capability, TensorRT
   version, ONNX hash, precision and profile, so a changed GPU, TensorRT or model builds a new engine
-  instead of loading a stale one; an entry that fails to deserialize is rebuilt.
+  instead of loading a stale one; an entry that fails to deserialize is rebuilt. A new engine is
+  checked once against torch (as the ONNX exports are) and removed if it differs.
 - Run: `execute_async_v3` on torch's current CUDA stream with inputs and outputs in device memory
   (torch tensors), so frames, chips and outputs stay on the GPU between the networks.
 
-The cache logic (`EngineKey`, `Profile`, `cached_engine`) needs no TensorRT and is tested everywhere;
+The cache and check logic (`EngineKey`, `Profile`, `cached_engine`, `check_engine`) needs no TensorRT
+and is tested everywhere;
 what needs TensorRT and a GPU skips with "tensorrt not installed" / "no CUDA device".
 """
 from __future__ import annotations
@@ -28,6 +30,10 @@ from .networks import MODELS
 
 MAX_FACES = 32
 MAX_FRAMES = 8
+# A new engine is checked once against torch FP32 on the CPU, as the ONNX exports are; |Δ| scaled
+# by max(1, max|torch|). A guard against a broken build (FP16 overflow, a wrong fusion), not the
+# parity test: TF32 is on for FP32 layers, and FP16 parity is tested against py-feat in test_gpu.
+ENGINE_TOLERANCE = {"fp32": 1e-2, "fp16": 5e-2}
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ def cached_engine(key: EngineKey, build: Callable[[], bytes], deserialize: Calla
         if engine is not None:
             return engine
         path.unlink()
+    _checked_marker(key).unlink(missing_ok=True)  # a rebuilt engine is checked again
     blob = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -97,6 +104,32 @@ def cached_engine(key: EngineKey, build: Callable[[], bytes], deserialize: Calla
     if engine is None:
         raise RuntimeError(f"TensorRT could not load the engine it just built for {key.model} ({path})")
     return engine
+
+
+def _checked_marker(key: EngineKey) -> Path:
+    return engine_dir() / f"{key.filename()}.ok"
+
+
+def check_engine(key: EngineKey, module: torch.nn.Module, run) -> None:
+    """Compare a cached engine with torch once (remembered beside it); one that differs is removed
+    from the cache and refused in one line. run: [B,...] tensor → the engine's output tensors."""
+    marker = _checked_marker(key)
+    if marker.is_file():
+        return
+    p = key.profile
+    shapes = [p.opt, (min(3, p.max[0]), *p.opt[1:])]
+
+    def run_numpy(x):
+        return [o.float().cpu().numpy() for o in run(torch.from_numpy(x))]
+
+    diff = onnx_export.max_abs_diff(key.model, module, run_numpy, shapes)
+    if not diff <= ENGINE_TOLERANCE[key.precision]:
+        (engine_dir() / key.filename()).unlink(missing_ok=True)
+        raise onnx_export.ExportMismatch(
+            f"TensorRT {key.precision} engine for {key.model} differs from torch by {diff:.2e} "
+            f"(> {ENGINE_TOLERANCE[key.precision]:g}); try --precision fp32 or --backend torch")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
 
 
 class _Progress:
@@ -178,13 +211,17 @@ class TensorRTBackend:
         """A runner that builds (or loads) the engine for each new input shape profile it meets."""
         return _LazyRunner(self, model, module, weights_digest)
 
-    def engine(self, model: str, module: torch.nn.Module, weights_digest: str, shape: tuple):
+    def engine(self, model: str, module: torch.nn.Module, weights_digest: str, shape: tuple) -> "TrtRunner":
+        """A runner on the (cached, checked) engine whose profile covers `shape`."""
         onnx_path = onnx_export.onnx_path(model, weights_digest)
         if not onnx_path.is_file():
             onnx_export.export(model, module, onnx_path)
         key = EngineKey(model, self.gpu, self.capability, self.trt.__version__, sha256_file(onnx_path)[:20],
                         self.precision, profile_for(model, shape))
-        return cached_engine(key, lambda: self.build(onnx_path, key), self.runtime.deserialize_cuda_engine)
+        engine = cached_engine(key, lambda: self.build(onnx_path, key), self.runtime.deserialize_cuda_engine)
+        runner = TrtRunner(self.trt, engine, self.torch_device)
+        check_engine(key, module, runner)
+        return runner
 
     def build(self, onnx_path: Path, key: EngineKey) -> bytes:
         trt = self.trt
@@ -230,8 +267,7 @@ class _LazyRunner:
         shape = tuple(x.shape)
         runner = next((r for p, r in self.runners if p.covers(shape)), None)
         if runner is None:
-            engine = self.backend.engine(self.model, self.module, self.digest, shape)
-            runner = TrtRunner(self.backend.trt, engine, self.backend.torch_device)
+            runner = self.backend.engine(self.model, self.module, self.digest, shape)
             self.runners.append((profile_for(self.model, shape), runner))
         return runner(x)
 

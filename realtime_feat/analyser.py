@@ -74,11 +74,6 @@ class Analyser:
         detector = "" if self.detector_name == "retinaface" else ", fast detector (MobileNet-0.25, onnxruntime)"
         return f"{self.backend.describe()}{detector} [{self.backend_reason}]"
 
-    def detect(self, pixels: torch.Tensor) -> list[Detections]:
-        """[B,3,H,W] uint8 RGB → faces of each frame."""
-        loc, conf, landms = self.detector(pixels)
-        return self.decoder(loc, conf, landms, pixels.shape[2], pixels.shape[3])
-
     def analyse(self, frames: Sequence[Frame]) -> list[FrameResult]:
         """Detect and analyse every face of `frames` (one batch; frames may differ in size)."""
         return self._analyse(frames, None, self.identity)

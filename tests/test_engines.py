@@ -119,6 +119,39 @@ def test_engine_cache_builds_once_reloads_and_rebuilds_a_corrupt_entry():
     assert trtb.cached_engine(newer, fake.build, fake.deserialize) == "engine-3"
 
 
+def test_a_new_engine_is_checked_once_and_a_wrong_one_removed(weights_dir):
+    """check_engine with torch itself standing in for an engine: equal passes (remembered), a broken
+    FP16 build (here: outputs off by a fifth of their range) is removed from the cache and refused in one line."""
+    import torch
+
+    from realtime_feat.engines.networks import wrap
+    from realtime_feat.models import PyFeatModels
+
+    identity = PyFeatModels.load(weights_dir).identity
+    net = wrap("identity", identity)
+    calls = []
+
+    def engine(x):
+        calls.append(tuple(x.shape))
+        with torch.inference_mode():
+            return net(x)
+
+    key = _key(model="identity", onnx_sha="check-test", profile=trtb.profile_for("identity", (1, 3, 112, 112)))
+    trtb.check_engine(key, identity, engine)
+    assert calls == [(1, 3, 112, 112), (3, 3, 112, 112)]
+    trtb.check_engine(key, identity, engine)  # passed before: not run again
+    assert len(calls) == 2
+
+    broken = replace(key, onnx_sha="check-broken")
+    path = trtb.engine_dir() / broken.filename()
+    path.write_bytes(b"engine")
+    with pytest.raises(RuntimeError, match=r"TensorRT fp16 engine for identity differs from torch by 2\.00e-01 "
+                                           r"\(> 0\.05\); try --precision fp32 or --backend torch"):
+        trtb.check_engine(broken, identity, lambda x: tuple(o + 0.2 * max(1.0, float(o.abs().max()))
+                                                            for o in engine(x)))
+    assert not path.exists()  # the next run builds it again instead of loading it
+
+
 def test_export_command(capsys, weights_dir):
     from realtime_feat.cli import main
 
