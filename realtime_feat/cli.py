@@ -167,6 +167,16 @@ def enrolments(analyser, specs: list[str]) -> dict:
     return people
 
 
+def make_tracker(args, people: dict, clock: str = "capture"):
+    """A FaceTracker (ArcFace unless --no-identity) that knows the enrolled `people`."""
+    from .tracking import FaceTracker
+
+    tracker = FaceTracker(use_embeddings=args.identity, clock=clock)
+    for name, embedding in people.items():
+        tracker.enrol(name, embedding)
+    return tracker
+
+
 def _output_path(out: Path, job, n_jobs: int) -> Path:
     if n_jobs == 1 and out.suffix.lower() == ".csv":
         return out
@@ -194,13 +204,8 @@ def cmd_process(args) -> int:
     print(f"{PROG}: backend {analyser.describe()}", file=sys.stderr)
     started, frames, rows, written = time.perf_counter(), 0, 0, []
     for job, out in zip(jobs, outputs):
-        tracker = None
-        if job.kind == "video":  # people across a video's frames: on the video's own clock
-            from .tracking import FaceTracker
-
-            tracker = FaceTracker(use_embeddings=args.identity, clock="source")
-            for name, embedding in people.items():
-                tracker.enrol(name, embedding)
+        # people across a video's frames: on the video's own clock
+        tracker = make_tracker(args, people, clock="source") if job.kind == "video" else None
         report = process_job(analyser, job, out, args.batch_size, args.skip_frames, tracker=tracker)
         for msg in report.skipped:
             _err(f"skipped {msg}")

@@ -42,11 +42,10 @@ class Status:
 
 def cmd_live(args) -> int:
     from .capture import CaptureThread
-    from .cli import UserError, enrolments, make_analyser
+    from .cli import UserError, enrolments, make_analyser, make_tracker
     from .fex import FexWriter
     from .live import LiveSettings, LiveWorker, ResultsBus
     from .sources import open_source
-    from .tracking import FaceTracker
 
     source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
     try:  # a wrong source is reported before the models take seconds to load; its size is learnt
@@ -63,9 +62,7 @@ def cmd_live(args) -> int:
         args.detector = "fast" if on_cpu and not available() else "retinaface"
     analyser = make_analyser(args)
     people = enrolments(analyser, args.enrol)
-    tracker = FaceTracker(use_embeddings=args.identity)
-    for name, embedding in people.items():
-        tracker.enrol(name, embedding)
+    tracker = make_tracker(args, people)
     backend = f"{analyser.backend.name}/{analyser.detector_name}"
     print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"
           + (f"; enrolled {', '.join(people)}" if people else ""), file=sys.stderr)
