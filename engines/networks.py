@@ -58,13 +58,14 @@ class ModelIO:
     dynamic: dict            # input axis → name
     check_shapes: tuple      # input shapes used to check an export against torch
     dtype: torch.dtype = torch.float32
+    probabilities: tuple = ()  # outputs that are probabilities (softmax/sigmoid, 0–1)
 
 
 MODELS = {
     "detector": ModelIO(DetectorNet, "pixels", ("loc", "conf", "landmarks"), {0: "batch", 2: "height", 3: "width"},
-                        ((1, 3, 360, 640), (2, 3, 250, 333)), torch.uint8),
+                        ((1, 3, 360, 640), (2, 3, 250, 333)), torch.uint8, ("conf",)),
     "multitask": ModelIO(MultitaskNet, "chips", MULTITASK_OUTPUTS, {0: "faces"},
-                         ((1, 3, 224, 224), (2, 3, 224, 224), (5, 3, 224, 224))),
+                         ((1, 3, 224, 224), (2, 3, 224, 224), (5, 3, 224, 224)), probabilities=("p_au", "blendshapes")),
     "identity": ModelIO(IdentityNet, "chips", ("embedding",), {0: "faces"},
                         ((1, 3, 112, 112), (3, 3, 112, 112))),
 }

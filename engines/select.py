@@ -68,24 +68,39 @@ def available_backends(device: str = "cpu") -> dict[str, str]:
     return out
 
 
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
 def select_backend(name: str = "auto", device: str = "cpu", threads: int | None = None,
-                   precision: str | None = None, cuda_graphs: bool = False):
+                   precision: str | None = None, cuda_graphs: bool = False, skip: dict | None = None):
     """A backend instance and one line saying why it was chosen. device: auto, cpu, cuda or cuda:N.
-    precision: None for the backend's default (fp16 on CUDA, fp32 on the CPU), "fp32" or "fp16".
-    cuda_graphs: the torch backend on CUDA replays CUDA graphs."""
-    if precision not in (None, "fp32", "fp16"):
-        raise ValueError(f"unknown precision {precision!r}; use fp32 or fp16")
+    precision: None for the backend's default (fp16 on CUDA, fp32 on the CPU), "fp32", "fp16" (CUDA)
+    or "bf16" (OpenVINO on a CPU with AMX or AVX-512 BF16).
+    cuda_graphs: the torch backend on CUDA replays CUDA graphs.
+    skip: backends auto must pass over, name → why (one that failed its check against torch)."""
+    from .cpu_info import bf16_problem
+
+    skip = skip or {}
+    if precision not in (None, *PRECISIONS):
+        raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     if name != "auto" and name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
-    device, device_why = resolve_device(device, name)
+    device, device_why = resolve_device(device, "openvino" if precision == "bf16" and name == "auto" else name)
     if precision == "fp16" and _kind(device) == "cpu":
         raise ValueError(f"fp16 runs on CUDA only{'; ' + device_why if device_why else ''}; "
-                         "use --precision fp32 on the CPU")
+                         "use --precision fp32 on the CPU (or bf16 where the CPU has AMX or AVX-512 BF16)")
+    if precision == "bf16":
+        if _kind(device) != "cpu":
+            raise ValueError(f"bf16 runs on the CPU (OpenVINO); on {device} use --precision fp16")
+        if name not in ("auto", "openvino"):
+            raise ValueError(f"bf16 runs on OpenVINO only, not {name}; use --backend openvino or --precision fp32")
+        if bf16_problem():
+            raise ValueError(f"--precision bf16: {bf16_problem()}; use --precision fp32")
     if cuda_graphs and _kind(device) == "cpu":
         raise ValueError(f"CUDA graphs need a CUDA device; {device_why or 'use --device cuda'}")
-    available = available_backends(device)
+    available = {n: skip.get(n) or why for n, why in available_backends(device).items()}
     if name == "auto":
-        order = ORDER[_kind(device)]
+        order = ("openvino",) if precision == "bf16" else ORDER[_kind(device)]
         usable = [n for n in order if not available[n]]
         if not usable:
             raise RuntimeError(f"no backend can run on {device}: {available['torch'] or available[order[0]]}")
@@ -107,7 +122,7 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
     if name == "openvino":
         from .openvino_backend import OpenVinoBackend
 
-        return OpenVinoBackend(device, threads), why
+        return OpenVinoBackend(device, threads, precision or "fp32"), why
     if name == "onnxruntime":
         if precision == "fp16":
             raise ValueError("backend onnxruntime runs fp32 only; fp16 needs --backend torch or tensorrt")
@@ -117,3 +132,16 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
     from .torch_backend import TorchBackend
 
     return TorchBackend(device, threads, precision, cuda_graphs), why
+
+
+def default_live_precision(backend: str, device: str) -> tuple[str | None, str]:
+    """Live use on a CPU with a bf16 unit runs bf16 (several times faster, within the tolerances the
+    tests state); everywhere else the backend's default. Returns (precision, why) for the start line."""
+    from .cpu_info import bf16_problem
+
+    if backend not in ("auto", "openvino") or _kind(resolve_device(device, backend)[0]) != "cpu":
+        return None, ""
+    problem = bf16_problem() or available_backends("cpu")["openvino"]
+    if problem:
+        return None, f"live precision fp32: {problem}"
+    return "bf16", "live precision bf16: this CPU has a bf16 unit (--precision fp32 for py-feat's exact outputs)"

@@ -40,24 +40,42 @@ class Analyser:
 
         if detector not in self.DEFAULT_THRESHOLD:
             raise ValueError(f"unknown detector {detector!r}; choose retinaface or fast")
+        from realtime_feat.engines.onnx_export import ExportMismatch
+
         models = models or PyFeatModels.load(weights_dir, identity, detector=detector == "retinaface")
         self.identity = identity
         self.detector_name = detector
-        self.backend, self.backend_reason = select_backend(backend, device, threads, precision, cuda_graphs)
+        self.weight_paths = models.paths
+        self.weight_digests = {name: file_digest(path) for name, path in models.paths.items()}
+        # With backend "auto", one whose export fails its check against torch is passed over for the
+        # next (one line each in `fallbacks`); a backend the user named fails with the check's error.
+        self.fallbacks: list[str] = []
+        failed: dict[str, str] = {}
+        while True:
+            self.backend, self.backend_reason = select_backend(backend, device, threads, precision, cuda_graphs,
+                                                               skip=failed)
+            try:
+                self._load_runners(models, threads)
+                break
+            except ExportMismatch as exc:
+                if backend != "auto":
+                    raise
+                failed[self.backend.name] = f"failed its check against torch: {exc.difference or exc}"
+                self.fallbacks.append(f"{self.backend.name} {failed[self.backend.name]}; trying the next backend")
         # Frames go to the backend's device once: the crop runs there and chips never leave it.
         self.device = torch.device(self.backend.device)
-        self.weight_paths = models.paths
-        digest = {name: file_digest(path) for name, path in models.paths.items()}
-        self.weight_digests = digest
-        if detector == "fast":
+        self.decoder = RetinaFaceDecoder(self.DEFAULT_THRESHOLD[detector] if threshold is None else threshold)
+
+    def _load_runners(self, models: PyFeatModels, threads: Optional[int]) -> None:
+        digest = self.weight_digests
+        if self.detector_name == "fast":
             from realtime_feat.engines.fast_detector import FastDetectorRunner
 
             self.detector = FastDetectorRunner(threads)
         else:
             self.detector = self.backend.load("detector", models.detector, digest["retinaface"])
         self.multitask = self.backend.load("multitask", models.multitask, digest["multitask"])
-        self.arcface = self.backend.load("identity", models.identity, digest["arcface"]) if identity else None
-        self.decoder = RetinaFaceDecoder(self.DEFAULT_THRESHOLD[detector] if threshold is None else threshold)
+        self.arcface = self.backend.load("identity", models.identity, digest["arcface"]) if self.identity else None
 
     def warm_up(self, height: int, width: int) -> None:
         """Run each network once at this frame size (and, with CUDA graphs, at each face count they

@@ -32,8 +32,10 @@ def _add_model_options(p: argparse.ArgumentParser, detector: Optional[str]) -> N
                    help="inference backend (default: the best one available for the device)")
     p.add_argument("--device", default="auto",
                    help="auto, cpu, cuda or cuda:N (default auto: the first CUDA device where there is one, else cpu)")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default=None,
-                   help="fp16 on CUDA (default there), fp32 (default on the CPU, equal to py-feat)")
+    p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None,
+                   help="fp32: equal to py-feat (default of process on the CPU); fp16: CUDA (default there); "
+                        "bf16: OpenVINO on a CPU with AMX or AVX-512 BF16, several times faster (default of "
+                        "live where the CPU has it)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="torch on CUDA: replay each network as a CUDA graph (fixed shapes of live use, up to 8 faces)")
@@ -49,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="py-feat's face models, fast: live and offline.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("process", help="analyse videos, images or image folders into Fex CSV files")
+    p = sub.add_parser("process", help="analyse videos, images or image folders into Fex CSV files",
+                       epilog="exit status: 0 every input analysed; 1 some inputs failed or were skipped (each "
+                              "named; an image in a folder or list counts as an input), the others are written; "
+                              "2 nothing could run")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                    help="video, image or image folder; pyfeat:NAME is a sample file shipped with py-feat, "
                         "e.g. pyfeat:single_face.mp4")
@@ -130,11 +135,34 @@ def make_analyser(args):
         raise UserError(f"--threshold must be between 0 and 1, got {args.threshold}")
     threads = _set_threads(args.threads)
     try:
-        return Analyser(args.backend, args.device, detector=args.detector, identity=args.identity,
-                        threshold=args.threshold, weights_dir=args.weights, threads=threads, precision=args.precision,
-                        cuda_graphs=args.cuda_graphs)
+        analyser = Analyser(args.backend, args.device, detector=args.detector, identity=args.identity,
+                            threshold=args.threshold, weights_dir=args.weights, threads=threads,
+                            precision=args.precision, cuda_graphs=args.cuda_graphs)
     except (WeightsError, RuntimeError, ValueError) as exc:
         raise UserError(str(exc).splitlines()[0]) from None
+    for line in analyser.fallbacks:
+        print(f"{PROG}: warning: {line}", file=sys.stderr)
+    return analyser
+
+
+def live_defaults(args) -> list[str]:
+    """Fill in live's detector and precision where the user left them open, and say why. On a CPU with
+    a bf16 unit: py-feat's own RetinaFace R34 in bf16 (py-feat's boxes, live speed); on other CPUs the
+    fast detector (MobileNet-0.25) in FP32; on a GPU py-feat's R34 at the GPU's default precision."""
+    from realtime_feat.engines import resolve_device
+    from realtime_feat.engines.fast_detector import available
+    from realtime_feat.engines.select import default_live_precision
+
+    notes = []
+    if args.precision is None:
+        args.precision, why = default_live_precision(args.backend, args.device)
+        notes += [why] if why else []
+    if args.detector is None:
+        on_cpu = resolve_device(args.device, args.backend)[0] == "cpu"
+        args.detector = "fast" if on_cpu and args.precision != "bf16" and not available() else "retinaface"
+        notes.append(f"detector {args.detector}" + (" (no bf16 on this CPU; --detector retinaface for py-feat's "
+                                                    "boxes)" if args.detector == "fast" else ""))
+    return notes
 
 
 def _add_enrol_option(p: argparse.ArgumentParser) -> None:
@@ -207,7 +235,8 @@ def cmd_process(args) -> int:
         # people across a video's frames: on the video's own clock
         tracker = make_tracker(args, people, clock="source") if job.kind == "video" else None
         report = process_job(analyser, job, out, args.batch_size, args.skip_frames, tracker=tracker)
-        for msg in report.skipped:
+        for msg in report.skipped:  # an image left out of a set is an input that failed
+            failures.append(msg)
             _err(f"skipped {msg}")
         if report.error:
             failures.append(report.error)

@@ -91,11 +91,35 @@ def resolve(name: str, weights_dir: Optional[os.PathLike] = None, download: bool
         raise WeightsError(f"weights {spec.repo_id}/{spec.filename} are not in the cache; {spec.hint()}")
     from huggingface_hub import hf_hub_download
 
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise WeightsError(f"could not get {spec.repo_id}/{spec.filename} from Hugging Face ({unreachable}); "
+                           f"{spec.hint()}")
     try:  # the hub's own tqdm bar shows progress
         return Path(hf_hub_download(spec.repo_id, spec.filename))
     except Exception as exc:  # offline, DNS, 404, disk: all end the same way for the user
         raise WeightsError(f"could not get {spec.repo_id}/{spec.filename} from Hugging Face "
                            f"({type(exc).__name__}); {spec.hint()}") from None
+
+
+def hub_unreachable(timeout_s: float = 5.0) -> str:
+    """"" if Hugging Face's endpoint accepts a connection, else why not. Asked before a download so that a
+    machine without network gets the one-line error at once, not after the hub client's ~25 s of retries.
+    Not asked behind a proxy (only the proxy is reachable there) or in offline mode (the client fails at once)."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or urllib.request.getproxies():
+        return ""
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout_s).close()
+    except OSError as exc:
+        return f"{url.hostname} unreachable: {exc.strerror or exc}"
+    return ""
 
 
 def load_state_dict(path: Path, device: str = "cpu") -> tuple[dict, dict]:

@@ -75,9 +75,10 @@ def test_folder_converts_odd_images_and_skips_a_bad_one(capsys, tmp_path, weight
     (folder / "e_broken.png").write_text("not an image")
     out = tmp_path / "images.csv"
     code, _, err = run(capsys, "process", folder, "-o", out, "--weights", weights_dir)
-    assert code == 0, err
+    assert code == 1, err  # an image left out of a set is a failed input
     assert [line for line in errors(err)] == [f"realtime-feat: error: skipped {folder / 'e_broken.png'}: "
                                               "not a readable image"]
+    assert "4 frames" in err and "1 input(s) failed" in err
     import pandas as pd
 
     fex = pd.read_csv(out)
@@ -189,6 +190,26 @@ def test_offline_without_weights_names_the_missing_file(tmp_path, sample_data):
     assert line.startswith("realtime-feat: error: could not get py-feat/retinaface_r34/model.safetensors from "
                            "Hugging Face (LocalEntryNotFoundError)")
     assert line.endswith("--weights DIR / set REALTIME_FEAT_WEIGHTS=DIR with DIR/retinaface_r34/model.safetensors")
+
+
+def test_no_network_fails_at_once_without_the_hubs_retries(monkeypatch, tmp_path):
+    """Not in offline mode and no network: the download is not even tried (huggingface_hub would
+    retry for ~25 s); one line says the hub is unreachable and what to do."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from realtime_feat import weights
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens: refused at once
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(weights, "_cached", lambda spec: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("download attempted"))
+    with pytest.raises(weights.WeightsError) as exc:
+        weights.resolve("multitask")
+    assert str(exc.value).startswith("could not get py-feat/face_multitask_v2/face_multitask_v28.safetensors from "
+                                     "Hugging Face (127.0.0.1 unreachable: Connection refused); download it once")
 
 
 def test_doctor(capsys, weights_dir, monkeypatch):
