@@ -1,10 +1,12 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
-The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`."""
+The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
+(+ `SessionStatus`)."""
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
 __version__ = "0.1.0"
-__all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "__version__"]
+__all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "LiveSession", "SessionStatus",
+           "__version__"]
 
 
 def __getattr__(name):  # torch and py-feat load only when the analyser is asked for
@@ -16,4 +18,8 @@ def __getattr__(name):  # torch and py-feat load only when the analyser is asked
         from .fex import FexWriter
 
         return FexWriter
+    if name in ("LiveSession", "SessionStatus"):
+        from . import session
+
+        return getattr(session, name)
     raise AttributeError(name)

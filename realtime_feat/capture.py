@@ -23,13 +23,16 @@ log = logging.getLogger(__name__)
 
 class LatestSlot:
     """Holds the newest frame; a reader takes it when free. Frames overwritten before anyone took
-    them are counted (`skipped`): skipped for analysis, still delivered to every subscriber."""
+    them are counted (`skipped`): skipped for analysis, still delivered to every subscriber.
+    `taken` is the index of the newest frame a reader took (-1 before any): a frame below it that was
+    not taken was skipped, which lets the recorder settle each frame's `analysed` flag."""
 
     def __init__(self):
         self._cond = threading.Condition()
         self._frame: Optional[Frame] = None
         self._taken = True
         self.skipped = 0
+        self.taken = -1
         self.closed = False
 
     def put(self, frame: Frame) -> None:
@@ -47,6 +50,7 @@ class LatestSlot:
             if not ok or self._frame is None or self._frame.index <= newer_than:
                 return None
             self._taken = True
+            self.taken = self._frame.index
             return self._frame
 
     def close(self) -> None:
@@ -104,8 +108,11 @@ class CaptureThread:
 
     def subscribe(self, name: str, maxsize: int = 256) -> Subscriber:
         sub = Subscriber(name, maxsize)
-        self.subscribers.append(sub)
+        self.subscribers = [*self.subscribers, sub]  # a new list: the capture thread may be iterating the old one
         return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers = [s for s in self.subscribers if s is not sub]
 
     def start(self, timeout: float = 15.0) -> "CaptureThread":
         """Starts capturing; raises the source's error if it cannot be opened at all."""

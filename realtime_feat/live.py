@@ -20,7 +20,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .capture import LatestSlot
-from .types import Detections, FrameResult
+from .types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -50,30 +50,35 @@ class LiveSettings:
 
 
 class ResultsBus:
-    """Hands every result to each subscriber: a callback (called on the worker thread, keep it short)
-    or a bounded queue (overflow counted, never waited for). `latest` is the newest result."""
+    """Hands every result, with the exact frame it was computed on, to each subscriber: a callback
+    `(result, frame)` (called on the worker thread, keep it short) or a bounded queue of `(result, frame)`
+    (overflow counted, never waited for). `latest` is the newest result."""
 
     def __init__(self):
-        self._callbacks: list[Callable[[FrameResult], None]] = []
+        self._callbacks: list[Callable[[FrameResult, Frame], None]] = []
         self._queues: list[queue.Queue] = []
         self.dropped = 0
         self.latest: Optional[FrameResult] = None
 
-    def subscribe(self, callback: Callable[[FrameResult], None]) -> None:
+    def subscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
         self._callbacks.append(callback)
+
+    def unsubscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
+        # a new list, not an in-place removal: the worker may be iterating the old one
+        self._callbacks = [c for c in self._callbacks if c is not callback]
 
     def queue(self, maxsize: int = 64) -> queue.Queue:
         q: queue.Queue = queue.Queue(maxsize)
         self._queues.append(q)
         return q
 
-    def publish(self, result: FrameResult) -> None:
+    def publish(self, result: FrameResult, frame: Frame) -> None:
         self.latest = result
         for callback in self._callbacks:
-            callback(result)
+            callback(result, frame)
         for q in self._queues:
             try:
-                q.put_nowait(result)
+                q.put_nowait((result, frame))
             except queue.Full:
                 self.dropped += 1
 
@@ -174,7 +179,7 @@ class LiveWorker:
                         return
                     continue
                 last = frame.index
-                self.bus.publish(self.analyse(frame))
+                self.bus.publish(self.analyse(frame), frame)
         except BaseException as exc:  # kept for the owner, who reports it
             self.error = exc
             log.exception("analysis stopped")

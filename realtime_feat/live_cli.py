@@ -1,57 +1,33 @@
-"""`realtime-feat live`: the live pipeline without a window. A status line once a second, the CSV of
-what was analysed, a clean stop on Ctrl-C, --duration or the end of a file."""
+"""`realtime-feat live`: the live pipeline (a `LiveSession`) without a window. A status line once a
+second, the CSV of what was analysed, a clean stop on Ctrl-C, --duration or the end of a file."""
 from __future__ import annotations
 
-import collections
 import signal
 import sys
 import threading
 import time
 
-import numpy as np
-
 PROG = "realtime-feat"
 
 
-class Status:
-    """Counts for the once-a-second line, fed from the results bus (worker thread)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.latencies: collections.deque = collections.deque()   # (t, ms) of the last second
-        self.faces = 0
-
-    def on_result(self, result) -> None:
-        with self.lock:
-            now = time.monotonic()
-            self.latencies.append((now, result.timings_ms["latency"]))
-            while self.latencies and self.latencies[0][0] < now - 1.0:
-                self.latencies.popleft()
-            self.faces = result.n_faces
-
-    def line(self, capture, worker, last: tuple[int, int], dt: float, backend: str) -> str:
-        with self.lock:
-            lat = np.array([ms for _, ms in self.latencies]) if self.latencies else np.array([np.nan])
-            faces = self.faces
-        cap_fps = (capture.frames - last[0]) / dt
-        ana_fps = (worker.analysed - last[1]) / dt
-        return (f"{capture.state:8s} capture {cap_fps:5.1f} fps | analysed {ana_fps:5.1f} fps | latency p50 "
-                f"{np.nanpercentile(lat, 50):6.1f} ms p99 {np.nanpercentile(lat, 99):6.1f} ms | faces {faces} | "
-                f"skipped {capture.slot.skipped} | {backend}")
+def status_line(status, backend: str) -> str:
+    """The once-a-second line of `live` and `record`."""
+    return (f"{status.state:8s} capture {status.capture_fps:5.1f} fps | analysed {status.analysed_fps:5.1f} fps | "
+            f"latency p50 {status.latency_p50_ms:6.1f} ms p99 {status.latency_p99_ms:6.1f} ms | faces {status.faces} | "
+            f"skipped {status.skipped} | {backend}")
 
 
-def cmd_live(args) -> int:
-    from .capture import CaptureThread
+def open_session(args, **session_options):
+    """The source checked (before the models take seconds to load), the analyser, the tracker and the
+    LiveSession around them, started; the backend and readiness lines printed."""
     from .cli import UserError, enrolments, make_analyser, make_tracker
-    from .fex import FexWriter
-    from .live import LiveSettings, LiveWorker, ResultsBus
+    from .live import LiveSettings
+    from .session import LiveSession, probe_source
     from .sources import open_source
 
     source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
-    try:  # a wrong source is reported before the models take seconds to load; its size is learnt
-        source.open()
-        first = source.read()
-        source.close()
+    try:
+        probe_source(source)
     except OSError as exc:
         raise UserError(str(exc)) from None
     if args.detector is None:
@@ -62,60 +38,82 @@ def cmd_live(args) -> int:
         args.detector = "fast" if on_cpu and not available() else "retinaface"
     analyser = make_analyser(args)
     people = enrolments(analyser, args.enrol)
-    tracker = make_tracker(args, people)
-    backend = f"{analyser.backend.name}/{analyser.detector_name}"
     print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"
           + (f"; enrolled {', '.join(people)}" if people else ""), file=sys.stderr)
-    if first is not None:  # engines, graphs and kernels for this frame size, before the first real frame
-        t = time.monotonic()
-        analyser.warm_up(*first.shape[:2])
-        print(f"{PROG}: ready for {first.shape[0]}x{first.shape[1]} frames in {time.monotonic() - t:.1f} s",
-              file=sys.stderr)
-
-    capture = CaptureThread(source)
     try:
-        capture.start()
+        session = LiveSession(source, analyser, tracker=make_tracker(args, people),
+                              settings=LiveSettings(redetect_every=args.redetect_every), **session_options)
     except OSError as exc:
         raise UserError(str(exc)) from None
-    bus, status = ResultsBus(), Status()
-    writer = FexWriter(args.output, video=False) if args.output else None
-    if writer:
-        bus.subscribe(lambda r: writer.append(r, source.id, tracker.identities(r.track_ids)))
-    bus.subscribe(status.on_result)
-    worker = LiveWorker(analyser, capture.slot, bus, tracker, LiveSettings(redetect_every=args.redetect_every))
-    worker.start()
-    started = last_t = time.monotonic()
-    last = (0, 0)
+    return session
+
+
+def run_session(session, args, before_start=None, extra_status=None) -> bool:
+    """Start `session`, print the status line once a second until Ctrl-C, --duration or the source's
+    end, then stop it. True if interrupted. `before_start(session)` runs just before capture starts."""
+    from .cli import UserError
+
+    if before_start:
+        before_start(session)
+    try:
+        session.start()
+    except OSError as exc:
+        session.stop()
+        raise UserError(str(exc)) from None
+    if session.frame_size and session.analyser is not None:
+        print(f"{PROG}: ready for {session.frame_size[0]}x{session.frame_size[1]} frames in "
+              f"{session.warm_up_s:.1f} s", file=sys.stderr)
+    analyser = session.analyser
+    backend = f"{analyser.backend.name}/{analyser.detector_name}"
     interrupted = threading.Event()
     # Ctrl-C asks the loop to stop instead of raising KeyboardInterrupt wherever the main thread is.
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+    last_t = session.started
     try:
-        while not interrupted.is_set() and not worker.wait(timeout=max(0.0, last_t + 1.0 - time.monotonic())):
-            now = time.monotonic()
-            print(status.line(capture, worker, last, now - last_t, backend), file=sys.stderr, flush=True)
-            last, last_t = (capture.frames, worker.analysed), now
-            if args.duration and now - started >= args.duration:
+        while not interrupted.is_set() and not session.wait(timeout=max(0.0, last_t + 1.0 - time.monotonic())):
+            last_t = time.monotonic()
+            status = session.status()
+            print(status_line(status, backend) + (extra_status(status) if extra_status else ""),
+                  file=sys.stderr, flush=True)
+            if args.duration and last_t - session.started >= args.duration:
+                break
+            if status.error:  # analysis, capture or the recording failed: stop with what was written
                 break
     finally:
         signal.signal(signal.SIGINT, previous)
-        capture.stop()
-        worker.stop()
-        path = writer.close() if writer else None
-    interrupted = interrupted.is_set()
-    seconds = time.monotonic() - started
-    t0_ns = int(started * 1e9)  # time.monotonic() and monotonic_ns() share one clock
+        session.stop()
+    return interrupted.is_set()
+
+
+def summary(session, interrupted: bool) -> str:
+    seconds = time.monotonic() - session.started
+    t0_ns = int(session.started * 1e9)  # time.monotonic() and monotonic_ns() share one clock
     gaps = "; ".join(f"source lost from {(g.start_ns - t0_ns) / 1e9:.1f} s to "
                      + (f"{(g.end_ns - t0_ns) / 1e9:.1f} s" if g.end_ns else "the end")
-                     for g in capture.gaps)
-    print(f"{PROG}: {'interrupted; ' if interrupted else ''}{capture.frames} frames captured, {worker.analysed} "
-          f"analysed ({capture.slot.skipped} skipped for analysis, {worker.detections_run} full detections) "
-          f"in {seconds:.1f} s; tracker: {len(tracker.tracks)} track(s), mode {tracker.mode}"
-          + (f"; {gaps}" if gaps else "") + (f"; wrote {writer.rows_written} rows to {path}" if writer else ""),
-          file=sys.stderr)
-    if worker.error is not None:
+                     for g in session.gaps)
+    s, tracker = session.status(), session.tracker
+    return (f"{PROG}: {'interrupted; ' if interrupted else ''}{s.captured} frames captured, {s.analysed} "
+            f"analysed ({s.skipped} skipped for analysis, {s.detections_run} full detections) "
+            f"in {seconds:.1f} s; tracker: {len(tracker.tracks)} track(s), mode {tracker.mode}"
+            + (f"; {gaps}" if gaps else "")
+            + (f"; wrote {session.csv_rows} rows to {session.csv_path}" if session.csv_path else ""))
+
+
+def raise_errors(session) -> None:
+    from .cli import UserError
+
+    worker = session.worker
+    if worker is not None and worker.error is not None:
         raise UserError(f"analysis stopped: {str(worker.error).splitlines()[0]}")
-    if capture.error is not None:
-        raise UserError(f"capture stopped: {str(capture.error).splitlines()[0]}")
+    if session.capture.error is not None:
+        raise UserError(f"capture stopped: {str(session.capture.error).splitlines()[0]}")
+
+
+def cmd_live(args) -> int:
+    session = open_session(args, csv_path=args.output)
+    interrupted = run_session(session, args)
+    print(summary(session, interrupted), file=sys.stderr)
+    raise_errors(session)
     return 0
 
 

@@ -119,7 +119,7 @@ def child(a) -> int:
         if detector == "retinaface":
             analyser.decoder = FixedFace()
         live = LiveWorker(analyser, capture.slot, tracker=FaceTracker(), settings=LiveSettings(redetect_every=every))
-        live.bus.subscribe(lambda r: latencies.append(r.timings_ms["latency"]))
+        live.bus.subscribe(lambda r, frame: latencies.append(r.timings_ms["latency"]))
         worker = live.start()._thread
     capture.start()
     capture.wait()

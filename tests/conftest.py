@@ -82,6 +82,17 @@ def analysers(weights_dir):
 
 
 @pytest.fixture(scope="session")
+def fast_analyser(weights_dir):
+    """The fast detector with its real MIT weights (real faces are found), random-init face networks."""
+    from realtime_feat.analyser import Analyser
+    from realtime_feat.engines.fast_detector import available
+
+    if available():
+        pytest.skip(available())
+    return Analyser("onnxruntime", detector="fast", weights_dir=weights_dir)
+
+
+@pytest.fixture(scope="session")
 def pyfeat_reads_video(sample_data):
     """py-feat decodes video with torchcodec, which needs FFmpeg's shared libraries."""
     try:

