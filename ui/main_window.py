@@ -1,0 +1,517 @@
+"""The window around one `LiveSession`: layout and docks, and the wiring of controls to library calls.
+It draws what the session publishes and never decides what is written to disk: the session does."""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+                               QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMainWindow, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QTabWidget,
+                               QVBoxLayout, QWidget)
+
+from . import geometry
+from .bridge import LiveBridge, Shown
+from .controls import SHORTCUTS, MarkerNames, SourceDialog, help_text
+from .loader import SessionLoader
+from .panels import Bars, VAPlane
+from .timeseries import RollingPlot
+from .video_view import OverlayOptions, VideoView
+
+log = logging.getLogger("realtime_feat.ui")
+
+
+class LogQueue(logging.Handler):
+    """One line per log record of the library and the window, from any thread; they wait here until
+    the GUI thread moves them into the log pane (`drain`, called by the status timer)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        self.lines: collections.deque = collections.deque(maxlen=1000)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.exc_info = record.exc_text = None  # one line each, never a traceback
+        self.lines.append(self.format(record).splitlines()[0])
+
+    def drain(self, pane: QPlainTextEdit) -> None:
+        while self.lines:
+            pane.appendPlainText(self.lines.popleft())
+
+
+def _ms(value: float) -> str:
+    return "–" if np.isnan(value) else f"{value:.0f}"
+
+
+def _signals(au_names, emotion_names) -> dict:
+    """Rolling-plot signals: name → (faces, i) → value."""
+    out = {name: (lambda f, i, j=j: f.au[i, j]) for j, name in enumerate(au_names)}
+    out.update({name: (lambda f, i, j=j: f.emotions[i, j]) for j, name in enumerate(emotion_names)})
+    out.update({"valence": lambda f, i: f.va[i, 0], "arousal": lambda f, i: f.va[i, 1],
+                "gaze pitch": lambda f, i: f.gaze[i, 0], "gaze yaw": lambda f, i: f.gaze[i, 1],
+                "head pitch": lambda f, i: f.pose[i, 0], "head yaw": lambda f, i: f.pose[i, 2]})
+    return out
+
+
+def _y_range(signal: str) -> tuple[float, float]:
+    if signal in ("valence", "arousal"):
+        return -1.0, 1.0
+    return (-1.2, 1.2) if " " in signal else (0.0, 1.0)   # angles in radians; else probabilities
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, args, names: dict[str, list[str]], sessions_dir: Path):
+        super().__init__()
+        self.args = args
+        self.sessions_dir = sessions_dir
+        self.session = None
+        self.loader: Optional[SessionLoader] = None
+        self.selected_track: Optional[int] = None
+        self.recording_path: Optional[Path] = None
+        self.last_folder: Optional[Path] = None       # the last finalised recording
+        self.smoother = geometry.DisplaySmoother()
+        self.setWindowTitle("realtime-feat")
+        self.docks: dict[str, QDockWidget] = {}
+        self.bridge = LiveBridge(parent=self)
+        self.bridge.shown.connect(self.on_shown)
+        self.bridge.results.connect(self.on_results)
+
+        self.video = VideoView()
+        self.video.faceClicked.connect(self.on_face_clicked)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+        self.restart_button = QPushButton("Restart analysis")
+        self.restart_button.clicked.connect(self.restart_analysis)
+        self.restart_button.hide()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.hide()
+        self.progress_label = QLabel()
+        self.progress_label.setWordWrap(True)
+        self.progress_label.hide()
+        top = QHBoxLayout()
+        top.addWidget(self.banner, 1)
+        top.addWidget(self.restart_button)
+        centre = QWidget()
+        box = QVBoxLayout(centre)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(top)
+        box.addWidget(self.progress_label)
+        box.addWidget(self.progress)
+        box.addWidget(self.video, 1)
+        self.setCentralWidget(centre)
+
+        self.au_bars = Bars(names["au"])
+        self.emotion_bars = Bars(names["emotions"], colour=(255, 150, 60))
+        self.blend_bars = Bars(names["blendshapes"], colour=(150, 220, 120))
+        self.va = VAPlane()
+        tabs = QTabWidget()
+        tabs.addTab(self.au_bars, "Action units")
+        tabs.addTab(self.emotion_bars, "Emotions")
+        tabs.addTab(self.blend_bars, "Blendshapes")
+        self.panel_title = QLabel("no face")
+        right = QWidget()
+        right.setMinimumWidth(400)
+        rl = QVBoxLayout(right)
+        rl.addWidget(self.panel_title)
+        rl.addWidget(tabs, 3)
+        rl.addWidget(self.va, 2)
+        self._dock("Selected face", right, Qt.RightDockWidgetArea)
+
+        self.signals = _signals(names["au"], names["emotions"])
+        self.plots, self.plot_choices = [], []
+        plots = QWidget()
+        plots.setMinimumHeight(220)
+        pl = QHBoxLayout(plots)
+        for default in ("AU12", "valence", "Happy"):
+            column = QVBoxLayout()
+            choice = QComboBox()
+            choice.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            choice.setMinimumContentsLength(10)
+            choice.addItems(list(self.signals))
+            choice.setCurrentText(default)
+            plot = RollingPlot(default, y_range=_y_range(default))
+            choice.currentTextChanged.connect(lambda name, p=plot: self.choose_signal(p, name))
+            column.addWidget(choice)
+            column.addWidget(plot, 1)
+            pl.addLayout(column)
+            self.plots.append(plot)
+            self.plot_choices.append(choice)
+        self._dock("Last 20 s (one curve per person)", plots, Qt.BottomDockWidgetArea)
+        self.log_pane = QPlainTextEdit(readOnly=True)
+        self.log_pane.setMaximumBlockCount(2000)
+        self.log_pane.setMinimumWidth(200)
+        self.log_queue = LogQueue()
+        logging.getLogger("realtime_feat").addHandler(self.log_queue)
+        logging.getLogger("realtime_feat").setLevel(logging.INFO)
+        log_dock = self._dock("Log", self.log_pane, Qt.BottomDockWidgetArea)
+        self._build_controls()
+        self.resizeDocks([self.docks["Last 20 s (one curve per person)"], log_dock], [1100, 380], Qt.Horizontal)
+        self.resizeDocks([log_dock], [260], Qt.Vertical)
+
+        self.backend_label = QLabel("no session")
+        self.stats_label = QLabel("")
+        self.stats_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # never widens the window
+        self.rec_label = QLabel("")
+        self.statusBar().addWidget(self.stats_label, 1)
+        self.statusBar().addPermanentWidget(self.rec_label)
+        self.statusBar().addPermanentWidget(self.backend_label)
+        for s in SHORTCUTS:
+            action = QAction(s.help, self)
+            action.setShortcut(QKeySequence(s.key))
+            action.setShortcutContext(Qt.ApplicationShortcut)
+            method = getattr(self, s.action)
+            action.triggered.connect(lambda _=False, m=method, a=s.arg: m() if a is None else m(a))
+            self.addAction(action)
+        self.status_timer = QTimer(self)
+        self.status_timer.setInterval(250)
+        self.status_timer.timeout.connect(self.update_status)
+        self.status_timer.start()
+
+    # -- layout ------------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+        return dock
+
+    def _build_controls(self) -> None:
+        a = self.args
+        w = QWidget()
+        w.setMinimumWidth(300)
+        form = QFormLayout(w)
+        self.source_label = QLabel(a.source or "none")
+        self.source_label.setWordWrap(True)
+        choose = QPushButton("Choose source…  (Ctrl+O)")
+        choose.clicked.connect(self.choose_source)
+        self.run_button = QPushButton("Start  (Space)")
+        self.run_button.clicked.connect(self.toggle_running)
+        form.addRow("Source", self.source_label)
+        form.addRow(choose)
+        form.addRow(self.run_button)
+        self.detector = QComboBox()
+        self.detector.addItems(["auto", "fast", "retinaface"])
+        self.detector.setCurrentText(a.detector or "auto")
+        self.detector.currentTextChanged.connect(lambda t: setattr(self.args, "detector", None if t == "auto" else t))
+        form.addRow("Detector (next start)", self.detector)
+        self.identity = QCheckBox("ArcFace identity (next start)")
+        self.identity.setChecked(a.identity)
+        self.identity.toggled.connect(lambda on: setattr(self.args, "identity", on))
+        form.addRow(self.identity)
+        self.threshold = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95, singleStep=0.05)
+        self.threshold.setValue(a.threshold or 0.6)
+        self.threshold.valueChanged.connect(self.set_threshold)
+        form.addRow("Face threshold", self.threshold)
+        self.redetect = QSpinBox(minimum=1, maximum=60)
+        self.redetect.setValue(a.redetect_every)
+        self.redetect.valueChanged.connect(self.set_redetect)
+        form.addRow("Detect every N frames", self.redetect)
+        self.overlay_boxes = {}
+        for name in vars(OverlayOptions()):
+            check = QCheckBox(name)
+            check.setChecked(getattr(self.video.options, name))
+            check.toggled.connect(lambda on, n=name: self.set_overlay(n, on))
+            self.overlay_boxes[name] = check
+        grid = QGridLayout()
+        for i, check in enumerate(self.overlay_boxes.values()):
+            grid.addWidget(check, i // 3, i % 3)
+        form.addRow("Overlays", None)
+        form.addRow(grid)
+        self.smoothing = QSlider(Qt.Horizontal, minimum=0, maximum=90)
+        self.smoothing.valueChanged.connect(lambda v: setattr(self.smoother, "strength", v / 100))
+        form.addRow("Display smoothing", self.smoothing)
+        self.label_edit = QLineEdit(placeholderText="session label")
+        self.record_button = QPushButton("● Record  (R)")
+        self.record_button.setCheckable(True)
+        self.record_button.clicked.connect(self.toggle_recording)
+        form.addRow("Label", self.label_edit)
+        form.addRow(self.record_button)
+        enrol = QPushButton("Name selected face…  (E)")
+        enrol.clicked.connect(self.enrol_selected)
+        shot = QPushButton("Screenshot  (Ctrl+S)")
+        shot.clicked.connect(self.screenshot)
+        form.addRow(enrol)
+        form.addRow(shot)
+        self.marker_names = MarkerNames()
+        form.addRow(QLabel("Markers: keys 1–9"))
+        form.addRow(self.marker_names)
+        self._dock("Controls", w, Qt.LeftDockWidgetArea)
+
+    # -- session life cycle ------------------------------------------------------------------------
+    def choose_source(self) -> None:
+        dialog = SourceDialog(self)
+        if dialog.exec() and dialog.spec:
+            self.args.source = dialog.spec
+            self.source_label.setText(dialog.spec)
+            self.stop_session()
+            self.start_session()
+
+    def toggle_running(self) -> None:
+        if self.session is not None:
+            self.stop_session()
+        elif self.loader is None:
+            self.start_session()
+
+    def start_session(self) -> None:
+        if not self.args.source:
+            return self.choose_source()
+        if self.loader is not None:
+            return
+        self.loader = SessionLoader(self.args, self)
+        self.loader.progress.connect(self.on_progress)
+        self.loader.ready.connect(self.on_ready)
+        self.loader.failed.connect(self.on_failed)
+        self.loader.weightsMissing.connect(self.on_weights_missing)
+        self.loader.finished.connect(self._loader_done)
+        self.progress.show()
+        self.progress_label.show()
+        self.run_button.setEnabled(False)
+        self.loader.start()
+
+    def _loader_done(self) -> None:
+        self.loader = None
+        self.progress.hide()
+        self.progress_label.hide()
+        self.run_button.setEnabled(True)
+
+    def on_progress(self, text: str) -> None:
+        self.progress_label.setText(text)
+        log.info(text)
+
+    def on_ready(self, session) -> None:
+        self.session = session
+        self.bridge.labeller = lambda ids: session.tracker.identities(ids)[0]
+        self.bridge.attach(session)
+        self.backend_label.setText(f"{session.analyser.backend.describe()} · detector {session.analyser.detector_name}")
+        self.backend_label.setToolTip(session.analyser.describe())
+        self.threshold.setValue(session.analyser.decoder.threshold)
+        self.run_button.setText("Stop  (Space)")
+        self.set_banner("")
+        log.info("running: %s on %s", session.source.id, session.analyser.describe())
+
+    def on_failed(self, message: str) -> None:
+        log.error(message)
+        self.set_banner(message)
+
+    def on_weights_missing(self, lines: list) -> None:
+        """Offline first run: say which files are missing and offer to pick a weights folder (non-blocking)."""
+        for line in lines:
+            log.error(line)
+        box = QMessageBox(QMessageBox.Warning, "Model weights missing",
+                          "These weight files are missing and could not be downloaded (offline?):\n\n"
+                          + "\n".join(f"• {line}" for line in lines)
+                          + "\n\nChoose a folder that holds them (laid out as in README, \"Weights offline\"), "
+                            "or connect to the internet and start again.", parent=self)
+        self.pick_weights = box.addButton("Choose weights folder…", QMessageBox.AcceptRole)
+        box.addButton(QMessageBox.Cancel)
+        box.buttonClicked.connect(self._weights_answer)
+        self.weights_dialog = box
+        box.open()
+
+    def _weights_answer(self, button) -> None:
+        if button is self.pick_weights:
+            folder = QFileDialog.getExistingDirectory(self, "Weights folder")
+            if folder:
+                self.use_weights(Path(folder))
+
+    def use_weights(self, folder: Path) -> None:
+        self.args.weights = folder
+        log.info("weights folder: %s", folder)
+        QTimer.singleShot(0, self.start_session)
+
+    def stop_session(self) -> None:
+        if self.session is None:
+            return
+        self.stop_recording()
+        self.bridge.detach()
+        self.session.stop()
+        status = self.session.status()
+        log.info("stopped: %d frames captured, %d analysed", status.captured, status.analysed)
+        self.session = None
+        self.run_button.setText("Start  (Space)")
+
+    def restart_analysis(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.restart_analysis()
+                log.info("analysis restarted")
+                self.set_banner("")
+            except RuntimeError as exc:
+                log.error(str(exc))
+
+    def set_banner(self, text: str, restart: bool = False, colour: str = "#8a1c1c") -> None:
+        self.banner.setStyleSheet(f"background:{colour};color:white;padding:6px;font-weight:bold")
+        self.banner.setText(text)
+        self.banner.setVisible(bool(text))
+        self.restart_button.setVisible(restart)
+
+    # -- results -----------------------------------------------------------------------------------
+    def selected_index(self, result) -> Optional[int]:
+        if self.selected_track is not None:
+            hits = np.flatnonzero(result.track_ids == self.selected_track)
+            if len(hits):
+                return int(hits[0])
+        return geometry.largest_face(result)
+
+    def on_shown(self, shown: Shown) -> None:
+        shown = replace(shown, result=self.smoother(shown.result))
+        result = shown.result
+        i = self.selected_index(result)
+        self.video.show_result(shown, i)
+        f = result.faces
+        self.au_bars.set_values(None if i is None else f.au[i])
+        self.emotion_bars.set_values(None if i is None else f.emotions[i])
+        self.blend_bars.set_values(None if i is None else f.blendshapes[i])
+        self.va.set_value(None if i is None else f.va[i])
+        if i is None:
+            self.panel_title.setText("no face")
+        else:
+            tid = int(result.track_ids[i])
+            self.panel_title.setText("face " + geometry.label_of(tid, shown.names[i] if i < len(shown.names) else ""))
+
+    def on_results(self, results: list) -> None:
+        for plot, choice in zip(self.plots, self.plot_choices):
+            value = self.signals[choice.currentText()]
+            for r in results:
+                t = r.t_monotonic_ns / 1e9
+                for i, tid in enumerate(r.track_ids):
+                    if tid >= 0:
+                        plot.append(t, int(tid), float(value(r.faces, i)))
+            plot.redraw(self.markers())
+
+    def markers(self) -> list[tuple[float, str]]:
+        return [(m.t_monotonic_ns / 1e9, m.label) for m in (self.session.markers if self.session else [])]
+
+    def choose_signal(self, plot: RollingPlot, name: str) -> None:
+        plot.reset(name, _y_range(name))
+
+    def on_face_clicked(self, index: int) -> None:
+        shown = self.video.current
+        if index < 0 or shown is None:
+            self.selected_track = None
+        else:
+            tid = int(shown.result.track_ids[index])
+            self.selected_track = tid if tid >= 0 else None
+        self.video.redraw(self.selected_index(shown.result) if shown else None)
+
+    # -- controls ----------------------------------------------------------------------------------
+    def set_overlay(self, name: str, on: bool) -> None:
+        setattr(self.video.options, name, on)
+        shown = self.video.current
+        self.video.redraw(self.selected_index(shown.result) if shown else None)
+
+    def toggle_overlay(self, name: str) -> None:
+        self.overlay_boxes[name].toggle()
+
+    def set_threshold(self, value: float) -> None:
+        if self.session is not None:
+            self.session.analyser.decoder.threshold = value
+        self.args.threshold = value
+
+    def set_redetect(self, value: int) -> None:
+        self.args.redetect_every = value
+        if self.session is not None:
+            self.session.settings = replace(self.session.settings, redetect_every=value)
+
+    def marker(self, key: int) -> None:
+        if self.session is None:
+            log.warning("marker %d: no session running", key)
+            return
+        label = self.marker_names.name(key)
+        self.session.mark(label)
+        log.info("marker %d: %s", key, label)
+
+    def toggle_recording(self) -> None:
+        if self.recording_path is None:
+            self.start_recording()
+        else:
+            self.stop_recording()
+
+    def start_recording(self) -> None:
+        if self.session is None:
+            log.warning("recording needs a running source: press Space or choose one")
+        else:
+            try:
+                self.recording_path = self.session.start_recording(self.sessions_dir, self.label_edit.text().strip())
+                log.info("recording into %s", self.recording_path)
+            except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
+                log.error("recording could not start: %s", str(exc).splitlines()[0])
+        self.record_button.setChecked(self.recording_path is not None)  # `clicked` is not emitted by this
+
+    def stop_recording(self) -> None:
+        if self.recording_path is not None and self.session is not None:
+            self.last_folder = self.session.stop_recording()
+            log.info("recording finalised: %s", self.last_folder)
+        self.recording_path = None
+        self.record_button.setChecked(False)
+        self.rec_label.setText("")
+
+    def enrol_selected(self) -> None:
+        shown = self.video.current
+        i = self.selected_index(shown.result) if shown else None
+        tid = int(shown.result.track_ids[i]) if i is not None else -1
+        embedding = self.bridge.embedding_of(tid) if tid >= 0 else None
+        if self.session is None or embedding is None:
+            log.warning("to name a person: click a tracked face (with ArcFace on), then press E")
+            return
+        name, ok = QInputDialog.getText(self, "Name this person", f"Name for face #{tid}:")
+        if ok and name.strip():
+            try:
+                self.session.tracker.enrol(name.strip(), embedding)
+                log.info("enrolled %s from face #%d", name.strip(), tid)
+            except ValueError as exc:
+                log.error(str(exc))
+
+    def screenshot(self) -> Path:
+        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        path = self.sessions_dir / f"screenshot-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        self.grab().save(str(path))
+        log.info("screenshot saved: %s", path)
+        return path
+
+    def show_help(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", help_text())
+
+    # -- status ------------------------------------------------------------------------------------
+    def update_status(self) -> None:
+        self.log_queue.drain(self.log_pane)
+        if self.session is None:
+            return
+        s = self.session.status()
+        self.stats_label.setText(
+            f"{s.state} | capture {s.capture_fps:4.1f} fps | analysed {s.analysed_fps:4.1f} fps | latency p50 "
+            f"{_ms(s.latency_p50_ms)} ms p99 {_ms(s.latency_p99_ms)} ms | faces {s.faces} | skipped {s.skipped} | "
+            f"dropped {s.encoder_dropped}")
+        if s.recording is not None:
+            self.rec_label.setText(f"● REC {s.recording_s:5.1f} s  {s.recording.name}  ({s.encoded} frames)")
+        worker = self.session.worker
+        if worker is not None and worker.error is not None:
+            self.set_banner(f"analysis stopped: {s.error}", restart=True)
+        elif s.state == "lost":
+            self.set_banner("source lost: reconnecting… (recording continues when it is back)")
+        elif s.state == "failed":
+            self.set_banner(f"source failed: {s.error}; choose another (Ctrl+O)")
+        elif s.state == "ended":
+            self.set_banner("end of the source: choose another (Ctrl+O) or start it again (Space)", colour="#444")
+        elif self.banner.isVisible():
+            self.set_banner("")
+
+    def closeEvent(self, event) -> None:
+        self.status_timer.stop()
+        if self.loader is not None:
+            self.loader.requestInterruption()
+            self.loader.wait()
+        self.stop_session()  # finalises a recording
+        logging.getLogger("realtime_feat").removeHandler(self.log_queue)
+        super().closeEvent(event)
