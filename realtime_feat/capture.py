@@ -8,6 +8,7 @@ end on the capture clock.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -61,18 +62,21 @@ class LatestSlot:
 
 class Subscriber:
     """A bounded queue of every captured frame for one consumer; overflow is counted and logged,
-    never waited for."""
+    never waited for. `missed` keeps (index, t_monotonic_ns, t_wall_ns, t_lsl) of each frame that did
+    not fit, so the consumer can still account for it (frames.csv has a row for every captured frame)."""
 
     def __init__(self, name: str, maxsize: int = 256):
         self.name = name
         self.queue: queue.Queue = queue.Queue(maxsize)
         self.dropped = 0
+        self.missed: collections.deque = collections.deque()
 
     def offer(self, frame: Frame) -> None:
         try:
             self.queue.put_nowait(frame)
         except queue.Full:
             self.dropped += 1
+            self.missed.append((frame.index, frame.t_monotonic_ns, frame.t_wall_ns, frame.t_lsl))
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
                 log.warning("%s cannot keep up: %d frames dropped from its queue", self.name, self.dropped)
 

@@ -67,18 +67,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p, detector="retinaface")
 
     lv = sub.add_parser("live", help="analyse a camera, file or stream live: status line, CSV, tracking")
-    lv.add_argument("--source", required=True,
-                    help="camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder")
     lv.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write what was analysed to this CSV")
-    lv.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    _add_enrol_option(lv)
-    lv.add_argument("--redetect-every", type=int, default=5, metavar="N",
-                    help="full face detection every N analysed frames, landmarks carry the boxes between (default 5)")
-    lv.add_argument("--fast", action="store_true", help="play a video file as fast as possible, not at its own rate")
-    lv.add_argument("--width", type=int, help="camera width to request")
-    lv.add_argument("--height", type=int, help="camera height to request")
-    lv.add_argument("--fps", type=float, help="camera rate to request (frames/s for an image folder)")
-    _add_model_options(lv, detector=None)
+    rec = sub.add_parser("record", help="record a session: every frame to video on the capture clock, frames.csv, "
+                                        "fex.csv, markers (type a label + Enter), metadata; optional LSL")
+    rec.add_argument("--out", type=Path, required=True, metavar="DIR",
+                     help="sessions folder: each recording goes into DIR/<YYYYmmdd-HHMMSS>_<label>/")
+    rec.add_argument("--label", default="", help="label in the session folder's name")
+    rec.add_argument("--codec", choices=["h264", "ffv1"], default="h264",
+                     help="h264 (default, small) or ffv1 (lossless, large)")
+    rec.add_argument("--lsl", action="store_true",
+                     help="open LSL outlets: face data per analysed frame, frame markers per captured frame")
+    rec.add_argument("--lsl-markers", metavar="NAME",
+                     help="record markers from the LSL stream with this name (or type) into markers.csv")
+    rec.add_argument("--no-analysis", dest="analysis", action="store_false",
+                     help="record video and frames.csv only, load no model")
+    for p in (lv, rec):
+        p.add_argument("--source", required=True,
+                       help="camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder")
+        p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+        _add_enrol_option(p)
+        p.add_argument("--redetect-every", type=int, default=5, metavar="N",
+                       help="full face detection every N analysed frames, landmarks carry the boxes between (default 5)")
+        p.add_argument("--fast", action="store_true", help="play a video file as fast as possible, not at its own rate")
+        p.add_argument("--width", type=int, help="camera width to request")
+        p.add_argument("--height", type=int, help="camera height to request")
+        p.add_argument("--fps", type=float, help="camera rate to request (frames/s for an image folder)")
+        _add_model_options(p, detector=None)
 
     ap = sub.add_parser("app", help="the desktop window (the default with no command): live video, overlays, "
                                     "bars, plots, recording, markers")
@@ -113,10 +127,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.command == "process":
             return cmd_process(args)
-        if args.command in ("live", "cameras"):
+        if args.command in ("live", "record", "cameras"):
             from . import live_cli
 
-            return live_cli.cmd_live(args) if args.command == "live" else live_cli.cmd_cameras(args)
+            return {"live": live_cli.cmd_live, "record": live_cli.cmd_record, "cameras": live_cli.cmd_cameras}[
+                args.command](args)
         if args.command == "app":
             return cmd_app(args)
         if args.command == "doctor":

@@ -83,9 +83,11 @@ def _fmt(value: float) -> str:
 class FexWriter:
     """Append `FrameResult`s to a Fex CSV. Use as a context manager; `input_name` fills `input`."""
 
-    def __init__(self, path: os.PathLike, video: bool, flush_seconds: float = 1.0):
+    def __init__(self, path: os.PathLike, video: bool, flush_seconds: float = 1.0, partial: bool = True):
+        """partial=False writes under the final name from the start (a recorded session, whose
+        completeness metadata.json states)."""
         self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.partial = self.path.with_name(self.path.name + ".partial") if partial else self.path
         self.video = video
         self.flush_seconds = flush_seconds
         self.rows_written = 0
@@ -115,13 +117,16 @@ class FexWriter:
         self.rows_written += max(result.n_faces, 1)
         self.frames_written += 1
         if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self._file.flush()
-            self._last_flush = time.monotonic()
+            self.flush()
+
+    def flush(self) -> None:
+        self._file.flush()
+        self._last_flush = time.monotonic()
 
     def close(self, complete: bool = True) -> Path:
         """Finish the file: under its final name if complete, else kept as `<path>.partial`."""
         self._file.close()
-        if not complete:
+        if not complete or self.partial == self.path:
             return self.partial
         self.partial.replace(self.path)
         return self.path

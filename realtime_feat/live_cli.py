@@ -30,6 +30,11 @@ def open_session(args, **session_options):
         probe_source(source)
     except OSError as exc:
         raise UserError(str(exc)) from None
+    if not getattr(args, "analysis", True):  # record-only: no model is loaded
+        try:
+            return LiveSession(source, None, **session_options)
+        except OSError as exc:
+            raise UserError(str(exc)) from None
     if args.detector is None:
         from realtime_feat.engines import resolve_device
         from realtime_feat.engines.fast_detector import available
@@ -64,7 +69,7 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
         print(f"{PROG}: ready for {session.frame_size[0]}x{session.frame_size[1]} frames in "
               f"{session.warm_up_s:.1f} s", file=sys.stderr)
     analyser = session.analyser
-    backend = f"{analyser.backend.name}/{analyser.detector_name}"
+    backend = f"{analyser.backend.name}/{analyser.detector_name}" if analyser else "no analysis"
     interrupted = threading.Event()
     # Ctrl-C asks the loop to stop instead of raising KeyboardInterrupt wherever the main thread is.
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
@@ -113,6 +118,43 @@ def cmd_live(args) -> int:
     session = open_session(args, csv_path=args.output)
     interrupted = run_session(session, args)
     print(summary(session, interrupted), file=sys.stderr)
+    raise_errors(session)
+    return 0
+
+
+def terminal_markers(session, lines) -> None:
+    """Each line typed (label + Enter) is a marker, stamped when Enter arrives."""
+    try:
+        for line in lines:
+            if line.strip():
+                marker = session.mark(line.strip(), origin="terminal")
+                print(f"{PROG}: marker {marker.label!r} at frame {marker.frame}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # no terminal (a closed or captured stdin): no typed markers
+        pass
+
+
+def cmd_record(args) -> int:
+    from .cli import UserError
+
+    session = open_session(args, lsl=args.lsl, lsl_markers=args.lsl_markers)
+
+    def begin(session):
+        try:
+            folder = session.start_recording(args.out, args.label, args.codec)
+        except OSError as exc:
+            raise UserError(f"cannot create a session folder in {args.out}: {exc}") from None
+        print(f"{PROG}: recording to {folder} (type a label + Enter for a marker; Ctrl-C ends)", file=sys.stderr)
+        threading.Thread(target=terminal_markers, args=(session, sys.stdin), name="markers", daemon=True).start()
+
+    def counts(status) -> str:
+        return f" | rec {status.recording_s:5.1f} s encoded {status.encoded} dropped {status.encoder_dropped}"
+
+    interrupted = run_session(session, args, before_start=begin, extra_status=counts)
+    rec = session.last_recording
+    print(summary(session, interrupted) + f"; recorded {rec.rows} frames ({rec.encoded} in the video, {rec.dropped} "
+          f"dropped by the encoder queue) and {len(session.markers)} marker(s) to {rec.folder}", file=sys.stderr)
+    if rec.error is not None:
+        raise UserError(str(rec.error))
     raise_errors(session)
     return 0
 

@@ -139,6 +139,7 @@ class LiveSession:
         self.csv_rows = 0
         self._writer = None
         self._recorder = None
+        self.last_recording = None   # the Recorder of the latest recording, for its counts and error
         self._sinks: list = []      # LSL outlets and the marker inlet: each has close() and error
         self._rates = _Rates()
         self._retired = (0, 0)      # (analysed, detections_run) of workers replaced by restart_analysis
@@ -165,6 +166,8 @@ class LiveSession:
         if self.started is not None:
             raise RuntimeError("LiveSession.start: already started")
         self.frame_size = probe_source(self.source)
+        if self._recorder is not None:  # started before start(): the size is known only now
+            self._recorder.metadata["source"]["frame_size"] = self.frame_size
         if self.analyser is not None and self.frame_size:
             t = time.monotonic()  # engines, graphs and kernels for this frame size, before the first real frame
             self.analyser.warm_up(*self.frame_size)
@@ -232,10 +235,76 @@ class LiveSession:
 
     # -- recording and markers -------------------------------------------------------------------
     def start_recording(self, root: Path, label: str = "", codec: str = "h264") -> Path:
-        raise NotImplementedError("recording lands in realtime_feat/recorder.py (next commit)")
+        """Record into a new session folder under `root` (DESIGN.md layout), from the next captured
+        frame (from the first, when called before start()). Returns the folder."""
+        from .recorder import CODECS, Recorder, session_folder
+
+        if codec not in CODECS:
+            raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
+        with self._lock:
+            if self._recorder is not None:
+                raise RuntimeError(f"already recording to {self._recorder.folder}")
+            if self._stopped:
+                raise RuntimeError("LiveSession.start_recording: the session is stopped")
+            folder = session_folder(root, label)
+            h, w = self.frame_size or (720, 1280)
+            # about 400 MB of frames may wait for the encoder (5 s of 720p30) before frames are dropped
+            sub = self.capture.subscribe("recorder", maxsize=int(max(16, min(256, 400e6 // (h * w * 3)))))
+            try:
+                recorder = Recorder(folder, codec, sub, self.capture.slot, self._analysing, self.tracker.identities,
+                                    self._metadata(label))
+            except BaseException:
+                self.capture.unsubscribe(sub)
+                raise
+            self.bus.subscribe(recorder.on_result)
+            self._recorder = self.last_recording = recorder.start()
+        return folder
 
     def stop_recording(self) -> Optional[Path]:
-        return None
+        """Finalise the recording (every queued frame written, the video closed); its folder, or None."""
+        with self._lock:
+            recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        self.capture.unsubscribe(recorder.frames)
+        self.bus.unsubscribe(recorder.on_result)
+        return recorder.stop()
+
+    def _analysing(self) -> bool:
+        return self.worker is not None and not self.worker.wait(0)
+
+    def _metadata(self, label: str) -> dict:
+        import dataclasses
+        import datetime
+        import platform
+        from importlib.metadata import PackageNotFoundError, version
+
+        def installed(name):
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return None
+
+        a = self.analyser
+        analyser = None if a is None else {
+            "describe": a.describe(), "backend": a.backend.name, "device": str(a.device),
+            "precision": getattr(a.backend, "precision", "fp32"), "detector": a.detector_name, "identity": a.identity,
+            "weights": {name: {"file": str(path), "sha256": a.weight_digests[name]} for name, path in a.weight_paths.items()}}
+        plain = (int, float, str, bool, type(None))
+        return {
+            "label": label, "started": datetime.datetime.now().astimezone().isoformat(),
+            "versions": {n: installed(n) for n in ("realtime-feat", "py-feat", "torch", "av", "numpy", "onnxruntime",
+                                                   "openvino", "pylsl")},
+            "python": platform.python_version(), "platform": platform.platform(), "analyser": analyser,
+            "source": {"id": self.source.id, "kind": type(self.source).__name__, "frame_size": self.frame_size,
+                       "options": {k: v for k, v in vars(self.source).items()
+                                   if not k.startswith("_") and isinstance(v, plain)}},
+            "settings": dataclasses.asdict(self._settings),
+            "tracker": {"use_embeddings": self.tracker.use_embeddings, "enrolled": self.tracker.enrolled},
+            "clocks": {"t_monotonic": "time.monotonic_ns() as the frame left the source (seconds in the CSVs)",
+                       "t_wall": "time.time_ns() at the same moment",
+                       "t_lsl": "pylsl.local_clock() at the same moment (empty without LSL)"},
+            "lsl": {"outlets": self.lsl, "marker_inlet": self.lsl_markers}}
 
     def mark(self, label: str, origin: str = "code") -> Marker:
         """A marker now, on the capture clocks."""
@@ -266,7 +335,7 @@ class LiveSession:
     @property
     def error(self) -> Optional[BaseException]:
         candidates = [self.capture.error, self.worker.error if self.worker else None,
-                      getattr(self._recorder, "error", None), *(s.error for s in self._sinks)]
+                      getattr(self.last_recording, "error", None), *(s.error for s in self._sinks)]
         return next((e for e in candidates if e is not None), None)
 
     def status(self) -> SessionStatus:

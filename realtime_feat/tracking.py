@@ -154,6 +154,10 @@ class FaceTracker:
         return "iou+arcface" if self._embeddings_seen else "iou-only"
 
     @property
+    def enrolled(self) -> list[str]:
+        return sorted(self._people)
+
+    @property
     def tracks(self) -> list[TrackView]:
         return [TrackView(t.track_id, t.state, tuple(float(v) for v in t.box), t.last_seen_s, t.hits)
                 for t in self._tracks]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -38,9 +39,14 @@ class FakeAnalyser:
     """No models: no faces, a fixed cost per frame; fails on frame `fail_at` (an analysis crash)."""
 
     identity = False
+    backend = SimpleNamespace(name="fake", precision="fp32")
+    device, detector_name, weight_paths, weight_digests = "cpu", "none", {}, {}
 
     def __init__(self, cost=0.002, fail_at=None):
         self.cost, self.fail_at, self.warmed = cost, fail_at, None
+
+    def describe(self):
+        return "fake analyser, no models"
 
     def warm_up(self, height, width):
         self.warmed = (height, width)

@@ -1,0 +1,359 @@
+"""The recorder: its own thread, a subscriber of the capture thread (DESIGN.md, "A recorded session").
+
+Every captured frame goes into `video.mp4` with its capture stamp as PTS (time base 1 µs, variable
+frame rate as it came), in fragmented MP4: a fragment reaches the disk every half second, so a killed
+process leaves a file every player reads, short of its last fragment. Beside it:
+
+  frames.csv    one row per captured frame: frame, t_monotonic, t_wall, t_lsl (seconds), analysed (1/0),
+                n_faces (empty when not analysed), in_video (0: the recorder's queue was full; counted),
+                video_time (the frame's PTS in the video, seconds)
+  fex.csv       the analyser's rows (py-feat's columns + ours), for the analysed frames, in frame order
+  markers.csv   label, origin, t_monotonic, t_wall, t_lsl, frame (the newest frame captured then)
+  metadata.json versions, backend, weights, source, settings, codec, clocks, counts with reasons;
+                written at the start ("complete": false) and again when the recording ends
+
+A frame's row is written once it is settled: analysed (its result came), or skipped (analysis took a
+newer frame, or has stopped). That takes one analysis period at most (`settle_s` bounds it). Files are
+flushed at least once a second; a folder removed or a disk that fills up ends the recording with one
+line in `error`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional
+
+from .capture import LatestSlot, Subscriber
+from .types import Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 1_000_000)
+# encoder, pixel format, options, (width, height) multiple
+CODECS = {
+    "h264": ("libx264", "yuv420p", 2),
+    "ffv1": ("ffv1", "bgr0", 1),  # lossless RGB
+}
+FRAMES_COLUMNS = ["frame", "t_monotonic", "t_wall", "t_lsl", "analysed", "n_faces", "in_video", "video_time"]
+MARKERS_COLUMNS = ["label", "origin", "t_monotonic", "t_wall", "t_lsl", "frame"]
+
+
+def session_folder(root: Path, label: str = "") -> Path:
+    """`<root>/<YYYYmmdd-HHMMSS>_<label>`, new (a suffix -2, -3, ... when that second is taken)."""
+    safe = re.sub(r"[^\w.-]+", "-", label).strip("-.")
+    base = time.strftime("%Y%m%d-%H%M%S") + (f"_{safe}" if safe else "")
+    folder, n = Path(root) / base, 1
+    while folder.exists():
+        n += 1
+        folder = Path(root) / f"{base}-{n}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _secs(ns: Optional[int]) -> str:
+    return "" if ns is None else f"{ns / 1e9:.9f}"
+
+
+def _lsl(t: Optional[float]) -> str:
+    return "" if t is None else f"{t:.9f}"
+
+
+class RecordingError(OSError):
+    """A recording that could not go on (disk full, folder removed); the message is one line."""
+
+
+class Recorder:
+    """`start()`; feed it with `on_result` (a results-bus callback) and `mark`; `stop()` finalises.
+    `frames`: this recorder's capture subscription; `slot`: the analysis slot (which frames analysis
+    took); `analysing()`: whether analysis is still running; `identities(track_ids)`: the tracker's labels."""
+
+    def __init__(self, folder: Path, codec: str, frames: Subscriber, slot: LatestSlot,
+                 analysing: Callable[[], bool], identities: Optional[Callable] = None, metadata: Optional[dict] = None,
+                 settle_s: float = 2.0, flush_s: float = 0.5):
+        if codec not in CODECS:
+            raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
+        from .fex import FexWriter
+
+        self.folder, self.codec = Path(folder), codec
+        self.frames, self.slot, self.analysing, self.identities = frames, slot, analysing, identities
+        self.metadata = dict(metadata or {})
+        self.settle_s, self.flush_s = settle_s, flush_s
+        self.video_path = self.folder / "video.mp4"
+        self.encoded = 0
+        self.rows = 0                 # frames.csv rows
+        self.analysed = 0
+        self.results_dropped = 0      # results that did not fit the queue (their frames count as skipped)
+        self.late_results = 0         # results that came after their frame was settled as skipped
+        self.pts_bumped = 0           # two frames within one µs: the later one's PTS moved by 1 µs
+        self.resized = 0              # frames of another size than the first, scaled to it
+        self.error: Optional[RecordingError] = None
+        self.started_ns: Optional[int] = None
+        self.first_index: Optional[int] = None
+        self.t0_ns: Optional[int] = None
+        self._results: queue.Queue = queue.Queue(1024)
+        self._markers: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: list = []      # (index, t_mono, t_wall, t_lsl, pts_us or None), in index order
+        self._by_index: dict = {}     # index → (result, identities)
+        self._container = self._stream = None
+        self._size: Optional[tuple[int, int]] = None
+        self._last_pts = -1
+        self._last_settled = -1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._frames_file = open(self.folder / "frames.csv", "w", newline="")
+        self._frames_csv = csv.writer(self._frames_file)
+        self._frames_csv.writerow(FRAMES_COLUMNS)
+        self._markers_file = open(self.folder / "markers.csv", "w", newline="")
+        self._markers_csv = csv.writer(self._markers_file)
+        self._markers_csv.writerow(MARKERS_COLUMNS)
+        self._fex = FexWriter(self.folder / "fex.csv", video=False, partial=False)
+        self._write_metadata(complete=False)
+
+    # -- the other threads' side -----------------------------------------------------------------
+    def start(self) -> "Recorder":
+        self.started_ns = time.monotonic_ns()
+        self._thread.start()
+        return self
+
+    def on_result(self, result: FrameResult, frame: Frame) -> None:
+        """Results-bus callback (analysis thread): queue the result with its identities, never wait."""
+        ids = self.identities(result.track_ids) if self.identities else None
+        try:
+            self._results.put_nowait((result, ids))
+        except queue.Full:
+            self.results_dropped += 1
+
+    def mark(self, marker) -> None:
+        self._markers.put(marker)
+
+    def stop(self, timeout: float = 30.0) -> Path:
+        """Write what is queued, settle every frame, close the video and the files."""
+        self._stop.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("recorder for %s did not finish within %.0f s", self.folder, timeout)
+        return self.folder
+
+    @property
+    def elapsed_s(self) -> float:
+        return 0.0 if self.started_ns is None else (time.monotonic_ns() - self.started_ns) / 1e9
+
+    @property
+    def dropped(self) -> int:
+        """Captured frames that are not in the video (the encoder could not keep up)."""
+        return self.frames.dropped
+
+    # -- the recorder thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        next_flush = time.monotonic() + self.flush_s
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                # read before draining results: a result of a frame below `taken` is then already queued
+                taken, analysing = self.slot.taken, self.analysing()
+                got = self._drain_frames()
+                self._drain_results()
+                self._settle(taken, analysing and not stopping)
+                self._drain_markers()
+                if time.monotonic() >= next_flush:
+                    self._flush()
+                    next_flush = time.monotonic() + self.flush_s
+                if stopping and self.frames.queue.empty() and not self.frames.missed:
+                    break
+                if not got:
+                    self._stop.wait(0.02)
+            self._finish()
+        except Exception as exc:  # kept for the session, which reports it; what was written stays
+            self._fail(exc)
+
+    def _drain_frames(self, most: int = 64) -> int:
+        n = 0
+        while n < most:
+            try:
+                frame = self.frames.queue.get_nowait()
+            except queue.Empty:
+                break
+            self._missed_before(frame.index)
+            if self.first_index is None:
+                self.first_index = frame.index
+            self._pending.append((frame.index, frame.t_monotonic_ns, frame.t_wall_ns, frame.t_lsl,
+                                  self._encode(frame)))
+            n += 1
+        if n == 0:
+            self._missed_before(None)
+        return n
+
+    def _missed_before(self, index: Optional[int]) -> None:
+        """Rows (not in the video) for frames that did not fit the queue, in their place by index."""
+        missed = self.frames.missed
+        while missed and (index is None or missed[0][0] < index):
+            i, t_mono, t_wall, t_lsl = missed.popleft()
+            if self.first_index is None:
+                self.first_index = i
+            self._pending.append((i, t_mono, t_wall, t_lsl, None))
+
+    def _encode(self, frame: Frame) -> int:
+        import av
+
+        if self._container is None:
+            self._open_video(frame)
+        image = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+        if (image.width, image.height) != self._size:
+            image = image.reformat(width=self._size[0], height=self._size[1])
+            self.resized += 1
+        pts = (frame.t_monotonic_ns - self.t0_ns) // 1000
+        if pts <= self._last_pts:
+            pts = self._last_pts + 1
+            self.pts_bumped += 1
+        image.pts, image.time_base = pts, TIME_BASE
+        self._last_pts = pts
+        for packet in self._stream.encode(image):
+            self._container.mux(packet)
+        self.encoded += 1
+        return pts
+
+    def _open_video(self, frame: Frame) -> None:
+        import av
+
+        name, pix_fmt, multiple = CODECS[self.codec]
+        height, width = frame.size
+        self._size = (width // multiple * multiple, height // multiple * multiple)
+        self.t0_ns = frame.t_monotonic_ns
+        # Fragmented MP4: the index travels with each fragment, so a killed file is readable up to its
+        # last complete fragment; flush_packets sends each fragment to the disk as it is finished.
+        self._container = av.open(str(self.video_path), "w", format="mp4", options={
+            "movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "500000",
+            "video_track_timescale": str(TIME_BASE.denominator), "flush_packets": "1"})
+        stream = self._container.add_stream(name)
+        stream.width, stream.height, stream.pix_fmt = *self._size, pix_fmt
+        stream.codec_context.time_base = stream.time_base = TIME_BASE  # no `rate`: that would force CFR
+        if name == "libx264":
+            # ultrafast from 720p up, veryfast below: encoding must leave the cores to analysis
+            # (research/stack_probe.md); zerolatency: no frames held back in a lookahead.
+            preset = "ultrafast" if width * height > 640 * 480 else "veryfast"
+            stream.codec_context.options = {"preset": preset, "tune": "zerolatency"}
+            stream.codec_context.gop_size = 60
+        self._stream = stream
+        self.metadata["video"] = {"file": self.video_path.name, "container": "mp4 (fragmented)", "encoder": name,
+                                  "pix_fmt": pix_fmt, "options": dict(stream.codec_context.options),
+                                  "width": self._size[0], "height": self._size[1], "time_base": "1/1000000",
+                                  "pts_zero_t_monotonic_ns": self.t0_ns,
+                                  "pts_rule": "pts = (t_monotonic_ns - pts_zero_t_monotonic_ns) // 1000"}
+        self._write_metadata(complete=False)
+
+    def _drain_results(self) -> None:
+        while True:
+            try:
+                result, ids = self._results.get_nowait()
+            except queue.Empty:
+                return
+            if self.first_index is not None and result.index < self.first_index:
+                continue  # analysed before this recording began
+            if result.index <= self._last_settled:
+                self.late_results += 1  # its frame is already in frames.csv as skipped
+                continue
+            self._by_index[result.index] = (result, ids)
+
+    def _settle(self, taken: int, analysing: bool) -> None:
+        now = time.monotonic_ns()
+        done = 0
+        for index, t_mono, t_wall, t_lsl, pts in self._pending:
+            hit = self._by_index.pop(index, None)
+            if hit is None and analysing and index >= taken and now - t_mono < self.settle_s * 1e9:
+                break  # analysis may still take it
+            if hit is not None:
+                result, ids = hit
+                self._fex.append(result, result.source_id, ids)
+                self.analysed += 1
+            self._frames_csv.writerow([index, _secs(t_mono), _secs(t_wall), _lsl(t_lsl), int(hit is not None),
+                                       hit[0].n_faces if hit else "", int(pts is not None),
+                                       "" if pts is None else f"{pts / 1e6:.6f}"])
+            done += 1
+        if done:
+            self._last_settled = self._pending[done - 1][0]
+        del self._pending[:done]
+        self.rows += done
+
+    def _drain_markers(self) -> None:
+        while True:
+            try:
+                m = self._markers.get_nowait()
+            except queue.Empty:
+                return
+            self._markers_csv.writerow([m.label, m.origin, _secs(m.t_monotonic_ns), _secs(m.t_wall_ns), _lsl(m.t_lsl),
+                                        m.frame])
+
+    def _flush(self) -> None:
+        if not self.folder.is_dir():  # writes to a removed folder succeed silently: look
+            raise RecordingError(f"the session folder {self.folder} was removed while recording")
+        self._frames_file.flush()
+        self._markers_file.flush()
+        self._fex.flush()
+
+    def _finish(self) -> None:
+        self._drain_results()
+        self._settle(self.slot.taken, analysing=False)
+        self._drain_markers()
+        if self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+        self._flush()
+        self._close_files()
+        self._write_metadata(complete=True)
+
+    def _fail(self, exc: Exception) -> None:
+        import av
+
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not isinstance(exc, RecordingError) and isinstance(exc, (OSError, av.FFmpegError)):
+            reason = getattr(exc, "strerror", None) or reason
+            reason = f"writing to {self.folder} failed ({reason}): free some space or record elsewhere"
+        elif not isinstance(exc, RecordingError):
+            log.exception("recorder failed")
+        self.error = RecordingError(f"recording stopped: {reason}; {self.rows} frames are in frames.csv, "
+                                    f"{self.encoded} in the video")
+        log.error("%s", self.error)
+        for close in (self._close_video_quietly, self._close_files):
+            try:
+                close()
+            except Exception:  # the disk that failed may fail again: what was written stays
+                pass
+        try:
+            self._write_metadata(complete=False)
+        except OSError:
+            pass
+
+    def _close_video_quietly(self) -> None:
+        if self._container is not None:
+            self._container.close()
+
+    def _close_files(self) -> None:
+        for f in (self._frames_file, self._markers_file):
+            if not f.closed:
+                f.close()
+        if not self._fex._file.closed:
+            self._fex.close()
+
+    def counts(self) -> dict:
+        return {"captured": self.rows + len(self._pending), "encoded": self.encoded, "analysed": self.analysed,
+                "dropped": {"not_in_video_encoder_queue_full": self.frames.dropped,
+                            "results_queue_full": self.results_dropped,
+                            "results_after_frame_settled": self.late_results},
+                "skipped_for_analysis": self.rows - self.analysed,
+                "adjusted": {"pts_bumped_same_microsecond": self.pts_bumped, "resized_to_first_frame": self.resized},
+                "fex_rows": self._fex.rows_written, "first_frame": self.first_index}
+
+    def _write_metadata(self, complete: bool) -> None:
+        data = dict(self.metadata, codec=self.codec, complete=complete, counts=self.counts(),
+                    error=None if self.error is None else str(self.error))
+        tmp = self.folder / "metadata.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.replace(self.folder / "metadata.json")

@@ -1,0 +1,224 @@
+"""Recording a session: every captured frame in the video at its capture stamp, frames.csv, fex.csv,
+markers.csv and metadata.json; a kill, a full disk and a removed folder (real processes, real files)."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from realtime_feat.session import LiveSession
+from test_session import FakeAnalyser, Synthetic
+
+
+class Jittery(Synthetic):
+    """Synthetic frames at irregular intervals (2 to 9 ms): a variable frame rate to honour."""
+
+    def read(self):
+        time.sleep(0.002 + 0.007 * ((self.i * 7919) % 13) / 13)
+        return super().read()
+
+
+def decode(path: Path, cut_off: bool = False) -> tuple[list[int], list[np.ndarray]]:
+    """PTS and images of every frame; `cut_off`: the file may end in a partly written fragment (a
+    killed process, a full disk), which ends the decoding there, as in a player."""
+    import av
+
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.time_base == Fraction(1, 1_000_000)  # µs: the capture stamps' resolution in the video
+        try:
+            for f in container.decode(stream):
+                frames.append((f.pts, f.to_ndarray(format="rgb24")))
+        except av.error.InvalidDataError:
+            if not cut_off:
+                raise
+    return [p for p, _ in frames], [img for _, img in frames]
+
+
+@pytest.mark.parametrize("codec", ["h264", "ffv1"])
+def test_every_captured_frame_is_in_the_video_at_its_capture_stamp(tmp_path, codec):
+    from feat.utils.io import read_feat
+
+    session = LiveSession(Jittery(n=150, size=(48, 64)), FakeAnalyser(cost=0.01))
+    folder = session.start_recording(tmp_path, label="vfr test", codec=codec)
+    session.start()
+    time.sleep(0.3)
+    session.mark("stimulus on")
+    assert session.wait(timeout=60)
+    session.stop()
+    assert folder.parent == tmp_path and folder.name.endswith("_vfr-test")
+
+    frames = pd.read_csv(folder / "frames.csv")
+    assert list(frames["frame"]) == list(range(150)) and (frames["in_video"] == 1).all()
+    ns = (frames["t_monotonic"] * 1e9).round().astype(np.int64).to_numpy()
+    assert (np.diff(ns) > 0).all() and (np.diff(frames["t_wall"]) > 0).all()
+    meta = json.loads((folder / "metadata.json").read_text())
+    t0 = meta["video"]["pts_zero_t_monotonic_ns"]
+    pts, images = decode(folder / "video.mp4")
+    assert len(pts) == len(frames)
+    # PTS = capture stamp to the time base (1 µs); t_monotonic carries 9 decimals, the full ns stamp
+    assert pts == [int(v) for v in (ns - t0) // 1000]
+    assert np.diff(pts).std() > 500  # the irregular intervals are kept, not evened out
+    values = np.array([img.mean() for img in images])
+    if codec == "ffv1":  # lossless: each frame is exactly the one captured
+        assert (values == frames["frame"].to_numpy() % 256).all()
+    else:
+        assert np.abs(values - frames["frame"].to_numpy() % 256).max() < 2
+
+    analysed = frames[frames["analysed"] == 1]
+    assert 0 < len(analysed) == session.status().analysed and (analysed["n_faces"] == 0).all()
+    assert frames.loc[frames["analysed"] == 0, "n_faces"].isna().all()
+    fex = read_feat(str(folder / "fex.csv"))  # py-feat's reader: a placeholder row per analysed frame
+    assert list(fex["frame"]) == list(analysed["frame"])
+    assert np.allclose(fex["t_monotonic"], analysed["t_monotonic"], atol=1e-6)
+
+    markers = pd.read_csv(folder / "markers.csv")
+    (marker,) = markers.itertuples()
+    assert marker.label == "stimulus on" and marker.origin == "code"
+    row = frames[frames["frame"] == marker.frame].iloc[0]
+    assert row["t_monotonic"] <= marker.t_monotonic  # the newest frame captured when the marker came
+    assert marker.frame == 149 or frames.loc[frames["frame"] == marker.frame + 1, "t_monotonic"].iloc[0] > marker.t_monotonic
+
+    assert meta["complete"] is True and meta["error"] is None and meta["codec"] == codec
+    counts = meta["counts"]
+    assert counts["captured"] == counts["encoded"] == 150 and counts["analysed"] == len(analysed)
+    assert counts["skipped_for_analysis"] == 150 - len(analysed) and counts["fex_rows"] == len(fex)
+    assert counts["dropped"] == {"not_in_video_encoder_queue_full": 0, "results_queue_full": 0,
+                                 "results_after_frame_settled": 0}
+    assert meta["analyser"]["describe"] == "fake analyser, no models" and meta["source"]["frame_size"] == [48, 64]
+
+
+def test_recording_starts_and_stops_on_a_running_session(tmp_path):
+    session = LiveSession(Synthetic(n=10**9, interval=0.004), FakeAnalyser())
+    session.start()
+    try:
+        time.sleep(0.3)
+        folder = session.start_recording(tmp_path)
+        time.sleep(0.5)
+        assert session.status().recording == folder and session.status().encoded > 0
+        assert session.stop_recording() == folder
+        after = session.status()
+        assert after.recording is None and after.state == "running"
+    finally:
+        session.stop()
+    frames = pd.read_csv(folder / "frames.csv")
+    first = frames["frame"].iloc[0]
+    assert first > 0 and list(frames["frame"]) == list(range(first, first + len(frames)))
+    assert len(decode(folder / "video.mp4")[0]) == len(frames) == session.last_recording.encoded
+    assert json.loads((folder / "metadata.json").read_text())["counts"]["first_frame"] == first
+
+
+def test_an_encoder_that_cannot_keep_up_is_counted_and_every_frame_keeps_its_row(tmp_path, monkeypatch):
+    from realtime_feat import recorder
+
+    real = recorder.Recorder._encode
+
+    def slow_encode(self, frame):
+        time.sleep(0.01)
+        return real(self, frame)
+
+    monkeypatch.setattr(recorder.Recorder, "_encode", slow_encode)
+    session = LiveSession(Synthetic(n=400), None)  # as fast as it generates: far above 100 frames/s
+    session.start_recording(tmp_path)
+    session.start()
+    assert session.wait(timeout=60)
+    session.stop()
+    rec = session.last_recording
+    frames = pd.read_csv(rec.folder / "frames.csv")
+    assert list(frames["frame"]) == list(range(400))  # no index missing, dropped or not
+    dropped = frames["in_video"] == 0
+    assert dropped.sum() == rec.dropped > 0 and frames.loc[dropped, "video_time"].isna().all()
+    assert frames.loc[dropped, "t_monotonic"].notna().all()  # its capture stamp is still known
+    assert len(decode(rec.folder / "video.mp4")[0]) == (~dropped).sum() == rec.encoded
+    meta = json.loads((rec.folder / "metadata.json").read_text())
+    assert meta["counts"]["dropped"]["not_in_video_encoder_queue_full"] == rec.dropped
+
+
+def test_a_removed_folder_stops_the_recording_with_one_clear_line(tmp_path):
+    session = LiveSession(Synthetic(n=10**9, interval=0.004), None)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    try:
+        time.sleep(0.5)
+        shutil.rmtree(folder)
+        deadline = time.monotonic() + 20
+        while session.status().error is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        error = session.status().error
+    finally:
+        session.stop()
+    assert error.startswith(f"recording stopped: the session folder {folder} was removed while recording; ")
+    assert "\n" not in error
+
+
+SCRIPT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+from realtime_feat.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_full_disk_ends_the_session_with_what_was_written(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, "record", "--source", "pyfeat:WolfgangLanger_Pexels.mp4",
+                           "--fast", "--no-analysis", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    (folder,) = tmp_path.iterdir()
+    assert last.startswith(f"realtime-feat: error: recording stopped: writing to {folder} failed (")
+    assert "free some space or record elsewhere" in last
+    frames = pd.read_csv(folder / "frames.csv")
+    assert len(frames) and list(frames["frame"]) == list(range(len(frames)))
+    assert 0 < len(decode(folder / "video.mp4", cut_off=True)[0])
+
+
+def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weights_dir, fast_analyser):
+    """SIGKILL mid-session: fex.csv loads in py-feat, frames.csv is whole up to the end, the video
+    decodes to within its last second, and a marker typed on the terminal is in markers.csv."""
+    from feat.utils.io import read_feat
+
+    proc = subprocess.Popen([sys.executable, "-m", "realtime_feat.cli", "record", "--source",
+                             "pyfeat:WolfgangLanger_Pexels.mp4", "--out", str(tmp_path), "--label", "kill",
+                             "--weights", str(weights_dir), "--backend", "onnxruntime"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stderr:  # frames are flowing and analysed once two status lines came
+            lines.append(line)
+            if sum("capture" in ln and "fps" in ln for ln in lines) >= 2:
+                break
+        proc.stdin.write("stimulus on\n")
+        proc.stdin.flush()
+        time.sleep(2.5)
+        killed_at = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the child's stamps
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    (folder,) = tmp_path.iterdir()
+    frames = pd.read_csv(folder / "frames.csv")
+    assert len(frames) > 30 and list(frames["frame"]) == list(range(len(frames)))
+    assert killed_at - frames["t_monotonic"].iloc[-1] < 3.0  # rows were on disk until shortly before
+    fex = read_feat(str(folder / "fex.csv"))
+    analysed = frames[frames["analysed"] == 1]
+    assert len(fex) >= len(analysed) > 0 and set(analysed["frame"]) <= set(fex["frame"])
+    pts, _ = decode(folder / "video.mp4", cut_off=True)
+    t0 = json.loads((folder / "metadata.json").read_text())["video"]["pts_zero_t_monotonic_ns"]
+    in_video = frames[(frames["t_monotonic"] * 1e9 - t0) / 1e3 <= pts[-1] + 0.5]
+    last_s = frames["t_monotonic"].iloc[-1]
+    assert len(pts) == len(in_video) and last_s - in_video["t_monotonic"].iloc[-1] <= 1.0  # ≤ the last second lost
+    markers = pd.read_csv(folder / "markers.csv")
+    assert list(markers["label"]) == ["stimulus on"] and list(markers["origin"]) == ["terminal"]
+    assert frames["t_monotonic"].iloc[0] < markers["t_monotonic"].iloc[0] < killed_at
