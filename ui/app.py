@@ -32,12 +32,14 @@ def signal_names() -> dict[str, list[str]]:
 def build_window(args):
     """The window for `args` (the `app` command's options); a source in args starts at once."""
     import pyqtgraph as pg
+    from PySide6.QtCore import Qt
 
     from .main_window import MainWindow
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
     window = MainWindow(args, signal_names(), sessions_dir(args))
     window.resize(1500, 940)
+    window.resizeDocks([window.docks["Controls"], window.docks["Selected face"]], [300, 400], Qt.Horizontal)
     return window
 
 

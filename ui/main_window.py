@@ -448,6 +448,7 @@ class MainWindow(QMainWindow):
             except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
                 log.error("recording could not start: %s", str(exc).splitlines()[0])
         self.record_button.setChecked(self.recording_path is not None)  # `clicked` is not emitted by this
+        self.record_button.setText("■ Stop recording  (R)" if self.recording_path else "● Record  (R)")
 
     def stop_recording(self) -> None:
         if self.recording_path is not None and self.session is not None:
@@ -455,6 +456,7 @@ class MainWindow(QMainWindow):
             log.info("recording finalised: %s", self.last_folder)
         self.recording_path = None
         self.record_button.setChecked(False)
+        self.record_button.setText("● Record  (R)")
         self.rec_label.setText("")
 
     def enrol_selected(self) -> None:
