@@ -59,7 +59,8 @@ class SessionStatus:
 
 @dataclass(frozen=True)
 class Marker:
-    """A marker on the capture clocks. `frame`: the newest frame captured when it came (-1: none yet)."""
+    """A marker on the capture clocks. `frame`: the newest frame captured when it came or, from LSL,
+    when it arrived (-1: none yet); join on t_monotonic for the nearest analysed frame."""
 
     label: str
     t_monotonic_ns: int
@@ -180,11 +181,11 @@ class LiveSession:
         if self.lsl:
             from .lsl import LslOutlets
 
-            self._sinks.append(LslOutlets(self.capture, self.bus, self.source.id))
+            self._sinks.append(LslOutlets(self.capture, self.bus, f"realtime-feat {Path(self.source.id).name}"))
         if self.lsl_markers:
             from .lsl import MarkerInlet
 
-            self._sinks.append(MarkerInlet(self.lsl_markers, self._add_marker).start())
+            self._sinks.append(MarkerInlet(self.lsl_markers, self._lsl_marker).start())
         self.started = time.monotonic()
         self._rates.sample(0, 0)
         try:
@@ -312,6 +313,12 @@ class LiveSession:
         marker = Marker(label, time.monotonic_ns(), time.time_ns(), t_lsl, self.capture.frames - 1, origin)
         self._add_marker(marker)
         return marker
+
+    def _lsl_marker(self, label: str, t_lsl: float, origin: str) -> None:
+        """A marker from the LSL inlet, stamped by its sender: put on our clocks by its age."""
+        age_ns = int((self.capture.clock() - t_lsl) * 1e9)
+        self._add_marker(Marker(label, time.monotonic_ns() - age_ns, time.time_ns() - age_ns, t_lsl,
+                                self.capture.frames - 1, origin))
 
     def _add_marker(self, marker: Marker) -> None:
         self.markers.append(marker)

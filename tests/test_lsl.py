@@ -1,0 +1,118 @@
+"""LSL on loopback: markers from another outlet land in markers.csv at their times; an inlet receives
+our face-data and frame-marker samples, stamped with the capture times, with their channel labels."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pylsl = pytest.importorskip("pylsl", reason="pylsl not installed (pip install 'realtime-feat[lsl]')")
+
+from realtime_feat.session import LiveSession  # noqa: E402
+from realtime_feat.types import Detections, FaceAnalysis, FrameResult  # noqa: E402
+from test_session import FakeAnalyser, Synthetic  # noqa: E402
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_markers_from_another_outlet_are_recorded_at_their_times(tmp_path):
+    name = f"stimulus-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, name))
+    session = LiveSession(Synthetic(n=10**9, interval=0.004), None, lsl_markers=name)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    try:
+        (inlet,) = session._sinks
+        assert inlet.connected.wait(20)
+        time.sleep(0.3)
+        t_a = pylsl.local_clock()
+        outlet.push_sample(["trial 1 start"], t_a)
+        time.sleep(0.3)
+        t_b = pylsl.local_clock() - 0.05  # the sender stamps an event 50 ms in its past
+        outlet.push_sample(["trial 1 end"], t_b)
+        assert wait_for(lambda: len(session.markers) == 2)
+        time.sleep(0.1)
+    finally:
+        session.stop()
+        del outlet
+    markers = pd.read_csv(folder / "markers.csv")
+    assert list(markers["label"]) == ["trial 1 start", "trial 1 end"]
+    assert set(markers["origin"]) == {f"lsl:{name}"}
+    assert np.allclose(markers["t_lsl"], [t_a, t_b], atol=1e-3)  # the sender's stamps (+ time correction)
+    assert abs((markers["t_monotonic"][1] - markers["t_monotonic"][0]) - (t_b - t_a)) < 2e-3  # on our clock
+    # joined to the frames on the capture clock, each marker falls between two captured frames' LSL stamps
+    frames = pd.read_csv(folder / "frames.csv")
+    joined = pd.merge_asof(markers, frames[["frame", "t_monotonic"]].rename(columns={"frame": "at_frame"}),
+                           on="t_monotonic")
+    for m in joined.itertuples():
+        t_frame = frames.loc[frames["frame"] == m.at_frame, "t_lsl"].iloc[0]
+        t_next = frames.loc[frames["frame"] == m.at_frame + 1, "t_lsl"].iloc[0]
+        assert t_frame <= m.t_lsl + 1e-3 and m.t_lsl < t_next + 1e-3
+
+
+class OneFace(FakeAnalyser):
+    """One face per frame whose AUs carry the frame's number: to find it again at the inlet."""
+
+    def analyse(self, frames):
+        frame = frames[0]
+        det = Detections(np.array([[4, 4, 20, 20]], np.float32), np.ones(1, np.float32), np.zeros((1, 5, 2), np.float32))
+        z = lambda *s: np.zeros((1, *s), np.float32)  # noqa: E731
+        faces = FaceAnalysis(z(4) + [4, 4, 20, 20], np.full((1, 20), frame.index / 1000, np.float32), z(7), z(2),
+                             z(2), z(6), z(478, 3), z(68, 2) + 10, z(52))
+        return [FrameResult.of(frame, det, faces, {})]
+
+    def analyse_boxes(self, frames, boxes, identity=True):
+        return self.analyse(frames)
+
+
+def _labels(info) -> list[str]:
+    ch = info.desc().child("channels").child("channel")
+    labels = []
+    while not ch.empty():
+        labels.append(ch.child_value("label"))
+        ch = ch.next_sibling()
+    return labels
+
+
+def test_an_inlet_receives_face_data_and_frame_markers_on_the_capture_clock(tmp_path):
+    session = LiveSession(Synthetic(n=10**9, interval=0.005), OneFace(), lsl=True)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    try:
+        data_info = pylsl.resolve_byprop("name", "realtime-feat synthetic face data", 1, 20)[0]
+        frames_info = pylsl.resolve_byprop("name", "realtime-feat synthetic frames", 1, 20)[0]
+        data, frames_in = pylsl.StreamInlet(data_info), pylsl.StreamInlet(frames_info)
+        data.open_stream(10)
+        frames_in.open_stream(10)
+        assert data.info(5).type() == "FacialBehaviour" and frames_in.info(5).type() == "VideoFrames"
+        labels = _labels(data.info(5))
+        assert labels[:3] == ["frame", "track_id", "AU01"] and labels[-6:] == ["Pitch", "Roll", "Yaw", "X", "Y", "Z"]
+        assert len(labels) == data_info.channel_count() == 2 + 20 + 7 + 2 + 2 + 6
+        assert _labels(frames_in.info(5)) == ["frame"]
+        got_data, got_frames = [], []
+        deadline = time.monotonic() + 30
+        while (len(got_data) < 10 or len(got_frames) < 30) and time.monotonic() < deadline:
+            samples, stamps = data.pull_chunk(timeout=0.1)
+            got_data += zip(samples, stamps)
+            samples, stamps = frames_in.pull_chunk(timeout=0.1)
+            got_frames += zip(samples, stamps)
+    finally:
+        session.stop()
+    table = pd.read_csv(folder / "frames.csv").set_index("frame")
+    assert len(got_data) >= 10 and len(got_frames) >= 30
+    indices = [int(s[0]) for s, _ in got_frames]
+    assert indices == list(range(indices[0], indices[0] + len(indices)))  # one sample per captured frame
+    for (index,), stamp in got_frames:  # the capture stamp on local_clock, not the push time
+        assert stamp == pytest.approx(table.loc[index, "t_lsl"], abs=1e-6)
+    for sample, stamp in got_data:
+        index = int(sample[0])
+        assert table.loc[index, "analysed"] == 1 and stamp == pytest.approx(table.loc[index, "t_lsl"], abs=1e-6)
+        assert np.allclose(sample[labels.index("AU01"):labels.index("AU01") + 20], index / 1000, atol=1e-6)
