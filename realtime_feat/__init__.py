@@ -1,12 +1,12 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
-(+ `SessionStatus`)."""
+(+ `SessionStatus`), `load_session`."""
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
 __version__ = "0.1.0"
 __all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "LiveSession", "SessionStatus",
-           "__version__"]
+           "load_session", "__version__"]
 
 
 def __getattr__(name):  # torch and py-feat load only when the analyser is asked for
@@ -22,4 +22,8 @@ def __getattr__(name):  # torch and py-feat load only when the analyser is asked
         from . import session
 
         return getattr(session, name)
+    if name == "load_session":
+        from .session_files import load_session
+
+        return load_session
     raise AttributeError(name)

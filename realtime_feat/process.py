@@ -43,7 +43,12 @@ def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames:
             report.error = str(exc)
             return report
         total = -(-info.frames // skip_frames) if info.frames else None
-        items = ((str(job.source), f) for f in iter_video(job.source, skip_frames))
+        frames = iter_video(job.source, skip_frames)
+        if job.session is not None:  # a recorded session: its frames go back on their capture clocks
+            from .session_files import on_capture_clocks
+
+            frames = on_capture_clocks(frames, job.session)
+        items = ((str(job.source), f) for f in frames)
     else:
         total = len(job.images)
         items = ((str(p), f) for p, f in iter_images(job.images, report.skipped))

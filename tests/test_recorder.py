@@ -222,3 +222,36 @@ def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weig
     markers = pd.read_csv(folder / "markers.csv")
     assert list(markers["label"]) == ["stimulus on"] and list(markers["origin"]) == ["terminal"]
     assert frames["t_monotonic"].iloc[0] < markers["t_monotonic"].iloc[0] < killed_at
+
+
+def test_record_then_load_and_reanalyse_every_frame_on_the_capture_clocks(capsys, tmp_path, weights_dir, sample_data,
+                                                                           fast_analyser):
+    """`record` on py-feat's sample video played live; `load_session` reads it back as a Fex;
+    `process SESSION_DIR` analyses every recorded frame into a CSV on the same capture clocks."""
+    import realtime_feat
+    from realtime_feat.cli import main
+
+    models = ["--weights", str(weights_dir), "--backend", "onnxruntime"]
+    assert main(["record", "--source", str(sample_data / "single_face.mp4"), "--out", str(tmp_path / "sessions"),
+                 "--label", "sample", *models]) == 0
+    err = capsys.readouterr().err
+    (folder,) = (tmp_path / "sessions").iterdir()
+    assert err.strip().splitlines()[-1].endswith(f"and 0 marker(s) to {folder}")
+    assert "recorded 72 frames (72 in the video, 0 dropped by the encoder queue)" in err
+
+    session = realtime_feat.load_session(folder)
+    assert session.complete and len(session.frames) == 72 and session.markers.empty
+    analysed = session.frames[session.frames["analysed"] == 1]
+    assert len(analysed) > 0 and (analysed["n_faces"] == 1).all()  # real faces: the fast detector's weights
+    fex = session.fex
+    assert type(fex).__name__ == "Fex" and list(fex["frame"]) == list(analysed["frame"])
+    assert fex.aus.shape == (len(analysed), 20) and {"t_monotonic", "track_id", "identity"} <= set(fex.columns)
+
+    out = tmp_path / "offline.csv"
+    assert main(["process", str(folder), "-o", str(out), "--detector", "fast", *models]) == 0
+    offline = pd.read_csv(out)
+    frames = session.frames
+    assert list(offline["frame"]) == list(frames["frame"])  # every frame, not only the analysed ones
+    assert np.allclose(offline["t_monotonic"], frames["t_monotonic"], atol=1e-6)
+    assert np.allclose(offline["timestamp"], frames["video_time"], atol=1e-6)
+    assert (offline["n_faces"] == 1).all()

@@ -1,0 +1,61 @@
+"""Reading a recorded session folder back (recorder.py writes it): `load_session` for analysis in
+py-feat, and the capture clocks of each video frame for `realtime-feat process SESSION_DIR`."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+from .media import MediaError
+from .types import Frame
+
+
+def is_session(folder: Path) -> bool:
+    return (folder / "frames.csv").is_file() and (folder / "video.mp4").is_file()
+
+
+@dataclass
+class RecordedSession:
+    folder: Path
+    fex: "pd.DataFrame"     # a py-feat Fex: py-feat's columns + frame, t_monotonic, t_wall, t_lsl, track_id, identity
+    frames: pd.DataFrame    # frames.csv: one row per captured frame
+    markers: pd.DataFrame   # markers.csv
+    metadata: dict          # metadata.json
+    video: Path
+
+    @property
+    def complete(self) -> bool:
+        """False when the recording did not end cleanly (killed, disk full): the files hold what was written."""
+        return bool(self.metadata.get("complete"))
+
+
+def load_session(path) -> RecordedSession:
+    """A recorded session folder: its Fex (read by py-feat's own reader), per-frame table, markers
+    and metadata. A killed recording loads too (`complete` is then False)."""
+    from feat.utils.io import read_feat
+
+    folder = Path(path)
+    if not is_session(folder):
+        raise FileNotFoundError(f"{folder}: not a recorded session (needs frames.csv and video.mp4)")
+    return RecordedSession(folder, read_feat(str(folder / "fex.csv")), pd.read_csv(folder / "frames.csv"),
+                           pd.read_csv(folder / "markers.csv"), json.loads((folder / "metadata.json").read_text()),
+                           folder / "video.mp4")
+
+
+def on_capture_clocks(frames: Iterator[Frame], folder: Path) -> Iterator[Frame]:
+    """The recorded video's frames (numbered in the video) as they were captured: frame index and
+    t_monotonic / t_wall / t_lsl from frames.csv, checked against the video's PTS."""
+    table = pd.read_csv(folder / "frames.csv")
+    table = table[table["in_video"] == 1].reset_index(drop=True)
+    for frame in frames:
+        if frame.index >= len(table):
+            raise MediaError(f"{folder}: video.mp4 has more frames than frames.csv lists ({len(table)})")
+        row = table.iloc[frame.index]
+        if frame.pts is None or abs(frame.pts - row["video_time"]) > 2e-6:
+            raise MediaError(f"{folder}: video frame {frame.index} at {frame.pts} s does not match frames.csv "
+                             f"(frame {row['frame']} at {row['video_time']} s)")
+        yield replace(frame, index=int(row["frame"]), t_monotonic_ns=round(row["t_monotonic"] * 1e9),
+                      t_wall_ns=round(row["t_wall"] * 1e9), t_lsl=None if pd.isna(row["t_lsl"]) else row["t_lsl"])
