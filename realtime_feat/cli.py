@@ -303,6 +303,9 @@ def cmd_doctor(args) -> int:
     for device in ("cpu",) + (("cuda",) if cuda else ()):
         for name, why in available_backends(device).items():
             lines.append(f"backend {name} on {device}: {'available' if not why else why}")
+    from realtime_feat.engines.cpu_info import bf16_problem, describe_cpu
+
+    lines.append(f"cpu: {describe_cpu()}; bf16: {bf16_problem() or 'available (--precision bf16, the default of live)'}")
     lines.append("devices: cpu ({} cores){}".format(
         os.cpu_count(), "".join(f", cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count()))
         if cuda else ", no CUDA device"))

@@ -217,6 +217,10 @@ def test_doctor(capsys, weights_dir, monkeypatch):
     code, out, _ = run(capsys, "doctor")
     assert code == 0
     assert "backend onnxruntime on cpu: available" in out and "auto on cpu: " in out
+    from realtime_feat.engines.cpu_info import bf16_problem, cpu_model
+
+    (cpu,) = [line for line in out.splitlines() if line.startswith("cpu: ")]
+    assert cpu_model() in cpu and ((bf16_problem() or "bf16: available") in cpu)
     assert f"weights py-feat/face_multitask_v2: {weights_dir}" in out and "non-commercial" in out
 
 

@@ -1,0 +1,129 @@
+"""bf16 on the CPU (OpenVINO, on processors with AMX or AVX-512 BF16) against py-feat's own FP32 on
+the same weights: the tolerances below are what bf16 is promised to hold, as FP16 is on the GPU
+(tests/test_gpu.py). `process` stays FP32 by default (equal outputs); `live` uses bf16 where the CPU
+has it."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from realtime_feat.engines.cpu_info import bf16_problem
+from realtime_feat.media import iter_images
+from realtime_feat.types import Detections
+from test_parity import ANGLE, MULTI_FACE_BOXES, assert_same, fixed_boxes, write_ours
+
+needs_bf16 = pytest.mark.skipif(bool(bf16_problem()), reason=bf16_problem() or "")
+
+# Measured on multi_face.jpg (5 faces, random-init weights, Intel Xeon with AMX, OpenVINO 2026.4):
+# AU/emotion/VA 0.009, mesh and landmarks 0.05 px, angles 0.2°, X/Y/Z 2e-4, ArcFace 0.002.
+BF16_TOLERANCES = [
+    (lambda c: c in ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight"), 1.0),
+    (lambda c: c.startswith("AU") or c in ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger",
+                                            "valence", "arousal"), 0.03),
+    (lambda c: c.startswith(("mesh_", "x_", "y_")), 1.5),
+    (lambda c: c in ("Pitch", "Roll", "Yaw", "gaze_pitch", "gaze_yaw", "gaze_angle"), 3 * ANGLE),
+    (lambda c: c in ("X", "Y", "Z"), 0.03),
+    (lambda c: c.startswith("Identity_"), 0.05),  # ArcFace's unnormalised outputs
+]
+
+
+@pytest.fixture(scope="module")
+def bf16_analyser(weights_dir):
+    from realtime_feat.analyser import Analyser
+
+    return Analyser("openvino", "cpu", precision="bf16", weights_dir=weights_dir)
+
+
+@needs_bf16
+def test_multi_face_image_within_the_bf16_tolerances(bf16_analyser, pyfeat_detector, sample_data, monkeypatch,
+                                                      tmp_path):
+    image = sample_data / "multi_face.jpg"
+    fixed_boxes(monkeypatch, pyfeat_detector, MULTI_FACE_BOXES)
+    ref = pyfeat_detector.detect(str(image), data_type="image", progress_bar=False)
+    items = list(iter_images([image], []))
+    dets = [Detections(MULTI_FACE_BOXES, np.full(5, 0.99, np.float32))]
+    ours = write_ours(tmp_path, items, bf16_analyser.analyse_boxes([f for _, f in items], dets), video=False)
+    assert_same(ours, ref, BF16_TOLERANCES)
+
+
+# A detection whose FP32 score is this close to the threshold may be found on one side only.
+SCORE_MARGIN = 0.05
+
+
+@needs_bf16
+def test_detections_agree_except_near_the_threshold(weight_maker, weights_dir, sample_data, tmp_path):
+    """RetinaFace R34 with heads that fire a score spread of realistically sized boxes on multi_face.jpg:
+    bf16 finds every FP32 detection that is clear of the threshold, in the same place, and vice versa."""
+    import torch
+    from safetensors.torch import save_file
+
+    from realtime_feat.analyser import Analyser
+    from realtime_feat.media import read_image
+    from realtime_feat.models import PyFeatModels, build_retinaface
+    from realtime_feat.types import Frame
+    from torchvision.ops import box_iou
+
+    torch.manual_seed(3)
+    state = weight_maker.make_retinaface(quiet=False)
+    for key in state:
+        if key.startswith(("ClassHead.", "BboxHead.", "LandmarkHead.")):
+            state[key] = state[key] * 0.01  # outputs in the range of trained heads
+        if key.startswith("ClassHead.") and key.endswith(".bias"):
+            state[key].view(-1, 2)[:, 1] -= 2.0  # a few tens of faces above 0.5, not thousands
+    path = tmp_path / "retinaface.safetensors"
+    save_file(state, str(path))
+    base = PyFeatModels.load(weights_dir, identity=False)
+    models = PyFeatModels(build_retinaface(path), base.multitask, None, {**base.paths, "retinaface": path})
+    frame = Frame(read_image(sample_data / "multi_face.jpg"), 0, 0, 0)
+    found = {precision: Analyser("openvino", "cpu", precision=precision, identity=False, models=models)
+             .analyse([frame])[0].detections for precision in ("fp32", "bf16")}
+    fp32, bf16 = found["fp32"], found["bf16"]
+    assert len(fp32) >= 5, "the test weights must fire several faces"
+    iou = box_iou(torch.from_numpy(fp32.xyxy), torch.from_numpy(bf16.xyxy)).numpy()
+    same_anchor = 0
+    for ours, theirs, overlap in ((fp32, bf16, iou), (bf16, fp32, iou.T)):
+        for i, score in enumerate(ours.scores):
+            j = int(np.argmax(overlap[i])) if overlap.shape[1] else -1
+            if j < 0 or overlap[i, j] < 0.5:
+                assert score < 0.5 + SCORE_MARGIN, f"a clear detection ({score:.3f}) found on one side only"
+                continue
+            if overlap[i, j] >= 0.9:  # the same anchor won NMS (near-tied neighbours may swap)
+                same_anchor += 1
+                assert abs(score - theirs.scores[j]) <= 0.03
+                assert np.abs(ours.xyxy[i] - theirs.xyxy[j]).max() <= 2.0
+                assert np.abs(ours.keypoints[i] - theirs.keypoints[j]).max() <= 2.0
+    assert same_anchor >= len(fp32)  # most faces, counted from both sides
+
+
+NO_UNIT = "this CPU has no bf16 unit (AMX or AVX-512 BF16): Test CPU"
+
+
+@pytest.mark.parametrize("has_bf16", [True, False])
+def test_live_defaults_follow_the_cpu(has_bf16, monkeypatch):
+    """With a bf16 unit, live runs py-feat's R34 in bf16; without, the fast detector in FP32; process and
+    an explicit --precision are left alone; bf16 where it cannot run is one clear error."""
+    import argparse
+
+    from realtime_feat.cli import live_defaults
+    from realtime_feat.engines import cpu_info, select
+    from realtime_feat.engines.fast_detector import available
+
+    pytest.importorskip("openvino", reason="openvino not installed")
+    monkeypatch.setattr(cpu_info, "bf16_problem", lambda: "" if has_bf16 else NO_UNIT)
+    args = argparse.Namespace(backend="auto", device="cpu", precision=None, detector=None)
+    notes = live_defaults(args)
+    if has_bf16:
+        assert (args.precision, args.detector) == ("bf16", "retinaface")
+        assert notes[0].startswith("live precision bf16: this CPU has a bf16 unit")
+    else:
+        assert args.precision is None and args.detector == ("retinaface" if available() else "fast")
+        assert notes[0] == f"live precision fp32: {NO_UNIT}"
+        with pytest.raises(ValueError, match=re.escape(f"--precision bf16: {NO_UNIT}; use --precision fp32")):
+            select.select_backend("auto", "cpu", precision="bf16")
+    explicit = argparse.Namespace(backend="onnxruntime", device="cpu", precision=None, detector="retinaface")
+    live_defaults(explicit)
+    assert explicit.precision is None  # bf16 is OpenVINO's
+    with pytest.raises(ValueError, match="bf16 runs on OpenVINO only, not onnxruntime"):
+        select.select_backend("onnxruntime", "cpu", precision="bf16")
