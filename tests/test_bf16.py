@@ -12,21 +12,13 @@ import pytest
 from realtime_feat.engines.cpu_info import bf16_problem
 from realtime_feat.media import iter_images
 from realtime_feat.types import Detections
-from test_parity import ANGLE, MULTI_FACE_BOXES, assert_same, fixed_boxes, write_ours
+from test_parity import ANGLE, MULTI_FACE_BOXES, assert_same, fixed_boxes, reduced_precision_tolerances, write_ours
 
 needs_bf16 = pytest.mark.skipif(bool(bf16_problem()), reason=bf16_problem() or "")
 
 # Measured on multi_face.jpg (5 faces, random-init weights, Intel Xeon with AMX, OpenVINO 2026.4):
 # AU/emotion/VA 0.009, mesh and landmarks 0.05 px, angles 0.2°, X/Y/Z 2e-4, ArcFace 0.002.
-BF16_TOLERANCES = [
-    (lambda c: c in ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight"), 1.0),
-    (lambda c: c.startswith("AU") or c in ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger",
-                                            "valence", "arousal"), 0.03),
-    (lambda c: c.startswith(("mesh_", "x_", "y_")), 1.5),
-    (lambda c: c in ("Pitch", "Roll", "Yaw", "gaze_pitch", "gaze_yaw", "gaze_angle"), 3 * ANGLE),
-    (lambda c: c in ("X", "Y", "Z"), 0.03),
-    (lambda c: c.startswith("Identity_"), 0.05),  # ArcFace's unnormalised outputs
-]
+BF16_TOLERANCES = reduced_precision_tolerances(0.03, 1.5, 3 * ANGLE, 0.03, 0.05)
 
 
 @pytest.fixture(scope="module")

