@@ -27,7 +27,7 @@ class Jittery(Synthetic):
         return super().read()
 
 
-def decode(path: Path, cut_off: bool = False) -> tuple[list[int], list[np.ndarray]]:
+def decode(path: Path, cut_off: bool = False, images: bool = True) -> tuple[list[int], list[np.ndarray]]:
     """PTS and images of every frame; `cut_off`: the file may end in a partly written fragment (a
     killed process, a full disk), which ends the decoding there, as in a player."""
     import av
@@ -38,7 +38,7 @@ def decode(path: Path, cut_off: bool = False) -> tuple[list[int], list[np.ndarra
         assert stream.time_base == Fraction(1, 1_000_000)  # µs: the capture stamps' resolution in the video
         try:
             for f in container.decode(stream):
-                frames.append((f.pts, f.to_ndarray(format="rgb24")))
+                frames.append((f.pts, f.to_ndarray(format="rgb24") if images else None))
         except av.error.InvalidDataError:
             if not cut_off:
                 raise
@@ -255,3 +255,39 @@ def test_record_then_load_and_reanalyse_every_frame_on_the_capture_clocks(capsys
     assert np.allclose(offline["t_monotonic"], frames["t_monotonic"], atol=1e-6)
     assert np.allclose(offline["timestamp"], frames["video_time"], atol=1e-6)
     assert (offline["n_faces"] == 1).all()
+
+
+class Soak(Synthetic):
+    """A fast synthetic camera that, like a real one, never outruns the recorder (it waits while the
+    recorder's queue is half full): every frame must then reach the video."""
+
+    def __init__(self, n, session_ref):
+        super().__init__(n=n, size=(32, 32))
+        self.session_ref = session_ref
+
+    def read(self):
+        recording = self.session_ref[0].last_recording
+        while recording is not None and recording.frames.queue.qsize() > recording.frames.queue.maxsize // 2:
+            time.sleep(0.0005)
+        return super().read()
+
+
+def test_an_hour_at_30_fps_loses_no_frame(tmp_path):
+    """108,000 frames (an hour at 30 fps), small, no analysis: no missing index, strictly increasing
+    stamps, as many video frames as frames.csv rows, each at its capture stamp."""
+    n, ref = 108_000, []
+    session = LiveSession(Soak(n, ref), None)
+    ref.append(session)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    assert session.wait(timeout=900)
+    session.stop()
+    frames = pd.read_csv(folder / "frames.csv")
+    assert len(frames) == n and (frames["frame"].to_numpy() == np.arange(n)).all()
+    ns = (frames["t_monotonic"] * 1e9).round().astype(np.int64).to_numpy()
+    assert (np.diff(ns) > 0).all() and (frames["in_video"] == 1).all()
+    meta = json.loads((folder / "metadata.json").read_text())
+    pts, _ = decode(folder / "video.mp4", images=False)
+    assert len(pts) == n
+    assert (np.array(pts) == (ns - meta["video"]["pts_zero_t_monotonic_ns"]) // 1000).all()
+    assert meta["counts"]["encoded"] == n and meta["counts"]["adjusted"]["pts_bumped_same_microsecond"] == 0
