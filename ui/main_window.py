@@ -26,6 +26,7 @@ from .timeseries import RollingPlot
 from .video_view import OverlayOptions, VideoView
 
 log = logging.getLogger("realtime_feat.ui")
+PLOT_REDRAW_S = 0.1
 
 
 class LogQueue(logging.Handler):
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.recording_path: Optional[Path] = None
         self.last_folder: Optional[Path] = None       # the last finalised recording
         self.smoother = geometry.DisplaySmoother()
+        self._plots_dirty, self._plots_drawn = False, 0.0
         self.setWindowTitle("realtime-feat")
         self.docks: dict[str, QDockWidget] = {}
         self.bridge = LiveBridge(parent=self)
@@ -381,6 +383,8 @@ class MainWindow(QMainWindow):
             self.panel_title.setText("face " + geometry.label_of(tid, shown.names[i] if i < len(shown.names) else ""))
 
     def on_results(self, results: list) -> None:
+        """Every result goes into the plots' buffers; the plots are redrawn at most every PLOT_REDRAW_S
+        (their axes cost more to paint than the video, and 10 redraws a second read as smooth)."""
         for plot, choice in zip(self.plots, self.plot_choices):
             value = self.signals[choice.currentText()]
             for r in results:
@@ -388,7 +392,15 @@ class MainWindow(QMainWindow):
                 for i, tid in enumerate(r.track_ids):
                     if tid >= 0:
                         plot.append(t, int(tid), float(value(r.faces, i)))
-            plot.redraw(self.markers())
+        self._plots_dirty = True
+        if time.monotonic() - self._plots_drawn >= PLOT_REDRAW_S:
+            self.redraw_plots()
+
+    def redraw_plots(self) -> None:
+        markers = self.markers()
+        for plot in self.plots:
+            plot.redraw(markers)
+        self._plots_dirty, self._plots_drawn = False, time.monotonic()
 
     def markers(self) -> list[tuple[float, str]]:
         return [(m.t_monotonic_ns / 1e9, m.label) for m in (self.session.markers if self.session else [])]
@@ -488,6 +500,8 @@ class MainWindow(QMainWindow):
     # -- status ------------------------------------------------------------------------------------
     def update_status(self) -> None:
         self.log_queue.drain(self.log_pane)
+        if self._plots_dirty:  # the last samples, when results have stopped coming
+            self.redraw_plots()
         if self.session is None:
             return
         s = self.session.status()
