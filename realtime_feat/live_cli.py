@@ -20,7 +20,7 @@ def status_line(status, backend: str) -> str:
 def open_session(args, **session_options):
     """The source checked (before the models take seconds to load), the analyser, the tracker and the
     LiveSession around them, started; the backend and readiness lines printed."""
-    from .cli import UserError, enrolments, make_analyser, make_tracker
+    from .cli import UserError, enrolments, live_defaults, make_analyser, make_tracker
     from .live import LiveSettings
     from .session import LiveSession, probe_source
     from .sources import open_source
@@ -35,12 +35,8 @@ def open_session(args, **session_options):
             return LiveSession(source, None, **session_options)
         except OSError as exc:
             raise UserError(str(exc)) from None
-    if args.detector is None:
-        from realtime_feat.engines import resolve_device
-        from realtime_feat.engines.fast_detector import available
-
-        on_cpu = resolve_device(args.device, args.backend)[0] == "cpu"
-        args.detector = "fast" if on_cpu and not available() else "retinaface"
+    for note in live_defaults(args):
+        print(f"{PROG}: {note}", file=sys.stderr)
     analyser = make_analyser(args)
     people = enrolments(analyser, args.enrol)
     print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"

@@ -145,12 +145,16 @@ def run_live(analyser, source, tracker, settings=None):
 
 
 def test_five_people_keep_their_ids(fast_analyser, sample_data):
+    from realtime_feat.live import LiveSettings
     from realtime_feat.media import read_image
-    from realtime_feat.tracking import FaceTracker
+    from realtime_feat.tracking import FaceTracker, TrackerSettings
 
     source = SlidingImage(read_image(sample_data / "multi_face.jpg"))
-    tracker = FaceTracker()
-    capture, worker, results = run_live(fast_analyser, source, tracker)
+    # The source waits for analysis, so gaps between frames are analysis time, not a lost source or an
+    # unseen face: however slowly this machine analyses five faces, no pause may force a detection or
+    # lose a track.
+    tracker = FaceTracker(TrackerSettings(lost_after_s=3600.0))
+    capture, worker, results = run_live(fast_analyser, source, tracker, LiveSettings(max_pause_s=3600.0))
     assert len(results) == 40 and all(r.n_faces == 5 for r in results)
     ids = np.array([sorted(r.track_ids) for r in results[3:]])  # confirmed from the third sighting
     assert (ids == ids[0]).all() and sorted(ids[0]) == [1, 2, 3, 4, 5]
