@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,17 +26,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_process import BOX, FixedFace, _maker  # noqa: E402
 
-CONFIGS = {  # name: (detector, redetect_every)
+CONFIGS = {  # name: (detector, redetect_every, precision)
     "pyfeat": None,
-    "fast-skip5": ("fast", 5),
-    "fast-every": ("fast", 1),
-    "r34-every": ("retinaface", 1),
+    "fast-skip5": ("fast", 5, "fp32"),
+    "fast-every": ("fast", 1, "fp32"),
+    "r34-every": ("retinaface", 1, "fp32"),
+    "r34-bf16-skip5": ("retinaface", 5, "bf16"),
+    "r34-bf16-every": ("retinaface", 1, "bf16"),
 }
 LABELS = {
     "pyfeat": "py-feat Detectorv2, newest frame",
-    "fast-skip5": "realtime-feat fast det., skip: redetect/5",
-    "fast-every": "realtime-feat fast det., every frame",
-    "r34-every": "realtime-feat R34, every frame",
+    "fast-skip5": "realtime-feat fast det. fp32, skip: redetect/5",
+    "fast-every": "realtime-feat fast det. fp32, every frame",
+    "r34-every": "realtime-feat R34 fp32, every frame",
+    "r34-bf16-skip5": "realtime-feat R34 bf16, skip: redetect/5",
+    "r34-bf16-every": "realtime-feat R34 bf16, every frame",
 }
 
 
@@ -114,8 +117,8 @@ def child(a) -> int:
         from realtime_feat.live import LiveSettings, LiveWorker
         from realtime_feat.tracking import FaceTracker
 
-        detector, every = CONFIGS[a.child]
-        analyser = Analyser("auto", detector=detector, weights_dir=a.weights)
+        detector, every, precision = CONFIGS[a.child]
+        analyser = Analyser("auto", detector=detector, weights_dir=a.weights, precision=precision)
         if detector == "retinaface":
             analyser.decoder = FixedFace()
         live = LiveWorker(analyser, capture.slot, tracker=FaceTracker(), settings=LiveSettings(redetect_every=every))
@@ -153,8 +156,12 @@ def main() -> int:
     if a.weights is None:
         a.weights = tmp / "weights"
         _maker().write_all(a.weights)
+    from realtime_feat.engines.cpu_info import bf16_problem, describe_cpu
+
     rows = []
     for name in a.configs:
+        if CONFIGS[name] and CONFIGS[name][2] == "bf16" and bf16_problem():
+            continue  # said in the title
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         if name != "pyfeat":
             env["OMP_WAIT_POLICY"] = "PASSIVE"  # as `realtime-feat live` sets it
@@ -171,8 +178,8 @@ def main() -> int:
     from benchtable import print_table
 
     print_table(f"bench_live: {a.video.name} looped as a 30 fps live source for {a.seconds:.0f} s, 1 face, ArcFace "
-                f"on, tracker on, {a.threads} threads, {platform.machine()} {os.cpu_count()} cores, "
-                f"torch {torch.__version__}",
+                f"on, tracker on, {a.threads} threads, {describe_cpu()}, {os.cpu_count()} cores, "
+                f"torch {torch.__version__}" + (f"; bf16 rows left out: {bf16_problem()}" if bf16_problem() else ""),
                 ["pipeline", "analysed fps", "latency p50 ms", "latency p99 ms", "skipped for analysis", "captured"],
                 [[label, f"{fps:.1f}", f"{p50:.0f}", f"{p99:.0f}", skipped, captured]
                  for label, fps, p50, p99, skipped, captured in rows])

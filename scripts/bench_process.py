@@ -8,6 +8,10 @@ py-feat measurement. ArcFace is on. "max |Δ|" is the largest difference from py
 over the AU, emotion, valence/arousal and blendshape columns, and the 478-point mesh in pixels.
 
     python scripts/bench_process.py [--weights DIR] [--video FILE] [--threads 2] [--batch-sizes 1 8]
+                                    [--backends openvino openvino-bf16 onnxruntime torch]
+
+A backend with "-bf16" runs `--precision bf16` (OpenVINO on a CPU with AMX or AVX-512 BF16; left out,
+and said, on a CPU without).
 
 Without --weights, random-init weights are written to a temporary folder with
 ../shared/research/make_random_pyfeat_weights.py.
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -69,12 +72,13 @@ def run_pyfeat(weights, video, batch, out) -> float:
     return seconds
 
 
-def run_ours(backend, weights, video, batch, out) -> float:
+def run_ours(spec, weights, video, batch, out) -> float:
     from realtime_feat.analyser import Analyser
     from realtime_feat.media import Job
     from realtime_feat.process import process_job
 
-    analyser = Analyser(backend, weights_dir=weights)
+    backend, _, precision = spec.partition("-")
+    analyser = Analyser(backend, weights_dir=weights, precision=precision or None)
     analyser.decoder = FixedFace()
     process_job(analyser, Job("video", video), out, batch, skip_frames=36, progress=False)  # warm-up
     start = time.perf_counter()
@@ -114,7 +118,7 @@ def main() -> int:
     ap.add_argument("--video", type=Path)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    ap.add_argument("--backends", nargs="+", default=["openvino", "onnxruntime", "torch"])
+    ap.add_argument("--backends", nargs="+", default=["openvino", "openvino-bf16", "onnxruntime", "torch"])
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -127,9 +131,11 @@ def main() -> int:
     from feat.utils.io import get_test_data_path, read_feat
 
     from realtime_feat.engines import available_backends
+    from realtime_feat.engines.cpu_info import bf16_problem, describe_cpu
     from realtime_feat.media import probe_video
 
-    backends = [b for b in a.backends if not available_backends()[b]]
+    backends = [b for b in a.backends if not available_backends()[b.partition("-")[0]]
+                and not (b.endswith("-bf16") and bf16_problem())]
     tmp = Path(tempfile.mkdtemp(prefix="bench_process_"))
     os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
     weights = a.weights
@@ -152,7 +158,8 @@ def main() -> int:
     from benchtable import print_table
 
     print_table(f"bench_process: {video.name} ({n} frames), 1 face/frame, ArcFace on, {a.threads} threads, "
-                f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}",
+                f"{describe_cpu()}, {os.cpu_count()} cores, torch {torch.__version__}"
+                + (f"; bf16 rows left out: {bf16_problem()}" if bf16_problem() else ""),
                 ["pipeline", "batch", "frames/s", "× py-feat", "max abs diff vs py-feat"],
                 [[name, batch, f"{fps:.2f}", f"{ratio:.2f}", f"{diff:.2e}"] for name, batch, fps, ratio, diff in rows])
     return 0
