@@ -15,7 +15,12 @@ recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipelin
     session.stop()                       # idempotent: threads, CSV, recording, LSL
     session.restart_analysis()           # after an analysis crash: a new worker on the same capture
 
+`mark()` returns the `Marker` (label, t_monotonic_ns, t_wall_ns, t_lsl, frame, origin); `markers` lists
+them all (terminal and LSL ones too). `last_recording` is the latest `Recorder` (its folder, counts and
+`error` stay readable after stop_recording). `frame_size` and `warm_up_s` are known after start().
 `analyser=None` records without analysing (every frame still goes to the video and frames.csv).
+A recording error (disk full, folder removed) ends the recording and shows in `status().error`;
+`record` then stops the session.
 `settings` may be assigned while running (read per frame); `tracker.enrol(...)` works while running;
 `error` is what stopped capture, analysis or the recording, if anything.
 

@@ -210,15 +210,21 @@ def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weig
     (folder,) = tmp_path.iterdir()
     frames = pd.read_csv(folder / "frames.csv")
     assert len(frames) > 30 and list(frames["frame"]) == list(range(len(frames)))
-    assert killed_at - frames["t_monotonic"].iloc[-1] < 3.0  # rows were on disk until shortly before
+    # rows were on disk until shortly before: a row waits for its frame's analysis (at most settle_s,
+    # 2 s) and a flush (0.5 s); the rest is slack for a loaded machine
+    assert killed_at - frames["t_monotonic"].iloc[-1] < 5.0
     fex = read_feat(str(folder / "fex.csv"))
     analysed = frames[frames["analysed"] == 1]
     assert len(fex) >= len(analysed) > 0 and set(analysed["frame"]) <= set(fex["frame"])
     pts, _ = decode(folder / "video.mp4", cut_off=True)
     t0 = json.loads((folder / "metadata.json").read_text())["video"]["pts_zero_t_monotonic_ns"]
-    in_video = frames[(frames["t_monotonic"] * 1e9 - t0) / 1e3 <= pts[-1] + 0.5]
-    last_s = frames["t_monotonic"].iloc[-1]
-    assert len(pts) == len(in_video) and last_s - in_video["t_monotonic"].iloc[-1] <= 1.0  # ≤ the last second lost
+    row_pts = ((frames["t_monotonic"] * 1e9).round().astype(np.int64).to_numpy() - t0) // 1000
+    n = min(len(pts), len(frames))
+    assert n > 30 and pts[:n] == [int(p) for p in row_pts[:n]]  # each decoded frame is its row's, at its stamp
+    # the bound: at most the last second lost (a fragment is 0.5 s; 0.5 s of slack for scheduling)
+    assert killed_at - (t0 + pts[-1] * 1000) / 1e9 < 1.5
+    not_in_video = frames["t_monotonic"].iloc[len(pts):]  # rows (if any) whose frame the kill cut off
+    assert not_in_video.empty or frames["t_monotonic"].iloc[-1] - not_in_video.iloc[0] <= 1.0  # ≤ the last second
     markers = pd.read_csv(folder / "markers.csv")
     assert list(markers["label"]) == ["stimulus on"] and list(markers["origin"]) == ["terminal"]
     assert frames["t_monotonic"].iloc[0] < markers["t_monotonic"].iloc[0] < killed_at
