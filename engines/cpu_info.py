@@ -54,9 +54,7 @@ def bf16_problem() -> str:
         return "bf16 runs on OpenVINO, which is not installed (pip install openvino)"
     import openvino
 
-    no_unit = f"this CPU has no bf16 unit (AMX or AVX-512 BF16): {cpu_model()}"
-    if _cpuinfo()[1] and not bf16_units():
-        return no_unit
-    if "BF16" not in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-        return no_unit
+    if (_cpuinfo()[1] and not bf16_units()) or "BF16" not in openvino.Core().get_property(
+            "CPU", "OPTIMIZATION_CAPABILITIES"):
+        return f"this CPU has no bf16 unit (AMX or AVX-512 BF16): {cpu_model()}"
     return ""
