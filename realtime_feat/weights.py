@@ -74,8 +74,10 @@ def _cached(spec: WeightSpec) -> Optional[Path]:
     return None
 
 
-def resolve(name: str, weights_dir: Optional[os.PathLike] = None, download: bool = True) -> Path:
-    """Path of one model's weight file, downloading it if allowed and needed."""
+def resolve(name: str, weights_dir: Optional[os.PathLike] = None, download: bool = True,
+            tqdm_class=None) -> Path:
+    """Path of one model's weight file, downloading it if allowed and needed (`tqdm_class`: the
+    download's progress bar, e.g. one that reports to a window)."""
     spec = SPECS[name]
     folder = weights_dir_from_env(weights_dir)
     if folder is not None:
@@ -96,7 +98,7 @@ def resolve(name: str, weights_dir: Optional[os.PathLike] = None, download: bool
         raise WeightsError(f"could not get {spec.repo_id}/{spec.filename} from Hugging Face ({unreachable}); "
                            f"{spec.hint()}")
     try:  # the hub's own tqdm bar shows progress
-        return Path(hf_hub_download(spec.repo_id, spec.filename))
+        return Path(hf_hub_download(spec.repo_id, spec.filename, tqdm_class=tqdm_class))
     except Exception as exc:  # offline, DNS, 404, disk: all end the same way for the user
         raise WeightsError(f"could not get {spec.repo_id}/{spec.filename} from Hugging Face "
                            f"({type(exc).__name__}); {spec.hint()}") from None

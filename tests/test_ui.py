@@ -292,9 +292,14 @@ def test_sample_video_in_the_window_records_marks_and_finalises_on_close(window,
     # 20 s long: it keeps playing through the whole test
     a.source, a.weights, a.detector, a.backend = (str(sample_data / "WolfgangLanger_Pexels.mp4"), weights_dir, "fast",
                                                   "onnxruntime")
+    window.add_reference_photo("me", sample_data / "single_face.jpg")  # enrolled as the session starts
     window.start_session()
     qtbot.waitUntil(lambda: window.session is not None and window.bridge.shown_index >= 2, timeout=180_000)
     assert "onnxruntime" in window.backend_label.text() and "fast" in window.backend_label.text()
+    qtbot.waitUntil(lambda: window.video.current.result.n_faces and window.video.current.result.track_ids[0] >= 0,
+                    timeout=30_000)
+    name, distance = window.session.tracker.identity_of(int(window.video.current.result.track_ids[0]))
+    assert name in ("me", "unknown") and np.isfinite(distance)  # compared with the enrolled photo
     window.video.options.labels = False
     window.video.redraw(None)
     shown = window.video.current
@@ -318,3 +323,38 @@ def test_sample_video_in_the_window_records_marks_and_finalises_on_close(window,
     assert second is not None and second != first
     window.close()
     assert json.loads((second / "metadata.json").read_text())["complete"]
+
+
+@pytest.mark.slow
+def test_first_run_downloads_with_progress_then_runs(window, qtbot, fast_analyser, weights_dir, sample_data,
+                                                     monkeypatch):
+    """No weights anywhere: the loader downloads each file through huggingface_hub, its bytes shown in the
+    window's progress bar, then the session runs (the hub is faked: the tests have no network)."""
+    import huggingface_hub
+
+    from realtime_feat import weights
+
+    calls = []
+
+    def fake_download(repo_id, filename, tqdm_class=None):
+        spec = next(s for s in weights.SPECS.values() if s.repo_id == repo_id)
+        from tqdm import tqdm
+
+        bar = (tqdm_class or tqdm)(total=200, disable=True)  # the models' own resolve passes none
+        for _ in range(2):
+            bar.update(100)
+        bar.close()
+        calls.append((repo_id, tqdm_class is not None))
+        return str(weights_dir / spec.subdir / filename)
+
+    monkeypatch.setattr(weights, "_cached", lambda spec: None)
+    monkeypatch.setattr(weights, "hub_unreachable", lambda: "")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    seen = []
+    a = window.args
+    a.source, a.weights, a.detector, a.backend = str(sample_data / "single_face.mp4"), None, "fast", "onnxruntime"
+    window.start_session()
+    window.loader.downloaded.connect(lambda done, total: seen.append((done, total)))
+    qtbot.waitUntil(lambda: window.session is not None, timeout=180_000)
+    assert {("py-feat/face_multitask_v2", True), ("py-feat/arcface_r50", True)} <= set(calls)
+    assert (200, 200) in seen and window.progress.isHidden()

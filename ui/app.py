@@ -43,11 +43,23 @@ def build_window(args):
     return window
 
 
+def _log_uncaught(kind, value, tb) -> None:
+    """An error in a slot goes to the log pane as one line (where it happened), not to the console."""
+    import logging
+    import traceback
+
+    where = traceback.extract_tb(tb)[-1] if tb else None
+    logging.getLogger("realtime_feat.ui").error(
+        "unexpected %s: %s%s", kind.__name__, (str(value).splitlines() or [""])[0],
+        f" ({Path(where.filename).name}:{where.lineno})" if where else "")
+
+
 def main(args) -> int:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication, QSplashScreen
     from PySide6.QtGui import QPixmap
 
+    sys.excepthook = _log_uncaught
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("realtime-feat")
     splash = QSplashScreen(QPixmap(420, 120))

@@ -32,6 +32,7 @@ def missing_weights(args) -> list[str]:
 
 class SessionLoader(QThread):
     progress = Signal(str)           # the current step, one line
+    downloaded = Signal(int, int)    # bytes done, bytes in all (0: unknown) of the current download
     ready = Signal(object)           # the started LiveSession
     weightsMissing = Signal(list)    # one line per missing file; nothing was started
     failed = Signal(str)             # one line: what failed and what to do
@@ -50,6 +51,22 @@ class SessionLoader(QThread):
             self.failed.emit(str(exc))
         except (OSError, RuntimeError, ValueError) as exc:
             self.failed.emit((str(exc).splitlines() or [type(exc).__name__])[0])
+
+    def _progress_bar(self):
+        """A tqdm class whose updates become `downloaded` signals (queued to the GUI thread)."""
+        from tqdm.auto import tqdm
+
+        emit = self.downloaded.emit
+
+        class Bar(tqdm):
+            done = 0  # counted here: a disabled tqdm (no terminal) does not count
+
+            def update(self, n=1):
+                self.done += n or 0
+                emit(int(self.done), int(self.total or 0))
+                return super().update(n)
+
+        return Bar
 
     def _load(self) -> None:
         from realtime_feat import weights
@@ -71,7 +88,7 @@ class SessionLoader(QThread):
             spec = weights.SPECS[name]
             self.progress.emit(f"downloading {spec.repo_id}/{spec.filename} (first run; hundreds of MB)")
             try:
-                weights.resolve(name, a.weights, download=True)
+                weights.resolve(name, a.weights, download=True, tqdm_class=self._progress_bar())
             except weights.WeightsError:
                 self.weightsMissing.emit(missing_weights(a))
                 return

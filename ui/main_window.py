@@ -241,6 +241,9 @@ class MainWindow(QMainWindow):
         form.addRow(self.record_button)
         enrol = QPushButton("Name selected face…  (E)")
         enrol.clicked.connect(self.enrol_selected)
+        photo = QPushButton("Enrol from a photo…")
+        photo.clicked.connect(self.enrol_photo)
+        form.addRow(photo)
         shot = QPushButton("Screenshot  (Ctrl+S)")
         shot.clicked.connect(self.screenshot)
         form.addRow(enrol)
@@ -272,6 +275,7 @@ class MainWindow(QMainWindow):
             return
         self.loader = SessionLoader(self.args, self)
         self.loader.progress.connect(self.on_progress)
+        self.loader.downloaded.connect(self.on_downloaded)
         self.loader.ready.connect(self.on_ready)
         self.loader.failed.connect(self.on_failed)
         self.loader.weightsMissing.connect(self.on_weights_missing)
@@ -283,6 +287,7 @@ class MainWindow(QMainWindow):
 
     def _loader_done(self) -> None:
         self.loader = None
+        self.progress.setRange(0, 0)
         self.progress.hide()
         self.progress_label.hide()
         self.run_button.setEnabled(True)
@@ -290,6 +295,13 @@ class MainWindow(QMainWindow):
     def on_progress(self, text: str) -> None:
         self.progress_label.setText(text)
         log.info(text)
+
+    def on_downloaded(self, done: int, total: int) -> None:
+        """Bytes of the weight file being downloaded; an unknown total keeps the bar busy."""
+        if total > 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * done / total))
+            self.progress.setFormat(f"{done / 1e6:.0f} / {total / 1e6:.0f} MB")
 
     def on_ready(self, session) -> None:
         self.session = session
@@ -486,6 +498,19 @@ class MainWindow(QMainWindow):
                 log.info("enrolled %s from face #%d", name.strip(), tid)
             except ValueError as exc:
                 log.error(str(exc))
+
+    def enrol_photo(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Reference photo", "", "Images (*.jpg *.jpeg *.png *.bmp)")
+        name, ok = QInputDialog.getText(self, "Name this person", "Name:") if path else ("", False)
+        if ok and name.strip():
+            self.add_reference_photo(name.strip(), Path(path))
+
+    def add_reference_photo(self, name: str, path: Path) -> None:
+        """A reference photo is analysed with the models as the session starts (the running analysis
+        owns them), as `--enrol NAME=IMAGE` is."""
+        self.args.enrol = [*self.args.enrol, f"{name}={path}"]
+        log.info("%s will be enrolled from %s %s", name, path.name,
+                 "at the next start (Space twice)" if self.session is not None else "when the source starts")
 
     def screenshot(self) -> Path:
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
