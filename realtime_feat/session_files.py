@@ -3,6 +3,7 @@ py-feat, and the capture clocks of each video frame for `realtime-feat process S
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -11,6 +12,8 @@ import pandas as pd
 
 from .media import MediaError
 from .types import Frame
+
+log = logging.getLogger(__name__)
 
 
 def is_session(folder: Path) -> bool:
@@ -47,12 +50,15 @@ def load_session(path) -> RecordedSession:
 
 def on_capture_clocks(frames: Iterator[Frame], folder: Path) -> Iterator[Frame]:
     """The recorded video's frames (numbered in the video) as they were captured: frame index and
-    t_monotonic / t_wall / t_lsl from frames.csv, checked against the video's PTS."""
+    t_monotonic / t_wall / t_lsl from frames.csv, checked against the video's PTS. Video frames past
+    the last row (a killed recording) have no known clocks and end the iteration, with a warning."""
     table = pd.read_csv(folder / "frames.csv")
     table = table[table["in_video"] == 1].reset_index(drop=True)
     for frame in frames:
-        if frame.index >= len(table):
-            raise MediaError(f"{folder}: video.mp4 has more frames than frames.csv lists ({len(table)})")
+        if frame.index >= len(table):  # a killed recording: the video ran ahead of frames.csv's last flush
+            log.warning("%s: video frames from %d on have no row in frames.csv (the recording was cut off); "
+                        "they are left out", folder, frame.index)
+            return
         row = table.iloc[frame.index]
         if frame.pts is None or abs(frame.pts - row["video_time"]) > 2e-6:
             raise MediaError(f"{folder}: video frame {frame.index} at {frame.pts} s does not match frames.csv "

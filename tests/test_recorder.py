@@ -297,3 +297,22 @@ def test_an_hour_at_30_fps_loses_no_frame(tmp_path):
     assert len(pts) == n
     assert (np.array(pts) == (ns - meta["video"]["pts_zero_t_monotonic_ns"]) // 1000).all()
     assert meta["counts"]["encoded"] == n and meta["counts"]["adjusted"]["pts_bumped_same_microsecond"] == 0
+
+
+def test_process_reads_a_cut_off_session_up_to_its_last_row(tmp_path, caplog):
+    """A killed recording's video can run ahead of frames.csv: frames with no row are left out, said once."""
+    from realtime_feat.media import iter_video
+    from realtime_feat.session_files import on_capture_clocks
+
+    session = LiveSession(Synthetic(n=40, size=(48, 64)), None)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    assert session.wait(timeout=30)
+    session.stop()
+    lines = (folder / "frames.csv").read_text().splitlines(keepends=True)
+    (folder / "frames.csv").write_text("".join(lines[:31]))  # the last 10 rows never reached the disk
+    frames = list(on_capture_clocks(iter_video(folder / "video.mp4"), folder))
+    table = pd.read_csv(folder / "frames.csv")
+    assert [f.index for f in frames] == list(table["frame"]) == list(range(30))
+    assert [f.t_monotonic_ns for f in frames] == list((table["t_monotonic"] * 1e9).round().astype(np.int64))
+    assert "video frames from 30 on have no row in frames.csv" in caplog.text
