@@ -90,9 +90,13 @@ class LslOutlets:
         self._thread.start()
 
     def on_result(self, result: FrameResult, frame: Frame) -> None:
-        if result.n_faces and result.t_lsl is not None:
+        if not result.n_faces or result.t_lsl is None or self.error is not None:
+            return
+        try:
             self.data.push_chunk(face_samples(result), [result.t_lsl] * result.n_faces)
             self.sent_faces += result.n_faces
+        except Exception as exc:  # on the analysis thread: reported by the session, analysis goes on
+            self.error = exc
 
     def _push_frames(self) -> None:
         import queue
