@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analyse every K-th video frame: 0, K, 2K, ... (default 1: every frame)")
     _add_enrol_option(p)
     _add_model_options(p, detector="retinaface")
+    from .cluster import add_options as add_ray_options
+
+    add_ray_options(p)
 
     lv = sub.add_parser("live", help="analyse a camera, file or stream live: status line, CSV, tracking")
     lv.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write what was analysed to this CSV")
@@ -254,6 +257,10 @@ def cmd_process(args) -> int:
     if not jobs:
         raise UserError("no readable input")
     outputs = [_output_path(args.output, job, len(jobs)) for job in jobs]
+    if args.ray is not None:
+        from .cluster import cmd_process_ray
+
+        return cmd_process_ray(args, jobs, outputs, failures)
 
     analyser = make_analyser(args)
     people = enrolments(analyser, args.enrol)

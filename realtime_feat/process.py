@@ -7,7 +7,7 @@ import itertools
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from .fex import FexWriter, finish_identities
 from .media import Job, MediaError, iter_images, iter_video, probe_video
@@ -30,9 +30,11 @@ def batched(items: Iterable, n: int) -> Iterator[list]:
 
 
 def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames: int = 1,
-                progress: Optional[bool] = None, tracker=None) -> JobReport:
+                progress: Optional[bool] = None, tracker=None,
+                on_frames: Optional[Callable[[int], None]] = None) -> JobReport:
     """Analyse `job` into `out`. progress: None shows a bar on a terminal only. With a `tracker`,
-    each face gets its track id and identity columns."""
+    each face gets its track id and identity columns. `on_frames(n)` hears of every analysed batch
+    (a cluster worker's progress)."""
     from tqdm import tqdm
 
     report = JobReport(None)
@@ -66,6 +68,8 @@ def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames:
                         result = replace(result, track_ids=tracker.update(result))
                         writer.append(result, name, tracker.identities(result.track_ids))
                 bar.update(len(batch))
+                if on_frames is not None:
+                    on_frames(len(batch))
         except MediaError as exc:
             kept = writer.close(complete=False)
             report.frames, report.rows = writer.frames_written, writer.rows_written

@@ -1,0 +1,268 @@
+"""`process --ray`: the same `process`, its inputs spread over the workers of a Ray cluster.
+
+Each worker is a Ray actor (one per GPU, else one per `--threads` CPU cores) that builds one
+`Analyser` once and runs `process_job` on whole inputs, largest first, reading the inputs and
+writing the CSVs at the paths given: the same file system on every node (the local disk for a local
+instance, a shared one on a cluster). A CSV reaches its final name only when complete (`FexWriter`),
+so a rerun skips every input whose CSV exists. A worker process that dies mid-input costs only that
+attempt: Ray restarts the actor (the models load again) and retries the input, whose `.partial` is
+rewritten from the start. Ray is optional (`pip install 'realtime-feat[cluster]'`) and imported here only.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .media import Job, MediaError, probe_video
+from .process import JobReport, process_job
+
+# Restarts of a dead worker, and retries of the input it was running, before that input counts as failed.
+RETRIES = 3
+POLL_S = 0.5  # how often the driver reads the workers' frame counters for the progress bars
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="spread the inputs over Ray workers: alone, a local Ray instance on this machine's cores "
+                        "and GPUs; with an address (auto, ray://HOST:10001), a running cluster. Write it after "
+                        "the inputs or as --ray=ADDRESS")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --ray: at most N workers (default: one per GPU of the cluster, else one per "
+                        "--threads CPUs, --threads defaulting to 1)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --ray: analyse again the inputs whose CSV exists (default: skip them, which resumes "
+                        "an interrupted run)")
+
+
+class AnalyserWorker:
+    """One Analyser in one worker process. `process` runs one input; `progress` answers meanwhile
+    (the actor has two threads) with the frames analysed and the seconds spent analysing."""
+
+    def __init__(self, args: argparse.Namespace, cwd: str):
+        import ray
+
+        from . import cli
+
+        if os.path.isdir(cwd):  # relative inputs and outputs mean what they mean on the driver
+            os.chdir(cwd)
+        self.args, self.frames, self.busy_s, self._since = args, 0, 0.0, None
+        self.where = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
+        try:
+            self.analyser = cli.make_analyser(args)
+            self.people = cli.enrolments(self.analyser, args.enrol)
+            self.error = None
+        except cli.UserError as exc:
+            self.error = str(exc)
+
+    def ready(self) -> tuple[Optional[str], str]:
+        """(why this worker cannot run, or None; the backend it runs)."""
+        return self.error, "" if self.error else self.analyser.describe()
+
+    def process(self, job: Job, out: Path) -> JobReport:
+        from .cli import make_tracker
+
+        if self.error:
+            raise RuntimeError(self.error)
+        tracker = make_tracker(self.args, self.people, clock="source") if job.kind == "video" else None
+        self._since = time.perf_counter()
+        try:
+            return process_job(self.analyser, job, out, self.args.batch_size, self.args.skip_frames,
+                               progress=False, tracker=tracker, on_frames=self.on_frames)
+        finally:
+            self.busy_s += time.perf_counter() - self._since
+            self._since = None
+
+    def on_frames(self, n: int) -> None:
+        self.frames += n
+
+    def progress(self) -> tuple[str, int, float]:
+        running = 0.0 if self._since is None else time.perf_counter() - self._since
+        return self.where, self.frames, self.busy_s + running
+
+
+@dataclass
+class _Plan:
+    workers: int
+    threads: int
+    resources: dict
+    device: str
+
+
+def _plan(ray, args, n_inputs: int) -> _Plan:
+    from .cli import UserError
+
+    res = ray.cluster_resources()
+    gpus, cpus = int(res.get("GPU", 0)), max(1, int(res.get("CPU", 1)))
+    if args.device.startswith("cuda") and not gpus:
+        raise UserError(f"--device {args.device}: the Ray cluster has no GPU; use --device cpu or auto")
+    if gpus and args.device != "cpu":
+        threads = args.threads or max(1, cpus // gpus)
+        return _Plan(min(args.workers or gpus, gpus, n_inputs), threads, {"num_gpus": 1, "num_cpus": 1}, "GPU")
+    threads = args.threads or 1
+    cap = max(1, cpus // threads)
+    return _Plan(min(args.workers or cap, cap, n_inputs), threads, {"num_cpus": threads}, "CPU")
+
+
+def _connect(ray, address: str) -> bool:
+    """Join or start Ray; True when this call started it (and so shuts it down)."""
+    import logging
+
+    from .cli import UserError
+
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=None if address == "local" else address, include_dashboard=False,
+                 logging_level=logging.WARNING)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError or ValueError here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(f"--ray {address}: cannot reach a Ray cluster ({first}); start one with `ray start "
+                        f"--head`, or write --ray alone for a local instance") from None
+    return True
+
+
+def _size(job: Job) -> int:
+    paths = job.images if job.kind == "images" else [job.source]
+    return sum(p.stat().st_size for p in paths if p.is_file())
+
+
+def _expected_frames(job: Job, skip: int) -> int:
+    if job.kind == "images":
+        return len(job.images)
+    try:
+        frames = probe_video(job.source).frames or 0
+    except MediaError:
+        return 0
+    return -(-frames // skip)
+
+
+def _one_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError carries the worker's exception
+    text = str(cause).strip().splitlines()
+    return text[0][:200] if text else type(cause).__name__
+
+
+def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[str],
+                    worker_cls: Optional[type] = None) -> int:
+    """Run `process` over `jobs` on Ray; the exit code follows `process`. `failures` holds the inputs
+    that already failed (missing files) and gets the ones that fail here."""
+    from .cli import PROG, UserError
+
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--ray needs Ray: pip install 'realtime-feat[cluster]'") from None
+    pairs = list(zip(jobs, outputs))
+    todo = [(j, o) for j, o in pairs if args.overwrite or not o.exists()]
+    done = len(pairs) - len(todo)
+    if done:
+        print(f"{PROG}: {done} input(s) already have their CSV, skipped (--overwrite to analyse them again)",
+              file=sys.stderr)
+    if not todo:
+        print(f"{PROG}: nothing to do", file=sys.stderr)
+        return 1 if failures else 0
+    todo.sort(key=lambda pair: _size(pair[0]), reverse=True)  # largest first: the long ones start early
+    started_ray = _connect(ray, args.ray)
+    try:
+        written = _run(ray, args, todo, failures, worker_cls or AnalyserWorker)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    if not written and not done:
+        return 2
+    return 1 if failures else 0
+
+
+def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cls: type) -> list[Path]:
+    from tqdm import tqdm
+
+    from .cli import PROG, UserError, _err
+
+    plan = _plan(ray, args, len(todo))
+    worker_args = copy.copy(args)
+    worker_args.threads = plan.threads
+    Worker = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES, max_concurrency=2,
+                        **plan.resources)(worker_cls)
+    start = lambda: Worker.remote(worker_args, os.getcwd())  # noqa: E731
+    started = time.perf_counter()
+    actors = [start() for _ in range(plan.workers)]
+    problems = [(a, why) for a, (why, _) in zip(actors, ray.get([a.ready.remote() for a in actors])) if why]
+    if len(problems) == len(actors):
+        raise UserError(problems[0][1])
+    describe = ray.get(next(a for a in actors if a not in dict(problems)).ready.remote())[1]
+    print(f"{PROG}: ray: {len(todo)} input(s) on {len(actors)} {plan.device} worker(s), {plan.threads} thread(s) "
+          f"each: {describe}", file=sys.stderr)
+
+    queue, running, idle = deque(todo), {}, list(actors)
+    counts: dict = {}  # actor → (where, frames, busy seconds), as last read
+    frames = rows = 0
+    written: list[Path] = []
+    total = sum(_expected_frames(j, args.skip_frames) for j, _ in todo)
+    bars = dict(file=sys.stderr, dynamic_ncols=True, disable=None)
+    fail = lambda msg, shown=None: (failures.append(msg), _err(shown or msg))  # noqa: E731
+    with tqdm(total=len(todo), unit="file", desc="files", position=0, **bars) as files_bar, \
+            tqdm(total=total or None, unit="frame", desc="frames", position=1, **bars) as frames_bar:
+        try:
+            while queue or running:
+                while idle and queue:
+                    actor, (job, out) = idle.pop(), queue.popleft()
+                    running[actor.process.remote(job, out)] = (actor, job, out)
+                finished, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
+                for ref in finished:
+                    actor, job, out = running.pop(ref)
+                    try:
+                        report = ray.get(ref)
+                    except ray.exceptions.RayActorError as exc:
+                        fail(f"{job.source}: its worker died {RETRIES + 1} times ({_one_line(exc)})")
+                        actors[actors.index(actor)] = actor = start()  # a fresh one for the rest
+                    except ray.exceptions.RayTaskError as exc:
+                        fail(f"{job.source}: {_one_line(exc)}")
+                    else:
+                        for msg in report.skipped:  # an image left out of a set is an input that failed
+                            fail(msg, f"skipped {msg}")
+                        if report.error:
+                            fail(report.error)
+                        if report.path:
+                            frames, rows = frames + report.frames, rows + report.rows
+                            written.append(out)
+                    idle.append(actor)
+                    files_bar.update(1)
+                _read_progress(ray, actors, counts)
+                frames_bar.n = max(frames_bar.n, sum(c[1] for c in counts.values()))
+                frames_bar.set_postfix_str(_rates(counts.values()), refresh=True)
+        except KeyboardInterrupt:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+            _err(f"interrupted: {len(written)} of {len(todo)} input(s) finished ({', '.join(map(str, written)) or 'none'}); "
+                 f"the rest keep what was analysed in .partial files: run the same command again to finish them")
+            raise
+    _read_progress(ray, actors, counts, timeout=5.0)
+    seconds = time.perf_counter() - started
+    print(f"{PROG}: ray: {len(todo)} input(s), {frames} frames, {rows} rows in {len(written)} file(s), "
+          f"{len(failures)} failure(s), {seconds:.1f} s wall, {frames / max(seconds, 1e-9):.2f} frames/s; "
+          f"per worker: {_rates(counts.values()) or 'none'}", file=sys.stderr)
+    for actor in actors:
+        ray.kill(actor, no_restart=True)
+    return written
+
+
+def _read_progress(ray, actors, counts: dict, timeout: float = 0.0) -> None:
+    """Update `counts` with the workers that answer within `timeout` (a restarting one does not)."""
+    refs = {actor.progress.remote(): actor for actor in actors}
+    answered, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout or POLL_S / 5)
+    for ref in answered:
+        try:
+            counts[refs[ref]] = ray.get(ref)
+        except ray.exceptions.RayError:
+            pass
+
+
+def _rates(counts) -> str:
+    return ", ".join(f"{where} {n / busy:.2f} frames/s" for where, n, busy in counts if n and busy > 0)
