@@ -316,3 +316,14 @@ def test_process_reads_a_cut_off_session_up_to_its_last_row(tmp_path, caplog):
     assert [f.index for f in frames] == list(table["frame"]) == list(range(30))
     assert [f.t_monotonic_ns for f in frames] == list((table["t_monotonic"] * 1e9).round().astype(np.int64))
     assert "video frames from 30 on have no row in frames.csv" in caplog.text
+
+
+def test_record_into_a_folder_that_cannot_be_made_is_one_line(capsys, tmp_path, sample_data):
+    from realtime_feat.cli import main
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    assert main(["record", "--source", str(sample_data / "single_face.mp4"), "--out", str(blocker / "sessions"),
+                 "--no-analysis"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"realtime-feat: error: cannot create a session folder in {blocker / 'sessions'}: ")
