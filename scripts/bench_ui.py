@@ -64,8 +64,9 @@ def draw_cost(window, app, n_faces: int, frames: int) -> np.ndarray:
     return np.array(times)
 
 
-def live_fps(analyser, video: Path, seconds: float, window=None, app=None) -> float:
-    """Analysed frames per second of capture time, through a LiveSession, with or without the window."""
+def live_fps(analyser, video: Path, seconds: float, window=None, app=None) -> tuple[float, float]:
+    """Analysed frames per second of capture time through a LiveSession, with or without the window, and
+    the share of one core the GUI thread used meanwhile (drawing, timers; warm-up excluded)."""
     from realtime_feat.session import LiveSession
     from realtime_feat.tracking import FaceTracker
 
@@ -77,17 +78,20 @@ def live_fps(analyser, video: Path, seconds: float, window=None, app=None) -> fl
         from PySide6.QtCore import QEventLoop, QTimer
 
         window.on_ready(session)
+        cpu, wall = time.thread_time(), time.monotonic()
         loop, poll = QEventLoop(), QTimer()
         poll.timeout.connect(lambda: session.wait(0) and loop.quit())
         poll.start(100)
         loop.exec()  # the window's own event loop, as in the app
         poll.stop()
+        gui = (time.thread_time() - cpu) / (time.monotonic() - wall)
         window.stop_session()
     else:
         session.wait()
         session.stop()
+        gui = 0.0
     stamps = np.array(stamps[3:])  # the first results include warm-up
-    return (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e9)
+    return (len(stamps) - 1) / ((stamps[-1] - stamps[0]) / 1e9), gui
 
 
 def main() -> int:
@@ -129,11 +133,12 @@ def main() -> int:
     for _ in range(a.rounds):  # alternated, so a busy spell of the machine hits both alike
         runs["headless"].append(live_fps(analyser, a.video, a.seconds))
         runs["window"].append(live_fps(analyser, a.video, a.seconds, window, app))
-    headless, windowed = np.median(runs["headless"]), np.median(runs["window"])
+    (headless, _), (windowed, gui) = (np.median(runs[k], axis=0) for k in ("headless", "window"))
     over = f"{a.rounds} × {a.seconds:.0f} s"
     rows.append(["analysed fps, headless LiveSession (as `live`)", f"{headless:.1f}", "", over])
     rows.append(["analysed fps, window open", f"{windowed:.1f}", f"{100 * (windowed / headless - 1):+.0f}% vs headless",
                  over])
+    rows.append(["GUI thread CPU while the window shows it live", f"{100 * gui:.0f}% of a core", "", over])
     window.close()
     print_table(f"bench_ui: {os.environ['QT_QPA_PLATFORM']} Qt, 720×1280 frames for drawing; {a.video.name} looped at "
                 f"30 fps, fast detector, {analyser.backend.describe()}; {platform.machine()} {os.cpu_count()} cores",

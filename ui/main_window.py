@@ -26,7 +26,7 @@ from .timeseries import RollingPlot
 from .video_view import OverlayOptions, VideoView
 
 log = logging.getLogger("realtime_feat.ui")
-PLOT_REDRAW_S = 0.1
+PLOT_REDRAW_S = 0.2
 
 
 class LogQueue(logging.Handler):
@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
 
     def on_results(self, results: list) -> None:
         """Every result goes into the plots' buffers; the plots are redrawn at most every PLOT_REDRAW_S
-        (their axes cost more to paint than the video, and 10 redraws a second read as smooth)."""
+        (painting them competes with analysis for the CPU; 5 redraws a second read as smooth)."""
         for plot, choice in zip(self.plots, self.plot_choices):
             value = self.signals[choice.currentText()]
             for r in results:

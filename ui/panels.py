@@ -34,7 +34,6 @@ class Bars(pg.PlotWidget):
         axis = item.getAxis("left")
         axis.setStyle(tickLength=0, tickFont=QFont("DejaVu Sans", 7))
         axis.setWidth(90 if max(map(len, names)) > 8 else 50)
-        item.showGrid(x=True, alpha=0.2)
         self.bars = pg.BarGraphItem(x0=0, y=np.arange(n), height=0.7, width=np.zeros(n), brush=colour, pen=None)
         item.addItem(self.bars)
         self.values = np.zeros(n, np.float32)

@@ -64,7 +64,6 @@ class RollingPlot(pg.PlotWidget):
         item.setMouseEnabled(x=False, y=False)
         item.disableAutoRange()
         item.setXRange(-seconds, 0, padding=0)
-        item.showGrid(x=True, y=True, alpha=0.2)
         capacity = int(seconds * max_fps * 1.5)
         self.buffers = [RingBuffer(capacity) for _ in range(slots)]
         self.curves = [pg.PlotCurveItem(pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=1.5), connect="finite")
@@ -113,8 +112,10 @@ class RollingPlot(pg.PlotWidget):
         """Curves relative to the newest sample; `markers` (t, label), newest last."""
         now = self.newest_t
         for buf, curve in zip(self.buffers, self.curves):
-            t, v = buf.view()
-            curve.setData(t - now, v)
+            curve.setVisible(buf.count > 0)  # a hidden item costs nothing at paint time
+            if buf.count:
+                t, v = buf.view()
+                curve.setData(t - now, v)
         shown = [(t, label) for t, label in markers if now - self.seconds <= t <= now][-len(self.marker_lines):]
         for line, (t, label) in zip(self.marker_lines, shown):
             line.setPos(t - now)

@@ -71,8 +71,9 @@ class VideoView(pg.GraphicsLayoutWidget):
         o = self.options
         ids = result.track_ids
         for slot, curve in enumerate(self.box_curves):
-            mine = (ids % len(self.box_curves)) == slot
-            curve.setData(*geometry.boxes(result.detections.xyxy[mine] if o.boxes else np.zeros((0, 4))).T)
+            mine = ((ids % len(self.box_curves)) == slot) & o.boxes
+            curve.setVisible(bool(mine.any()))  # a hidden item costs nothing at paint time
+            curve.setData(*geometry.boxes(result.detections.xyxy[mine]).T)
         sel = result.detections.xyxy[[selected]] if o.boxes and selected is not None else np.zeros((0, 4))
         self.selected_curve.setData(*geometry.boxes(sel).T)
         self.landmarks.setData(pos=geometry.points(result.faces.landmarks68) if o.landmarks else np.zeros((0, 2)))
