@@ -91,6 +91,17 @@ def test_ring_buffer_wraps_contiguously_and_breaks_on_gaps():
     assert np.isnan(buf.view()[1][-1]) and buf.count == 4
 
 
+def test_the_library_never_imports_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, realtime_feat.cli, realtime_feat.session, realtime_feat.analyser, realtime_feat.engines; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'PySide6', 'pyqtgraph', 'shiboken6'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "[]"
+
+
 def test_shortcut_table_is_complete():
     from realtime_feat.ui.controls import SHORTCUTS
     from realtime_feat.ui.main_window import MainWindow
