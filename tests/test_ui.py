@@ -164,6 +164,7 @@ def window(qtbot, tmp_path):
     yield win
     win.close()
     assert not win.bridge.timer.isActive() and not win.status_timer.isActive()
+    assert win.loader is None and win.session is None  # no loading thread or session outlives the window
 
 
 def view_pixel(win, x: float, y: float):
@@ -369,3 +370,16 @@ def test_first_run_downloads_with_progress_then_runs(window, qtbot, fast_analyse
     qtbot.waitUntil(lambda: window.session is not None, timeout=180_000)
     assert {("py-feat/face_multitask_v2", True), ("py-feat/arcface_r50", True)} <= set(calls)
     assert (200, 200) in seen and window.progress.isHidden()
+
+
+def test_source_picker_offers_pyfeat_sample_videos(qtbot):
+    from realtime_feat.ui.controls import SourceDialog
+
+    dialog = SourceDialog()
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.probe.isFinished(), timeout=60_000)  # cameras probed off the GUI thread
+    items = [dialog.list.item(i) for i in range(dialog.list.count())]
+    sample = next(i for i in items if i.data(256) == "pyfeat:single_face.mp4")
+    dialog.list.setCurrentItem(sample)
+    dialog.accept()
+    assert dialog.spec == "pyfeat:single_face.mp4" and dialog.result() == dialog.DialogCode.Accepted

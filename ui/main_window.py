@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.last_folder: Optional[Path] = None       # the last finalised recording
         self.smoother = geometry.DisplaySmoother()
         self._plots_dirty, self._plots_drawn = False, 0.0
+        self._closing = False
         self.setWindowTitle("realtime-feat")
         self.docks: dict[str, QDockWidget] = {}
         self.bridge = LiveBridge(parent=self)
@@ -304,6 +305,8 @@ class MainWindow(QMainWindow):
             self.progress.setFormat(f"{done / 1e6:.0f} / {total / 1e6:.0f} MB")
 
     def on_ready(self, session) -> None:
+        if self._closing:
+            return
         self.session = session
         self.bridge.labeller = lambda ids: session.tracker.identities(ids)[0]
         self.bridge.attach(session)
@@ -550,9 +553,13 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.status_timer.stop()
-        if self.loader is not None:
-            self.loader.requestInterruption()
-            self.loader.wait()
+        self._closing = True
+        loader, self.loader = self.loader, None
+        if loader is not None:
+            loader.requestInterruption()
+            loader.wait()
+            if loader.session is not None and loader.session is not self.session:
+                loader.session.stop()  # ready, but its signal had not reached the window yet
         self.stop_session()  # finalises a recording
         logging.getLogger("realtime_feat").removeHandler(self.log_queue)
         super().closeEvent(event)
