@@ -383,3 +383,18 @@ def test_source_picker_offers_pyfeat_sample_videos(qtbot):
     dialog.list.setCurrentItem(sample)
     dialog.accept()
     assert dialog.spec == "pyfeat:single_face.mp4" and dialog.result() == dialog.DialogCode.Accepted
+
+
+@pytest.mark.parametrize("cameras", [[], [(0, 640, 480)]])
+def test_launch_opens_the_first_camera_or_else_the_source_picker(window, qtbot, monkeypatch, cameras):
+    import realtime_feat.sources
+
+    monkeypatch.setattr(realtime_feat.sources, "list_cameras", lambda: cameras)
+    window.first_start()
+    if cameras:
+        qtbot.waitUntil(lambda: window.args.source == "0" and window.banner.isVisible(), timeout=60_000)
+        assert "camera 0 cannot be opened" in window.banner.text()  # there is none here: one line, no crash
+    else:
+        qtbot.waitUntil(lambda: getattr(window, "source_dialog", None) is not None, timeout=10_000)
+        assert window.source_dialog.isVisible() and window.args.source is None
+        window.source_dialog.reject()

@@ -69,5 +69,5 @@ def main(args) -> int:
     window = build_window(args)
     window.show()
     splash.finish(window)
-    QTimer.singleShot(0, window.start_session)  # with no source: the source picker
+    QTimer.singleShot(0, window.first_start)
     return app.exec()

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox
 
 from . import geometry
 from .bridge import LiveBridge, Shown
-from .controls import SHORTCUTS, MarkerNames, SourceDialog, help_text
+from .controls import SHORTCUTS, CameraProbe, MarkerNames, SourceDialog, help_text
 from .loader import SessionLoader
 from .panels import Bars, VAPlane
 from .timeseries import RollingPlot
@@ -256,12 +256,25 @@ class MainWindow(QMainWindow):
 
     # -- session life cycle ------------------------------------------------------------------------
     def choose_source(self) -> None:
-        dialog = SourceDialog(self)
-        if dialog.exec() and dialog.spec:
-            self.args.source = dialog.spec
-            self.source_label.setText(dialog.spec)
-            self.stop_session()
-            self.start_session()
+        """The source picker, non-blocking; a choice replaces the running source."""
+        self.source_dialog = SourceDialog(self)
+        self.source_dialog.accepted.connect(lambda d=self.source_dialog: self.use_source(d.spec))
+        self.source_dialog.open()
+
+    def use_source(self, spec: str) -> None:
+        self.args.source = spec
+        self.source_label.setText(spec)
+        self.stop_session()
+        self.start_session()
+
+    def first_start(self) -> None:
+        """At launch: the given source; else the first camera found; with no camera, the source picker."""
+        if self.args.source:
+            return self.start_session()
+        self.camera_probe = CameraProbe(self)
+        self.camera_probe.found.connect(lambda cameras: self.use_source(str(cameras[0][0])) if cameras
+                                        else self.choose_source())
+        self.camera_probe.start()
 
     def toggle_running(self) -> None:
         if self.session is not None:
@@ -554,6 +567,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.status_timer.stop()
         self._closing = True
+        if getattr(self, "camera_probe", None) is not None:
+            self.camera_probe.wait()
         loader, self.loader = self.loader, None
         if loader is not None:
             loader.requestInterruption()
