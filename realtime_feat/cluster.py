@@ -197,7 +197,7 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
         raise UserError(problems[0][1])
     describe = ray.get(next(a for a in actors if a not in dict(problems)).ready.remote())[1]
     print(f"{PROG}: ray: {len(todo)} input(s) on {len(actors)} {plan.device} worker(s), {plan.threads} thread(s) "
-          f"each: {describe}", file=sys.stderr)
+          f"each, ready in {time.perf_counter() - started:.1f} s: {describe}", file=sys.stderr)
 
     queue, running, idle = deque(todo), {}, list(actors)
     counts: dict = {}  # actor → (where, frames, busy seconds), as last read
