@@ -6,9 +6,10 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QThread, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+from PySide6.QtCore import Qt, QThread, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QPushButton, QSlider, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
 
@@ -147,3 +148,55 @@ class MarkerNames(QTableWidget):
     def name(self, key: int) -> str:
         item = self.item(key - 1, 0)
         return (item.text().strip() if item else "") or f"marker {key}"
+
+
+class ControlPanel(QWidget):
+    """The left dock's widgets, laid out; the window connects them (intent in, one library call out)."""
+
+    def __init__(self, args, overlays: dict[str, bool]):
+        super().__init__()
+        self.setMinimumWidth(300)
+        form = QFormLayout(self)
+        self.source_label = QLabel(args.source or "none")
+        self.source_label.setWordWrap(True)
+        self.choose = QPushButton("Choose source…  (Ctrl+O)")
+        self.run_button = QPushButton("Start  (Space)")
+        form.addRow("Source", self.source_label)
+        form.addRow(self.choose)
+        form.addRow(self.run_button)
+        self.detector = QComboBox()
+        self.detector.addItems(["auto", "fast", "retinaface"])
+        self.detector.setCurrentText(args.detector or "auto")
+        form.addRow("Detector (next start)", self.detector)
+        self.identity = QCheckBox("ArcFace identity (next start)")
+        self.identity.setChecked(args.identity)
+        form.addRow(self.identity)
+        self.threshold = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95, singleStep=0.05)
+        self.threshold.setValue(args.threshold or 0.6)
+        form.addRow("Face threshold", self.threshold)
+        self.redetect = QSpinBox(minimum=1, maximum=60)
+        self.redetect.setValue(args.redetect_every)
+        form.addRow("Detect every N frames", self.redetect)
+        self.overlay_boxes = {}
+        grid = QGridLayout()
+        for i, (name, on) in enumerate(overlays.items()):
+            check = self.overlay_boxes[name] = QCheckBox(name)
+            check.setChecked(on)
+            grid.addWidget(check, i // 3, i % 3)
+        form.addRow("Overlays", None)
+        form.addRow(grid)
+        self.smoothing = QSlider(Qt.Horizontal, minimum=0, maximum=90)
+        form.addRow("Display smoothing", self.smoothing)
+        self.label_edit = QLineEdit(placeholderText="session label")
+        self.record_button = QPushButton("● Record  (R)")
+        self.record_button.setCheckable(True)
+        form.addRow("Label", self.label_edit)
+        form.addRow(self.record_button)
+        self.photo = QPushButton("Enrol from a photo…")
+        self.enrol = QPushButton("Name selected face…  (E)")
+        self.shot = QPushButton("Screenshot  (Ctrl+S)")
+        for button in (self.photo, self.enrol, self.shot):
+            form.addRow(button)
+        self.marker_names = MarkerNames()
+        form.addRow(QLabel("Markers: keys 1–9"))
+        form.addRow(self.marker_names)

@@ -2,7 +2,6 @@
 It draws what the session publishes and never decides what is written to disk: the session does."""
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from dataclasses import replace
@@ -12,59 +11,25 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
-                               QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMainWindow, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox, QTabWidget,
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
+                               QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from . import geometry
 from .bridge import LiveBridge, Shown
-from .controls import SHORTCUTS, CameraProbe, MarkerNames, SourceDialog, help_text
+from .controls import SHORTCUTS, CameraProbe, ControlPanel, SourceDialog, help_text
 from .loader import SessionLoader
+from .logpane import LogQueue
 from .panels import Bars, VAPlane
-from .timeseries import RollingPlot
+from .timeseries import RollingPlot, plot_signals, y_range
 from .video_view import OverlayOptions, VideoView
 
 log = logging.getLogger("realtime_feat.ui")
 PLOT_REDRAW_S = 0.2
 
 
-class LogQueue(logging.Handler):
-    """One line per log record of the library and the window, from any thread; they wait here until
-    the GUI thread moves them into the log pane (`drain`, called by the status timer)."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        self.lines: collections.deque = collections.deque(maxlen=1000)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        record.exc_info = record.exc_text = None  # one line each, never a traceback
-        self.lines.append(self.format(record).splitlines()[0])
-
-    def drain(self, pane: QPlainTextEdit) -> None:
-        while self.lines:
-            pane.appendPlainText(self.lines.popleft())
-
-
 def _ms(value: float) -> str:
     return "–" if np.isnan(value) else f"{value:.0f}"
-
-
-def _signals(au_names, emotion_names) -> dict:
-    """Rolling-plot signals: name → (faces, i) → value."""
-    out = {name: (lambda f, i, j=j: f.au[i, j]) for j, name in enumerate(au_names)}
-    out.update({name: (lambda f, i, j=j: f.emotions[i, j]) for j, name in enumerate(emotion_names)})
-    out.update({"valence": lambda f, i: f.va[i, 0], "arousal": lambda f, i: f.va[i, 1],
-                "gaze pitch": lambda f, i: f.gaze[i, 0], "gaze yaw": lambda f, i: f.gaze[i, 1],
-                "head pitch": lambda f, i: f.pose[i, 0], "head yaw": lambda f, i: f.pose[i, 2]})
-    return out
-
-
-def _y_range(signal: str) -> tuple[float, float]:
-    if signal in ("valence", "arousal"):
-        return -1.0, 1.0
-    return (-1.2, 1.2) if " " in signal else (0.0, 1.0)   # angles in radians; else probabilities
 
 
 class MainWindow(QMainWindow):
@@ -129,7 +94,7 @@ class MainWindow(QMainWindow):
         rl.addWidget(self.va, 2)
         self._dock("Selected face", right, Qt.RightDockWidgetArea)
 
-        self.signals = _signals(names["au"], names["emotions"])
+        self.signals = plot_signals(names["au"], names["emotions"])
         self.plots, self.plot_choices = [], []
         plots = QWidget()
         plots.setMinimumHeight(220)
@@ -141,7 +106,7 @@ class MainWindow(QMainWindow):
             choice.setMinimumContentsLength(10)
             choice.addItems(list(self.signals))
             choice.setCurrentText(default)
-            plot = RollingPlot(default, y_range=_y_range(default))
+            plot = RollingPlot(default, y_range=y_range(default))
             choice.currentTextChanged.connect(lambda name, p=plot: self.choose_signal(p, name))
             column.addWidget(choice)
             column.addWidget(plot, 1)
@@ -190,69 +155,23 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_controls(self) -> None:
-        a = self.args
-        w = QWidget()
-        w.setMinimumWidth(300)
-        form = QFormLayout(w)
-        self.source_label = QLabel(a.source or "none")
-        self.source_label.setWordWrap(True)
-        choose = QPushButton("Choose source…  (Ctrl+O)")
-        choose.clicked.connect(self.choose_source)
-        self.run_button = QPushButton("Start  (Space)")
-        self.run_button.clicked.connect(self.toggle_running)
-        form.addRow("Source", self.source_label)
-        form.addRow(choose)
-        form.addRow(self.run_button)
-        self.detector = QComboBox()
-        self.detector.addItems(["auto", "fast", "retinaface"])
-        self.detector.setCurrentText(a.detector or "auto")
-        self.detector.currentTextChanged.connect(lambda t: setattr(self.args, "detector", None if t == "auto" else t))
-        form.addRow("Detector (next start)", self.detector)
-        self.identity = QCheckBox("ArcFace identity (next start)")
-        self.identity.setChecked(a.identity)
-        self.identity.toggled.connect(lambda on: setattr(self.args, "identity", on))
-        form.addRow(self.identity)
-        self.threshold = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95, singleStep=0.05)
-        self.threshold.setValue(a.threshold or 0.6)
-        self.threshold.valueChanged.connect(self.set_threshold)
-        form.addRow("Face threshold", self.threshold)
-        self.redetect = QSpinBox(minimum=1, maximum=60)
-        self.redetect.setValue(a.redetect_every)
-        self.redetect.valueChanged.connect(self.set_redetect)
-        form.addRow("Detect every N frames", self.redetect)
-        self.overlay_boxes = {}
-        for name in vars(OverlayOptions()):
-            check = QCheckBox(name)
-            check.setChecked(getattr(self.video.options, name))
+        c = self.controls = ControlPanel(self.args, {n: getattr(self.video.options, n) for n in vars(OverlayOptions())})
+        for button, slot in ((c.choose, self.choose_source), (c.run_button, self.toggle_running),
+                             (c.record_button, self.toggle_recording), (c.enrol, self.enrol_selected),
+                             (c.photo, self.enrol_photo), (c.shot, self.screenshot)):
+            button.clicked.connect(slot)
+        c.detector.currentTextChanged.connect(lambda t: setattr(self.args, "detector", None if t == "auto" else t))
+        c.identity.toggled.connect(lambda on: setattr(self.args, "identity", on))
+        c.threshold.valueChanged.connect(self.set_threshold)
+        c.redetect.valueChanged.connect(self.set_redetect)
+        for name, check in c.overlay_boxes.items():
             check.toggled.connect(lambda on, n=name: self.set_overlay(n, on))
-            self.overlay_boxes[name] = check
-        grid = QGridLayout()
-        for i, check in enumerate(self.overlay_boxes.values()):
-            grid.addWidget(check, i // 3, i % 3)
-        form.addRow("Overlays", None)
-        form.addRow(grid)
-        self.smoothing = QSlider(Qt.Horizontal, minimum=0, maximum=90)
-        self.smoothing.valueChanged.connect(lambda v: setattr(self.smoother, "strength", v / 100))
-        form.addRow("Display smoothing", self.smoothing)
-        self.label_edit = QLineEdit(placeholderText="session label")
-        self.record_button = QPushButton("● Record  (R)")
-        self.record_button.setCheckable(True)
-        self.record_button.clicked.connect(self.toggle_recording)
-        form.addRow("Label", self.label_edit)
-        form.addRow(self.record_button)
-        enrol = QPushButton("Name selected face…  (E)")
-        enrol.clicked.connect(self.enrol_selected)
-        photo = QPushButton("Enrol from a photo…")
-        photo.clicked.connect(self.enrol_photo)
-        form.addRow(photo)
-        shot = QPushButton("Screenshot  (Ctrl+S)")
-        shot.clicked.connect(self.screenshot)
-        form.addRow(enrol)
-        form.addRow(shot)
-        self.marker_names = MarkerNames()
-        form.addRow(QLabel("Markers: keys 1–9"))
-        form.addRow(self.marker_names)
-        self._dock("Controls", w, Qt.LeftDockWidgetArea)
+        c.smoothing.valueChanged.connect(lambda v: setattr(self.smoother, "strength", v / 100))
+        # the widgets the window updates
+        self.source_label, self.run_button, self.record_button = c.source_label, c.run_button, c.record_button
+        self.threshold, self.label_edit, self.marker_names = c.threshold, c.label_edit, c.marker_names
+        self.overlay_boxes = c.overlay_boxes
+        self._dock("Controls", c, Qt.LeftDockWidgetArea)
 
     # -- session life cycle ------------------------------------------------------------------------
     def choose_source(self) -> None:
@@ -434,7 +353,7 @@ class MainWindow(QMainWindow):
         return [(m.t_monotonic_ns / 1e9, m.label) for m in (self.session.markers if self.session else [])]
 
     def choose_signal(self, plot: RollingPlot, name: str) -> None:
-        plot.reset(name, _y_range(name))
+        plot.reset(name, y_range(name))
 
     def on_face_clicked(self, index: int) -> None:
         shown = self.video.current

@@ -123,3 +123,19 @@ class RollingPlot(pg.PlotWidget):
             line.show()
         for line in self.marker_lines[len(shown):]:
             line.hide()
+
+
+def plot_signals(au_names, emotion_names) -> dict:
+    """Rolling-plot signals: name → (faces, i) → value."""
+    out = {name: (lambda f, i, j=j: f.au[i, j]) for j, name in enumerate(au_names)}
+    out.update({name: (lambda f, i, j=j: f.emotions[i, j]) for j, name in enumerate(emotion_names)})
+    out.update({"valence": lambda f, i: f.va[i, 0], "arousal": lambda f, i: f.va[i, 1],
+                "gaze pitch": lambda f, i: f.gaze[i, 0], "gaze yaw": lambda f, i: f.gaze[i, 1],
+                "head pitch": lambda f, i: f.pose[i, 0], "head yaw": lambda f, i: f.pose[i, 2]})
+    return out
+
+
+def y_range(signal: str) -> tuple[float, float]:
+    if signal in ("valence", "arousal"):
+        return -1.0, 1.0
+    return (-1.2, 1.2) if " " in signal else (0.0, 1.0)   # angles in radians; else probabilities
