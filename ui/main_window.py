@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
-                               QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QTabWidget,
+                               QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from . import geometry
@@ -84,7 +84,10 @@ class MainWindow(QMainWindow):
         tabs = QTabWidget()
         tabs.addTab(self.au_bars, "Action units")
         tabs.addTab(self.emotion_bars, "Emotions")
-        tabs.addTab(self.blend_bars, "Blendshapes")
+        self.blend_bars.setMinimumHeight(16 * len(names["blendshapes"]))  # 52 readable names: scrolled
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(self.blend_bars)
+        tabs.addTab(scroll, "Blendshapes")
         self.panel_title = QLabel("no face")
         right = QWidget()
         right.setMinimumWidth(400)
