@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = sub.add_parser("app", help="the desktop window (the default with no command): live video, overlays, "
                                     "bars, plots, recording, markers")
-    ap.add_argument("--source", help="as for live; without it the source picker opens")
+    ap.add_argument("--source", help="as for live; without it the first camera found, else the source picker")
     ap.add_argument("--sessions", type=Path, metavar="DIR",
                     help="where recordings and screenshots go (default: ~/Documents/realtime-feat)")
     ap.add_argument("--redetect-every", type=int, default=5, metavar="N", help="as for live (default 5)")

@@ -196,6 +196,9 @@ def test_window_draws_each_result_on_its_own_frame(window, qtbot):
     assert near(view_pixel(window, 40, 100), PALETTE[1])
     assert near(view_pixel(window, 90, 20), (GREY,) * 3)
 
+    shot = window.screenshot()  # Ctrl+S: the whole window, into the sessions folder
+    assert shot.parent == window.sessions_dir and shot.stat().st_size > 10_000
+
     stale, _ = make_result(2, [[0, 0, 10, 10]], [1])  # an older index changes nothing
     window.bridge._on_result(stale, frame)
     window.bridge.tick()
