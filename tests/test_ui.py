@@ -328,6 +328,7 @@ def test_sample_video_in_the_window_records_marks_and_finalises_on_close(window,
     qtbot.keyClick(window, Qt.Key_1)
     qtbot.wait(500)
     qtbot.mouseClick(window.record_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.last_folder is not None, timeout=30_000)  # finalised off the GUI thread
     first = window.last_folder
     markers = pd.read_csv(first / "markers.csv")
     assert markers["label"].tolist() == ["marker 1"]

@@ -2,7 +2,9 @@
 It draws what the session publishes and never decides what is written to disk: the session does."""
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +47,7 @@ class MainWindow(QMainWindow):
         self.smoother = geometry.DisplaySmoother()
         self._plots_dirty, self._plots_drawn = False, 0.0
         self._closing = False
+        self.jobs: list[threading.Thread] = []   # blocking library calls running off the GUI thread
         self.setWindowTitle("realtime-feat")
         self.docks: dict[str, QDockWidget] = {}
         self.bridge = LiveBridge(parent=self)
@@ -285,13 +288,33 @@ class MainWindow(QMainWindow):
     def stop_session(self) -> None:
         if self.session is None:
             return
-        self.stop_recording()
+        session, recording = self.session, self.recording_path is not None
+        self._recording_stopped()
         self.bridge.detach()
-        self.session.stop()
-        status = self.session.status()
-        log.info("stopped: %d frames captured, %d analysed", status.captured, status.analysed)
         self.session = None
         self.run_button.setText("Start  (Space)")
+
+        def stop():
+            if recording:
+                self._finalise(session)
+            session.stop()
+            status = session.status()
+            log.info("stopped: %d frames captured, %d analysed", status.captured, status.analysed)
+
+        self.in_background("stopping the source", stop)
+
+    def in_background(self, what: str, job) -> None:
+        """A blocking library call (joining threads, finalising a recording) off the GUI thread, so the
+        window never freezes on it; closing the window waits for every such call. Errors: one log line."""
+        def run():
+            try:
+                job()
+            except Exception as exc:  # reported, never a traceback
+                log.error("%s failed: %s", what, (str(exc).splitlines() or [type(exc).__name__])[0])
+
+        thread = threading.Thread(target=run, name=what)
+        self.jobs = [t for t in self.jobs if t.is_alive()] + [thread]
+        thread.start()
 
     def restart_analysis(self) -> None:
         if self.session is not None:
@@ -414,12 +437,21 @@ class MainWindow(QMainWindow):
 
     def stop_recording(self) -> None:
         if self.recording_path is not None and self.session is not None:
-            self.last_folder = self.session.stop_recording()
-            log.info("recording finalised: %s", self.last_folder)
+            self.in_background("finalising the recording", functools.partial(self._finalise, self.session))
+        self._recording_stopped()
+
+    def _recording_stopped(self) -> None:
         self.recording_path = None
         self.record_button.setChecked(False)
         self.record_button.setText("● Record  (R)")
         self.rec_label.setText("")
+
+    def _finalise(self, session) -> None:
+        """Off the GUI thread: every queued frame written, the folder closed."""
+        folder = session.stop_recording()
+        if folder is not None:
+            log.info("recording finalised: %s", folder)
+            self.last_folder = folder
 
     def enrol_selected(self) -> None:
         shown = self.video.current
@@ -498,5 +530,7 @@ class MainWindow(QMainWindow):
             if loader.session is not None and loader.session is not self.session:
                 loader.session.stop()  # ready, but its signal had not reached the window yet
         self.stop_session()  # finalises a recording
+        for job in self.jobs:
+            job.join()
         logging.getLogger("realtime_feat").removeHandler(self.log_queue)
         super().closeEvent(event)
