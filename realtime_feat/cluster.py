@@ -6,11 +6,15 @@ writing the CSVs at the paths given: the same file system on every node (the loc
 instance, a shared one on a cluster). A CSV reaches its final name only when complete (`FexWriter`),
 so a rerun skips every input whose CSV exists. A worker process that dies mid-input costs only that
 attempt: Ray restarts the actor (the models load again) and retries the input, whose `.partial` is
-rewritten from the start. Ray is optional (`pip install 'realtime-feat[cluster]'`) and imported here only.
+rewritten from the start. With `--split-frames N` a long video goes out as frame ranges instead; the
+workers return their ranges' results and the driver writes the CSV, tracking over the merged
+timeline (the tracker needs every frame in order). Ray is optional (`pip install
+'realtime-feat[cluster]'`) and imported here only.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import sys
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from .media import Job, MediaError, probe_video
-from .process import JobReport, process_job
+from .process import JobReport, batched, process_job, video_frames, write_results
 
 # Restarts of a dead worker, and retries of the input it was running, before that input counts as failed.
 RETRIES = 3
@@ -36,14 +40,19 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="with --ray: at most N workers (default: one per GPU of the cluster, else one per "
                         "--threads CPUs, --threads defaulting to 1)")
+    p.add_argument("--split-frames", type=int, default=0, metavar="N",
+                   help="with --ray: analyse a video of more than 2N analysed frames as ranges of N frames on "
+                        "several workers, merged in order, its faces tracked after the merge (default 0: whole "
+                        "videos; pays where analysis is slow next to decoding, as on CPU workers)")
     p.add_argument("--overwrite", action="store_true",
                    help="with --ray: analyse again the inputs whose CSV exists (default: skip them, which resumes "
                         "an interrupted run)")
 
 
 class AnalyserWorker:
-    """One Analyser in one worker process. `process` runs one input; `progress` answers meanwhile
-    (the actor has two threads) with the frames analysed and the seconds spent analysing."""
+    """One Analyser in one worker process. `process` runs one input, `analyse_range` a frame range
+    of a video; `progress` answers meanwhile (the actor has two threads) with the frames analysed and
+    the seconds spent analysing."""
 
     def __init__(self, args: argparse.Namespace, cwd: str):
         import ray
@@ -68,13 +77,34 @@ class AnalyserWorker:
     def process(self, job: Job, out: Path) -> JobReport:
         from .cli import make_tracker
 
-        if self.error:
-            raise RuntimeError(self.error)
         tracker = make_tracker(self.args, self.people, clock="source") if job.kind == "video" else None
-        self._since = time.perf_counter()
-        try:
+        with self._busy():
             return process_job(self.analyser, job, out, self.args.batch_size, self.args.skip_frames,
                                progress=False, tracker=tracker, on_frames=self.on_frames)
+
+    def analyse_range(self, job: Job, start: int, stop: Optional[int]) -> list:
+        """The FrameResults of video frames start..stop (untracked: tracking needs the whole timeline)."""
+        from .prefetch import prefetch
+
+        results = []
+        with self._busy():
+            frames = video_frames(job, self.args.skip_frames, start, stop)
+            batches = ((batch, batch) for batch in prefetch(batched(frames, self.args.batch_size)))
+            for batch, analysed in self.analyser.analyse_stream(batches):
+                results += analysed
+                self.on_frames(len(batch))
+        return results
+
+    def enrolled(self) -> dict:
+        return self.people
+
+    @contextlib.contextmanager
+    def _busy(self):
+        if self.error:
+            raise RuntimeError(self.error)
+        self._since = time.perf_counter()
+        try:
+            yield
         finally:
             self.busy_s += time.perf_counter() - self._since
             self._since = None
@@ -85,6 +115,39 @@ class AnalyserWorker:
     def progress(self) -> tuple[str, int, float]:
         running = 0.0 if self._since is None else time.perf_counter() - self._since
         return self.where, self.frames, self.busy_s + running
+
+
+@dataclass
+class _Task:
+    """A whole input (parts == 1), written by its worker, or one frame range of a video."""
+
+    job: Job
+    out: Path
+    part: int = 0
+    parts: int = 1
+    start: int = 0
+    stop: Optional[int] = None
+
+
+def _tasks(todo: list[tuple[Job, Path]], split: int, skip: int) -> list[_Task]:
+    tasks = []
+    for job, out in todo:
+        n = _expected_frames(job, skip) if split and job.kind == "video" else 0
+        if n <= 2 * split:
+            tasks.append(_Task(job, out))
+            continue
+        parts, span = -(-n // split), split * skip  # the last range runs to the end, whatever the header said
+        tasks += [_Task(job, out, k, parts, k * span, None if k == parts - 1 else (k + 1) * span) for k in range(parts)]
+    return tasks
+
+
+def _merge(task: _Task, ranges: list[list], people: dict, args) -> JobReport:
+    """A split video's CSV: its ranges' results in order, tracked over the whole timeline, as `process`
+    would have written it."""
+    from .cli import make_tracker
+
+    pairs = ((str(task.job.source), result) for results in ranges for result in results)
+    return write_results(pairs, task.out, task.job, make_tracker(args, people, clock="source"), args.identity)
 
 
 @dataclass
@@ -195,11 +258,19 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
     problems = [(a, why) for a, (why, _) in zip(actors, ray.get([a.ready.remote() for a in actors])) if why]
     if len(problems) == len(actors):
         raise UserError(problems[0][1])
-    describe = ray.get(next(a for a in actors if a not in dict(problems)).ready.remote())[1]
+    healthy = next(a for a in actors if a not in dict(problems))
+    describe = ray.get(healthy.ready.remote())[1]
+    people = ray.get(healthy.enrolled.remote())
     print(f"{PROG}: ray: {len(todo)} input(s) on {len(actors)} {plan.device} worker(s), {plan.threads} thread(s) "
           f"each, ready in {time.perf_counter() - started:.1f} s: {describe}", file=sys.stderr)
 
-    queue, running, idle = deque(todo), {}, list(actors)
+    tasks = _tasks(todo, args.split_frames, args.skip_frames)
+    for task in tasks:
+        if task.part == 0 and task.parts > 1:
+            print(f"{PROG}: ray: {task.job.source} in {task.parts} ranges of {args.split_frames} frames", file=sys.stderr)
+    queue, running, idle = deque(tasks), {}, list(actors)
+    ranges: dict = {}  # output → the results of each range of its video, as they arrive
+    closed: set = set()  # outputs of split videos written or failed
     counts: dict = {}  # actor → (where, frames, busy seconds), as last read
     frames = rows = 0
     written: list[Path] = []
@@ -211,16 +282,27 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
         try:
             while queue or running:
                 while idle and queue:
-                    actor, (job, out) = idle.pop(), queue.popleft()
-                    running[actor.process.remote(job, out)] = (actor, job, out)
+                    actor, task = idle.pop(), queue.popleft()
+                    ref = actor.process.remote(task.job, task.out) if task.parts == 1 else \
+                        actor.analyse_range.remote(task.job, task.start, task.stop)
+                    running[ref] = (actor, task)
                 finished, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
                 for ref in finished:
-                    actor, job, out = running.pop(ref)
+                    actor, task = running.pop(ref)
+                    job, out = task.job, task.out
+                    idle.append(actor)
+                    if out in closed:
+                        continue  # a range of a video that already failed
                     try:
                         report = ray.get(ref)
+                        if task.parts > 1:
+                            ranges.setdefault(out, [None] * task.parts)[task.part] = report
+                            if any(r is None for r in ranges[out]):
+                                continue
+                            report = _merge(task, ranges.pop(out), people, args)
                     except ray.exceptions.RayActorError as exc:
                         fail(f"{job.source}: its worker died {RETRIES + 1} times ({_one_line(exc)})")
-                        actors[actors.index(actor)] = actor = start()  # a fresh one for the rest
+                        idle[-1] = actors[actors.index(actor)] = start()  # a fresh one for the rest
                     except ray.exceptions.RayTaskError as exc:
                         fail(f"{job.source}: {_one_line(exc)}")
                     else:
@@ -231,7 +313,10 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
                         if report.path:
                             frames, rows = frames + report.frames, rows + report.rows
                             written.append(out)
-                    idle.append(actor)
+                    if task.parts > 1:  # the video is done, or failed: its other ranges are not needed
+                        ranges.pop(out, None)
+                        closed.add(out)
+                        queue = deque(t for t in queue if t.out != out)
                     files_bar.update(1)
                 _read_progress(ray, actors, counts)
                 frames_bar.n = max(frames_bar.n, sum(c[1] for c in counts.values()))

@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Iterator, Optional
 from .fex import FexWriter, finish_identities
 from .media import Job, MediaError, iter_images, iter_video, probe_video
 from .prefetch import prefetch
+from .types import Frame, FrameResult
 
 
 @dataclass
@@ -45,45 +46,66 @@ def process_job(analyser, job: Job, out: Path, batch_size: int = 1, skip_frames:
             report.error = str(exc)
             return report
         total = -(-info.frames // skip_frames) if info.frames else None
-        frames = iter_video(job.source, skip_frames)
-        if job.session is not None:  # a recorded session: its frames go back on their capture clocks
-            from .session_files import on_capture_clocks
-
-            frames = on_capture_clocks(frames, job.session)
-        items = ((str(job.source), f) for f in frames)
+        items = ((str(job.source), f) for f in video_frames(job, skip_frames))
     else:
         total = len(job.images)
         items = ((str(p), f) for p, f in iter_images(job.images, report.skipped))
     disable = None if progress is None else not progress
-    writer = FexWriter(out, video=job.kind == "video")
     with tqdm(total=total, unit="frame", desc=job.name[:24], file=sys.stderr, dynamic_ncols=True,
               disable=disable) as bar:
-        try:
+        def analysed() -> Iterator[tuple[str, FrameResult]]:
             batches = ((batch, [f for _, f in batch]) for batch in prefetch(batched(items, batch_size)))
             for batch, results in analyser.analyse_stream(batches):
-                for (name, _), result in zip(batch, results):
-                    if tracker is None:
-                        writer.append(result, name)
-                    else:
-                        result = replace(result, track_ids=tracker.update(result))
-                        writer.append(result, name, tracker.identities(result.track_ids))
+                yield from ((name, result) for (name, _), result in zip(batch, results))
                 bar.update(len(batch))
                 if on_frames is not None:
                     on_frames(len(batch))
-        except MediaError as exc:
-            kept = writer.close(complete=False)
-            report.frames, report.rows = writer.frames_written, writer.rows_written
-            report.error = f"{exc}; the {writer.frames_written} frames analysed before are in {kept}"
-            return report
-        except BaseException:  # Ctrl-C, a failing backend: the rows so far stay in `.partial`
-            writer.close(complete=False)
-            raise
+
+        return write_results(analysed(), out, job, tracker, analyser.identity, report)
+
+
+def video_frames(job: Job, skip_frames: int = 1, start: int = 0, stop: Optional[int] = None) -> Iterator[Frame]:
+    """Every `skip_frames`-th frame of a video job from frame `start` up to `stop` (numbered as in the
+    video); a recorded session's go back on their capture clocks."""
+    frames = iter_video(job.source, skip_frames)
+    if start or stop is not None:
+        frames = itertools.takewhile(lambda f: stop is None or f.index < stop,
+                                     itertools.dropwhile(lambda f: f.index < start, frames))
+    if job.session is not None:
+        from .session_files import on_capture_clocks
+
+        frames = on_capture_clocks(frames, job.session)
+    return frames
+
+
+def write_results(pairs: Iterable[tuple[str, FrameResult]], out: Path, job: Job, tracker=None, identity: bool = True,
+                  report: Optional[JobReport] = None) -> JobReport:
+    """Write (input name, result) pairs in frame order into `out`, under its final name once all are in.
+    With a `tracker`, each face gets its track id and identity columns; with `identity`, py-feat's
+    `Identity` clustering runs at the end."""
+    report = report or JobReport(None)
+    writer = FexWriter(out, video=job.kind == "video")
+    try:
+        for name, result in pairs:
+            if tracker is None:
+                writer.append(result, name)
+            else:
+                result = replace(result, track_ids=tracker.update(result))
+                writer.append(result, name, tracker.identities(result.track_ids))
+    except MediaError as exc:
+        kept = writer.close(complete=False)
+        report.frames, report.rows = writer.frames_written, writer.rows_written
+        report.error = f"{exc}; the {writer.frames_written} frames analysed before are in {kept}"
+        return report
+    except BaseException:  # Ctrl-C, a failing backend: the rows so far stay in `.partial`
+        writer.close(complete=False)
+        raise
     if writer.frames_written == 0:
         writer.close(complete=False).unlink()
         report.error = f"{job.source}: no readable frame, nothing written"
         return report
     report.path = writer.close()
-    if analyser.identity:
+    if identity:
         finish_identities(report.path)
     report.frames, report.rows = writer.frames_written, writer.rows_written
     return report

@@ -124,3 +124,17 @@ def test_killed_worker_costs_only_a_retry(local_ray, inputs, options, single, tm
     assert sorted(p.name for p in out.iterdir()) == ["no_face.csv", "single_face.csv"]  # no .partial left
     for csv in out.iterdir():
         assert_same_csv(single / csv.name, csv)
+
+
+def test_video_split_into_ranges_equals_process(local_ray, inputs, options, single, tmp_path, capsys):
+    """face_noface.mov's 15 analysed frames in 4 ranges on 2 workers; a track confirmed in the first
+    range carries on in the second: tracking ran on the merged timeline."""
+    out = tmp_path / "out"
+    assert main(["process", inputs[2], inputs[0], "-o", str(out), *options, "--split-frames", "4", "--ray"]) == 0
+    assert "face_noface.mov in 4 ranges of 4 frames" in capsys.readouterr().err
+    for csv in out.iterdir():
+        assert_same_csv(single / csv.name, csv)
+    import pandas as pd
+
+    tracks = pd.read_csv(out / "face_noface.csv")["track_id"]
+    assert (tracks.iloc[2:6] >= 1).all()  # frames 24-60: ranges 1 and 2
