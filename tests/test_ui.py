@@ -402,3 +402,14 @@ def test_launch_opens_the_first_camera_or_else_the_source_picker(window, qtbot, 
         qtbot.waitUntil(lambda: getattr(window, "source_dialog", None) is not None, timeout=10_000)
         assert window.source_dialog.isVisible() and window.args.source is None
         window.source_dialog.reject()
+
+
+def test_a_missing_source_is_one_banner_line_before_any_model_loads(window, qtbot, tmp_path, monkeypatch):
+    import realtime_feat.cli
+
+    monkeypatch.setattr(realtime_feat.cli, "make_analyser", lambda args: pytest.fail("models loaded"))
+    window.args.source = str(tmp_path / "missing.mp4")
+    window.start_session()
+    qtbot.waitUntil(lambda: window.loader is None, timeout=30_000)
+    assert window.banner.isVisible() and window.banner.text() == f"{tmp_path / 'missing.mp4'}: no such video file"
+    assert window.session is None and window.run_button.isEnabled()
