@@ -179,6 +179,7 @@ def _connect(ray, address: str) -> bool:
 
     from .cli import UserError
 
+    _check_reachable(address)
     if ray.is_initialized():
         return False
     try:
@@ -189,6 +190,23 @@ def _connect(ray, address: str) -> bool:
         raise UserError(f"--ray {address}: cannot reach a Ray cluster ({first}); start one with `ray start "
                         f"--head`, or write --ray alone for a local instance") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing answers on fails here in seconds; Ray itself
+    retries for minutes before giving up."""
+    import socket
+
+    from .cli import UserError
+
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if address in ("local", "auto") or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UserError(f"--ray {address}: nothing answers there ({exc.strerror or exc}); start the head with "
+                        f"`ray start --head`, or check the address and port") from None
 
 
 def _size(job: Job) -> int:

@@ -24,7 +24,7 @@ CLOCKS = ["t_monotonic", "t_wall"]  # stamped when a frame is decoded: differ be
 @pytest.fixture(scope="module")
 def local_ray(_isolated_caches):
     """One Ray instance for the module (it takes seconds to start); workers inherit the test caches."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level=logging.WARNING)
     yield
     ray.shutdown()
 
@@ -138,3 +138,14 @@ def test_video_split_into_ranges_equals_process(local_ray, inputs, options, sing
 
     tracks = pd.read_csv(out / "face_noface.csv")["track_id"]
     assert (tracks.iloc[2:6] >= 1).all()  # frames 24-60: ranges 1 and 2
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--ray=127.0.0.1:9"], "--ray 127.0.0.1:9: nothing answers there"),  # the discard port: closed
+    (["--device", "cuda", "--ray"], "--device cuda: the Ray cluster has no GPU"),
+])
+def test_cluster_problems_end_in_one_line(local_ray, inputs, options, tmp_path, capsys, extra, says):
+    assert main(["process", inputs[0], "-o", str(tmp_path / "out"), *options, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"realtime-feat: error: {says}")
+    assert not (tmp_path / "out").exists()
