@@ -131,6 +131,14 @@ class FakeSession:
     def subscribe(self, callback):
         self.callbacks.append(callback)
 
+    @property
+    def capture(self):  # the capture thread's subscriptions, for live video
+        from realtime_feat.capture import CaptureThread
+
+        if not hasattr(self, "_capture"):
+            self._capture = CaptureThread(SimpleNamespace(id="fake"))
+        return self._capture
+
     def publish(self, pairs):
         thread = threading.Thread(target=lambda: [cb(r, f) for r, f in pairs for cb in self.callbacks])
         thread.start()
@@ -232,7 +240,6 @@ def test_hotkey_writes_a_named_marker_and_clicking_selects_and_names_a_face(wind
     assert window.selected_index(window.video.current.result) == 1  # the largest by default
     window.on_face_clicked(geometry.face_at(window.video.current.result, 30, 30))
     assert window.selected_track == 7
-    window.on_shown(window.video.current)
     assert np.allclose(window.au_bars.values, window.video.current.result.faces.au[0])
     monkeypatch.setattr("realtime_feat.ui.main_window.QInputDialog.getText", lambda *a, **k: ("Ann", True))
     qtbot.keyClick(window, Qt.Key_E)  # names the selected (clicked) face
@@ -369,8 +376,9 @@ def test_first_run_downloads_with_progress_then_runs(window, qtbot, fast_analyse
     seen = []
     a = window.args
     a.source, a.weights, a.detector, a.backend = str(sample_data / "single_face.mp4"), None, "fast", "onnxruntime"
+    shown = window.on_downloaded  # what the progress bar was given, from the first signal on
+    monkeypatch.setattr(window, "on_downloaded", lambda done, total: (seen.append((done, total)), shown(done, total)))
     window.start_session()
-    window.loader.downloaded.connect(lambda done, total: seen.append((done, total)))
     qtbot.waitUntil(lambda: window.session is not None, timeout=180_000)
     assert {("py-feat/face_multitask_v2", True), ("py-feat/arcface_r50", True)} <= set(calls)
     assert (200, 200) in seen and window.progress.isHidden()
@@ -413,3 +421,22 @@ def test_a_missing_source_is_one_banner_line_before_any_model_loads(window, qtbo
     qtbot.waitUntil(lambda: window.loader is None, timeout=30_000)
     assert window.banner.isVisible() and window.banner.text() == f"{tmp_path / 'missing.mp4'}: no such video file"
     assert window.session is None and window.run_button.isEnabled()
+
+
+def test_live_video_shows_newer_frames_under_the_last_overlays(window, qtbot):
+    session = FakeSession()
+    window.on_ready(session)
+    result, frame = make_result(4, [[40, 40, 140, 160]], [1])
+    session.publish([(result, frame)])
+    qtbot.waitUntil(lambda: window.bridge.shown_index == 4, timeout=5000)
+    assert window.view_mode.text() == "locked to analysis"
+    qtbot.keyClick(window, Qt.Key_V)
+    newer = Frame(np.full((240, 320, 3), 200, np.uint8), 9, frame.t_monotonic_ns + 10**8, 0)
+    for sub in session.capture.subscribers:
+        sub.offer(newer)
+    qtbot.waitUntil(lambda: window.video.current.live, timeout=5000)
+    assert np.shares_memory(window.video.image.image, newer.image)          # the newer frame …
+    assert window.video.current.result.index == 4                           # … under the last result's overlays
+    assert "overlays from frame 4 (5 older)" in window.view_mode.text()
+    qtbot.keyClick(window, Qt.Key_V)
+    assert session.capture.subscribers == []                                # back to locked: unsubscribed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -25,6 +25,7 @@ class Shown:
     frame: Frame
     result: FrameResult
     names: tuple[str, ...]   # enrolled name per face ("" or "unknown" when none)
+    live: bool = False       # live video: `frame` is newer than the one `result` was computed on
 
 
 class _WeakCallback:
@@ -58,6 +59,8 @@ class LiveBridge(QObject):
         self._rows: collections.deque = collections.deque(maxlen=4096)
         self._embeddings: dict[int, np.ndarray] = {}
         self._callback: Optional[_WeakCallback] = None
+        self._live = None                              # (capture thread, its subscriber) in live-video mode
+        self.analysed: Optional[Shown] = None          # the newest analysed pair shown
 
     def attach(self, session) -> None:
         """Subscribe to `session` and start the GUI timer."""
@@ -68,6 +71,8 @@ class LiveBridge(QObject):
         self.timer.start()
 
     def detach(self) -> None:
+        self.set_live_video(None)
+        self.analysed = None
         if self._callback is not None:
             self._callback.active = False
             self._callback = None
@@ -102,7 +107,30 @@ class LiveBridge(QObject):
         if rows:
             self.results.emit(rows)
         latest, self._latest = self._latest, None
-        if latest is not None and latest.result.index > self.shown_index:
+        fresh = latest is not None and latest.result.index > self.shown_index
+        if fresh:
             self.shown_index = latest.result.index
+            self.analysed = latest
+        newest = self._newest_capture()
+        if newest is not None and self.analysed is not None:  # live video: the newest frame, the last overlay
+            self.ticks_drawn += 1
+            self.shown.emit(replace(self.analysed, frame=newest, live=True))
+        elif fresh:
             self.ticks_drawn += 1
             self.shown.emit(latest)
+
+    def set_live_video(self, capture) -> None:
+        """Show every captured frame with the last analysed frame's overlays (`capture`: the session's
+        capture thread), or, with None, only analysed frames under their own overlays (the default)."""
+        if self._live is not None:
+            self._live[0].unsubscribe(self._live[1])
+        self._live = None if capture is None else (capture, capture.subscribe("live view", maxsize=8))
+
+    def _newest_capture(self) -> Optional[Frame]:
+        if self._live is None:
+            return None
+        frame = None
+        queue = self._live[1].queue
+        while not queue.empty():
+            frame = queue.get_nowait()  # only this thread takes from it
+        return frame

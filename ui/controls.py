@@ -32,6 +32,7 @@ SHORTCUTS = (
     Shortcut("M", "toggle_overlay", "mesh", "478-point mesh"),
     Shortcut("P", "toggle_overlay", "pose", "head-pose axes"),
     Shortcut("G", "toggle_overlay", "gaze", "gaze arrows"),
+    Shortcut("V", "toggle_live_video", None, "live video (newest frames, last analysed overlays) / locked to analysis"),
     Shortcut("E", "enrol_selected", None, "name the selected face (click a face to select it)"),
     Shortcut("Ctrl+O", "choose_source", None, "choose a source"),
     Shortcut("Ctrl+S", "screenshot", None, "save a screenshot of the window"),
@@ -187,6 +188,8 @@ class ControlPanel(QWidget):
         form.addRow(grid)
         self.smoothing = QSlider(Qt.Horizontal, minimum=0, maximum=90)
         form.addRow("Display smoothing", self.smoothing)
+        self.live_video = QCheckBox("Live video: every frame, last overlays  (V)")
+        form.addRow(self.live_video)
         self.label_edit = QLineEdit(placeholderText="session label")
         self.record_button = QPushButton("● Record  (R)")
         self.record_button.setCheckable(True)

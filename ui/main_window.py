@@ -47,6 +47,7 @@ class MainWindow(QMainWindow):
         self.smoother = geometry.DisplaySmoother()
         self._plots_dirty, self._plots_drawn = False, 0.0
         self._closing = False
+        self._panel_index, self._smoothed = -1, None   # the result the panels show, and as drawn
         self.jobs: list[threading.Thread] = []   # blocking library calls running off the GUI thread
         self.setWindowTitle("realtime-feat")
         self.docks: dict[str, QDockWidget] = {}
@@ -135,8 +136,10 @@ class MainWindow(QMainWindow):
         self.stats_label = QLabel("")
         self.stats_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # never widens the window
         self.rec_label = QLabel("")
+        self.view_mode = QLabel("locked to analysis")
         self.statusBar().addWidget(self.stats_label, 1)
         self.statusBar().addPermanentWidget(self.rec_label)
+        self.statusBar().addPermanentWidget(self.view_mode)
         self.statusBar().addPermanentWidget(self.backend_label)
         for s in SHORTCUTS:
             action = QAction(s.help, self)
@@ -173,6 +176,7 @@ class MainWindow(QMainWindow):
         for name, check in c.overlay_boxes.items():
             check.toggled.connect(lambda on, n=name: self.set_overlay(n, on))
         c.smoothing.valueChanged.connect(lambda v: setattr(self.smoother, "strength", v / 100))
+        c.live_video.toggled.connect(self.set_live_video)
         # the widgets the window updates
         self.source_label, self.run_button, self.record_button = c.source_label, c.run_button, c.record_button
         self.threshold, self.label_edit, self.marker_names = c.threshold, c.label_edit, c.marker_names
@@ -248,6 +252,8 @@ class MainWindow(QMainWindow):
         self.session = session
         self.bridge.labeller = lambda ids: session.tracker.identities(ids)[0]
         self.bridge.attach(session)
+        self._panel_index = -1
+        self.set_live_video(self.controls.live_video.isChecked())
         self.backend_label.setText(f"{session.analyser.backend.describe()} · detector {session.analyser.detector_name}")
         self.backend_label.setToolTip(session.analyser.describe())
         self.threshold.setValue(session.analyser.decoder.threshold)
@@ -340,11 +346,20 @@ class MainWindow(QMainWindow):
         return geometry.largest_face(result)
 
     def on_shown(self, shown: Shown) -> None:
-        shown = replace(shown, result=self.smoother(shown.result))
-        result = shown.result
-        i = self.selected_index(result)
+        fresh = shown.result.index != self._panel_index  # live video repeats a result under newer frames
+        if fresh:
+            self._panel_index, self._smoothed = shown.result.index, self.smoother(shown.result)
+        shown = replace(shown, result=self._smoothed)
+        i = self.selected_index(shown.result)
         self.video.show_result(shown, i)
-        f = result.faces
+        self.view_mode.setText(f"live video · overlays from frame {shown.result.index} "
+                               f"({shown.frame.index - shown.result.index} older)" if shown.live
+                               else "locked to analysis")
+        if fresh:
+            self.update_panels(shown, i)
+
+    def update_panels(self, shown: Shown, i: Optional[int]) -> None:
+        f = shown.result.faces
         self.au_bars.set_values(None if i is None else f.au[i])
         self.emotion_bars.set_values(None if i is None else f.emotions[i])
         self.blend_bars.set_values(None if i is None else f.blendshapes[i])
@@ -352,7 +367,7 @@ class MainWindow(QMainWindow):
         if i is None:
             self.panel_title.setText("no face")
         else:
-            tid = int(result.track_ids[i])
+            tid = int(shown.result.track_ids[i])
             self.panel_title.setText("face " + geometry.label_of(tid, shown.names[i] if i < len(shown.names) else ""))
 
     def on_results(self, results: list) -> None:
@@ -388,7 +403,17 @@ class MainWindow(QMainWindow):
         else:
             tid = int(shown.result.track_ids[index])
             self.selected_track = tid if tid >= 0 else None
-        self.video.redraw(self.selected_index(shown.result) if shown else None)
+        if shown is not None:
+            i = self.selected_index(shown.result)
+            self.video.redraw(i)
+            self.update_panels(shown, i)
+
+    def toggle_live_video(self) -> None:
+        self.controls.live_video.toggle()
+
+    def set_live_video(self, on: bool) -> None:
+        if self.session is not None:
+            self.bridge.set_live_video(self.session.capture if on else None)
 
     # -- controls ----------------------------------------------------------------------------------
     def set_overlay(self, name: str, on: bool) -> None:
