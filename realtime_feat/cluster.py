@@ -273,12 +273,16 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
     start = lambda: Worker.remote(worker_args, os.getcwd())  # noqa: E731
     started = time.perf_counter()
     actors = [start() for _ in range(plan.workers)]
-    problems = [(a, why) for a, (why, _) in zip(actors, ray.get([a.ready.remote() for a in actors])) if why]
-    if len(problems) == len(actors):
-        raise UserError(problems[0][1])
-    healthy = next(a for a in actors if a not in dict(problems))
-    describe = ray.get(healthy.ready.remote())[1]
-    people = ray.get(healthy.enrolled.remote())
+    states = ray.get([a.ready.remote() for a in actors])
+    if all(why for why, _ in states):
+        raise UserError(states[0][0])
+    for actor, (why, _) in zip(actors, states):
+        if why:  # e.g. a node without the weights: the others take its share
+            _err(f"a worker cannot run and is left out: {why}")
+            ray.kill(actor, no_restart=True)
+    actors = [a for a, (why, _) in zip(actors, states) if not why]
+    describe = next(d for why, d in states if not why)
+    people = ray.get(actors[0].enrolled.remote())
     print(f"{PROG}: ray: {len(todo)} input(s) on {len(actors)} {plan.device} worker(s), {plan.threads} thread(s) "
           f"each, ready in {time.perf_counter() - started:.1f} s: {describe}", file=sys.stderr)
 

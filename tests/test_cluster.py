@@ -157,3 +157,25 @@ def test_cluster_problems_end_in_one_line(local_ray, inputs, options, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"realtime-feat: error: {says}")
     assert not (tmp_path / "out").exists()
+
+
+def test_worker_that_cannot_run_is_left_out(local_ray, inputs, options, single, tmp_path, monkeypatch, capsys):
+    marker = tmp_path / "first"
+
+    class FirstCannotRun(cluster.AnalyserWorker):
+        """The first worker to start fails as on a node without the weights."""
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            if not marker.exists():
+                marker.touch()
+                self.error = "weights missing on this node (test)"
+
+    monkeypatch.setattr(cluster, "AnalyserWorker", FirstCannotRun)
+    out = tmp_path / "out"
+    assert main(["process", *inputs[:2], "-o", str(out), *options, "--ray"]) == 0
+    err = capsys.readouterr().err
+    assert "a worker cannot run and is left out: weights missing on this node (test)" in err
+    assert "on 1 CPU worker(s)" in err
+    for name in ("single_face.csv", "no_face.csv"):
+        assert_same_csv(single / name, out / name)
