@@ -438,5 +438,8 @@ def test_live_video_shows_newer_frames_under_the_last_overlays(window, qtbot):
     assert np.shares_memory(window.video.image.image, newer.image)          # the newer frame …
     assert window.video.current.result.index == 4                           # … under the last result's overlays
     assert "overlays from frame 4 (5 older)" in window.view_mode.text()
+    session.publish([make_result(6, [[50, 40, 150, 160]], [1])])  # a new result, no newer frame captured
+    qtbot.waitUntil(lambda: window.video.current.result.index == 6, timeout=5000)
+    assert window.video.current.live and np.shares_memory(window.video.image.image, newer.image)
     qtbot.keyClick(window, Qt.Key_V)
     assert session.capture.subscribers == []                                # back to locked: unsubscribed

@@ -60,6 +60,7 @@ class LiveBridge(QObject):
         self._embeddings: dict[int, np.ndarray] = {}
         self._callback: Optional[_WeakCallback] = None
         self._live = None                              # (capture thread, its subscriber) in live-video mode
+        self.live_frame: Optional[Frame] = None        # the newest captured frame shown in live video
         self.analysed: Optional[Shown] = None          # the newest analysed pair shown
 
     def attach(self, session) -> None:
@@ -112,9 +113,13 @@ class LiveBridge(QObject):
             self.shown_index = latest.result.index
             self.analysed = latest
         newest = self._newest_capture()
-        if newest is not None and self.analysed is not None:  # live video: the newest frame, the last overlay
+        if self._live is not None and (newest is not None or fresh) and self.analysed is not None:
+            # live video: the newest captured frame, under the last analysed frame's overlays
+            self.live_frame = newest or self.live_frame or self.analysed.frame
+            if self.live_frame.index < self.analysed.frame.index:
+                self.live_frame = self.analysed.frame
             self.ticks_drawn += 1
-            self.shown.emit(replace(self.analysed, frame=newest, live=True))
+            self.shown.emit(replace(self.analysed, frame=self.live_frame, live=True))
         elif fresh:
             self.ticks_drawn += 1
             self.shown.emit(latest)
@@ -125,6 +130,7 @@ class LiveBridge(QObject):
         if self._live is not None:
             self._live[0].unsubscribe(self._live[1])
         self._live = None if capture is None else (capture, capture.subscribe("live view", maxsize=8))
+        self.live_frame: Optional[Frame] = None
 
     def _newest_capture(self) -> Optional[Frame]:
         if self._live is None:
