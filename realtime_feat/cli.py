@@ -257,9 +257,10 @@ def cmd_process(args) -> int:
     if not jobs:
         raise UserError("no readable input")
     outputs = [_output_path(args.output, job, len(jobs)) for job in jobs]
-    if args.ray is not None:
-        from .cluster import cmd_process_ray
+    from .cluster import check_options, cmd_process_ray
 
+    check_options(args)
+    if args.ray is not None:
         return cmd_process_ray(args, jobs, outputs, failures)
 
     analyser = make_analyser(args)

@@ -49,6 +49,15 @@ def add_options(p: argparse.ArgumentParser) -> None:
                         "an interrupted run)")
 
 
+def check_options(args) -> None:
+    from .cli import UserError
+
+    if args.ray is None and (args.workers is not None or args.split_frames or args.overwrite):
+        raise UserError("--workers, --split-frames and --overwrite go with --ray (without it every input is analysed)")
+    if (args.workers is not None and args.workers < 1) or args.split_frames < 0:
+        raise UserError("--workers must be at least 1 and --split-frames at least 0")
+
+
 class AnalyserWorker:
     """One Analyser in one worker process. `process` runs one input, `analyse_range` a frame range
     of a video; `progress` answers meanwhile (the actor has two threads) with the frames analysed and

@@ -151,6 +151,8 @@ def test_video_split_into_ranges_equals_process(local_ray, inputs, options, sing
 @pytest.mark.parametrize("extra, says", [
     (["--ray=127.0.0.1:9"], "--ray 127.0.0.1:9: nothing answers there"),  # the discard port: closed
     (["--device", "cuda", "--ray"], "--device cuda: the Ray cluster has no GPU"),
+    (["--workers", "0", "--ray"], "--workers must be at least 1"),
+    (["--overwrite"], "--workers, --split-frames and --overwrite go with --ray"),
 ])
 def test_cluster_problems_end_in_one_line(local_ray, inputs, options, tmp_path, capsys, extra, says):
     assert main(["process", inputs[0], "-o", str(tmp_path / "out"), *options, *extra]) == 2
