@@ -379,7 +379,7 @@ def test_first_run_downloads_with_progress_then_runs(window, qtbot, fast_analyse
     shown = window.on_downloaded  # what the progress bar was given, from the first signal on
     monkeypatch.setattr(window, "on_downloaded", lambda done, total: (seen.append((done, total)), shown(done, total)))
     window.start_session()
-    qtbot.waitUntil(lambda: window.session is not None, timeout=180_000)
+    qtbot.waitUntil(lambda: window.session is not None and window.loader is None, timeout=180_000)
     assert {("py-feat/face_multitask_v2", True), ("py-feat/arcface_r50", True)} <= set(calls)
     assert (200, 200) in seen and window.progress.isHidden()
 
