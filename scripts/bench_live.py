@@ -12,11 +12,8 @@ bench_process.py. Multitask and ArcFace are random-init everywhere (speed does n
 """
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchkit  # noqa: E402
 from bench_process import BOX, FixedFace, _maker  # noqa: E402
 
 CONFIGS = {  # name: (detector, redetect_every, precision)
@@ -136,26 +134,10 @@ def child(a) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", type=Path)
-    ap.add_argument("--video", type=Path)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if a.video is None:
-        from feat.utils.io import get_test_data_path
-
-        a.video = Path(get_test_data_path()) / "single_face.mp4"
+    a = benchkit.parse(__doc__, CONFIGS, "single_face.mp4")
     if a.child:
         return child(a)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_live_"))
-    os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
-    if a.weights is None:
-        a.weights = tmp / "weights"
-        _maker().write_all(a.weights)
+    benchkit.prepare(a, "bench_live_")
     from realtime_feat.engines.cpu_info import bf16_problem, describe_cpu
 
     rows = []
@@ -165,13 +147,7 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         if name != "pyfeat":
             env["OMP_WAIT_POLICY"] = "PASSIVE"  # as `realtime-feat live` sets it
-        cmd = [sys.executable, __file__, "--child", name, "--weights", str(a.weights), "--video", str(a.video),
-               "--seconds", str(a.seconds), "--threads", str(a.threads)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if proc.returncode or not line:
-            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
-        fps, p50, p99, skipped, captured = map(float, line[0].split()[1:])
+        fps, p50, p99, skipped, captured = benchkit.run_child(__file__, name, a, env)
         rows.append((LABELS[name], fps, p50, p99, int(skipped), int(captured)))
     import torch
 

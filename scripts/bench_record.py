@@ -13,20 +13,16 @@ CPU: the whole process's CPU time over the run, as a share of all cores.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_process import _maker  # noqa: E402
+import benchkit  # noqa: E402
 
 CONFIGS = {  # name: (fps, analysis, codec or None)
     "30-analysis": (30, True, None),
@@ -124,37 +120,15 @@ def child(a) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", type=Path)
-    ap.add_argument("--video", type=Path)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
-    ap.add_argument("--out", help=argparse.SUPPRESS)
-    ap.add_argument("--child", help=argparse.SUPPRESS)
-    a = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if a.video is None:
-        from feat.utils.io import get_test_data_path
-
-        a.video = Path(get_test_data_path()) / "WolfgangLanger_Pexels.mp4"
+    a = benchkit.parse(__doc__, CONFIGS, "WolfgangLanger_Pexels.mp4")
     if a.child:
         return child(a)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_record_"))
-    os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
-    if a.weights is None:
-        a.weights = tmp / "weights"
-        _maker().write_all(a.weights)
+    tmp = benchkit.prepare(a, "bench_record_")
     rows = []
     for name in a.configs:
         env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")  # as `realtime-feat record` sets it
-        cmd = [sys.executable, __file__, "--child", name, "--weights", str(a.weights), "--video", str(a.video),
-               "--seconds", str(a.seconds), "--threads", str(a.threads), "--out", str(tmp / name)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-        if proc.returncode or not line:
-            raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
-        captured, encoded, dropped, ana_fps, p50, enc_fps, cpu = map(float, line[0].split()[1:])
+        captured, encoded, dropped, ana_fps, p50, enc_fps, cpu = benchkit.run_child(__file__, name, a, env, "--out",
+                                                                                   str(tmp / name))
         fps, analysis, codec = CONFIGS[name]
         rows.append([f"1280×720 @ {fps} fps, {'analysis' if analysis else 'no analysis'}, "
                      + (f"recording {codec}" if codec else "not recording"),
@@ -163,9 +137,11 @@ def main() -> int:
                      f"{enc_fps:.0f}" if codec else "–", f"{cpu * 100:.0f} %"])
     from benchtable import print_table
 
+    from realtime_feat.engines.cpu_info import describe_cpu
+
     print_table(f"bench_record: {a.video.name} scaled to 1280×720 + sensor noise, paced as a camera for "
                 f"{a.seconds:.0f} s; fast detector + multitask + ArcFace, {a.threads} threads; "
-                f"{platform.machine()} {os.cpu_count()} cores",
+                f"{describe_cpu()}, {os.cpu_count()} cores",
                 ["configuration", "captured", "encoded", "dropped", "analysed fps", "latency p50 ms",
                  "encoder fps", "CPU (all cores)"], rows)
     return 0
