@@ -27,6 +27,7 @@ def local_ray(_isolated_caches):
     each, so the two workers run under different raylets; they inherit the test caches."""
     from ray.cluster_utils import Cluster
 
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no report to Ray's servers from a test run
     nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
     nodes.add_node(num_cpus=1, num_gpus=0)
     ray.init(address=nodes.address, logging_level=logging.WARNING)
