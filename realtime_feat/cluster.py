@@ -356,7 +356,7 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
             for actor in actors:
                 ray.kill(actor, no_restart=True)
             _err(f"interrupted: {len(written)} of {len(todo)} input(s) finished ({', '.join(map(str, written)) or 'none'}); "
-                 f"the rest keep what was analysed in .partial files: run the same command again to finish them")
+                 f"run the same command again to analyse the rest")
             raise
     _read_progress(ray, actors, counts, timeout=5.0)
     seconds = time.perf_counter() - started
