@@ -17,9 +17,10 @@ from test_parity import (ANGLE, MULTI_FACE_BOXES, assert_same, firing_retinaface
 
 needs_bf16 = pytest.mark.skipif(bool(bf16_problem()), reason=bf16_problem() or "")
 
-# Measured on multi_face.jpg (5 faces, random-init weights, Intel Xeon with AMX, OpenVINO 2026.4):
-# AU/emotion/VA 0.009, mesh and landmarks 0.05 px, angles 0.2°, X/Y/Z 2e-4, ArcFace 0.002.
-BF16_TOLERANCES = reduced_precision_tolerances(0.03, 1.5, 3 * ANGLE, 0.03, 0.05)
+# Measured (random-init weights, Intel Xeon with AMX, OpenVINO 2026.4): on multi_face.jpg (5 faces)
+# AU/emotion/VA 0.009, mesh and landmarks 0.05 px, angles 0.2°, X/Y/Z 2e-4, ArcFace 0.002; over the 72
+# frames of single_face.mp4 (scripts/bench_process.py) probabilities 0.024 and mesh 0.09 px.
+BF16_TOLERANCES = reduced_precision_tolerances(0.05, 1.5, 3 * ANGLE, 0.03, 0.05)
 
 
 @pytest.fixture(scope="module")
