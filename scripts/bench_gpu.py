@@ -165,8 +165,10 @@ def main() -> int:
     from benchtable import print_table
 
     gpu = torch.cuda.get_device_name() if a.device.startswith("cuda") else "CPU (script check only)"
+    from realtime_feat.engines.cpu_info import describe_cpu
+
     print_table(f"bench_gpu: {video.name} ({len(frames)} frames, {w}×{h}), {gpu}, CUDA {torch.version.cuda}, "
-                f"torch {torch.__version__}, ours: {analyser.describe()}",
+                f"torch {torch.__version__}, host CPU {describe_cpu()}, ours: {analyser.describe()}",
                 ["measure", "unit", "py-feat", "realtime-feat", "ours vs py-feat"], rows)
     return 0
 

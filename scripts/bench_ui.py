@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -140,8 +139,10 @@ def main() -> int:
                  over])
     rows.append(["GUI thread CPU while the window shows it live", f"{100 * gui:.0f}% of a core", "", over])
     window.close()
+    from realtime_feat.engines.cpu_info import describe_cpu
+
     print_table(f"bench_ui: {os.environ['QT_QPA_PLATFORM']} Qt, 720×1280 frames for drawing; {a.video.name} looped at "
-                f"30 fps, fast detector, {analyser.backend.describe()}; {platform.machine()} {os.cpu_count()} cores",
+                f"30 fps, fast detector, {analyser.backend.describe()}; {describe_cpu()}, {os.cpu_count()} cores",
                 ["measure", "median", "p95 / change", "over"], rows)
     return 0
 
