@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 
 from realtime_feat.engines.cpu_info import bf16_problem
-from realtime_feat.media import iter_images
-from realtime_feat.types import Detections
-from test_parity import (ANGLE, MULTI_FACE_BOXES, assert_same, firing_retinaface, fixed_boxes,
-                         reduced_precision_tolerances, write_ours)
+from test_parity import ANGLE, assert_same, firing_retinaface, multi_face_rows, reduced_precision_tolerances
 
 needs_bf16 = pytest.mark.skipif(bool(bf16_problem()), reason=bf16_problem() or "")
 
@@ -33,12 +30,8 @@ def bf16_analyser(weights_dir):
 @needs_bf16
 def test_multi_face_image_within_the_bf16_tolerances(bf16_analyser, pyfeat_detector, sample_data, monkeypatch,
                                                       tmp_path):
-    image = sample_data / "multi_face.jpg"
-    fixed_boxes(monkeypatch, pyfeat_detector, MULTI_FACE_BOXES)
-    ref = pyfeat_detector.detect(str(image), data_type="image", progress_bar=False)
-    items = list(iter_images([image], []))
-    dets = [Detections(MULTI_FACE_BOXES, np.full(5, 0.99, np.float32))]
-    ours = write_ours(tmp_path, items, bf16_analyser.analyse_boxes([f for _, f in items], dets), video=False)
+    ours, ref = multi_face_rows(bf16_analyser, pyfeat_detector, sample_data, monkeypatch, tmp_path)
+    assert ours["n_faces"].tolist() == [5] * 5
     assert_same(ours, ref, BF16_TOLERANCES)
 
 

