@@ -1,12 +1,13 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
-(+ `SessionStatus`), `load_session`."""
+(+ `SessionStatus`), `load_session`, `first_line` (an exception as the one line users see)."""
+from .errors import first_line
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
 __version__ = "0.1.0"
 __all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "LiveSession", "SessionStatus",
-           "load_session", "__version__"]
+           "load_session", "first_line", "__version__"]
 
 
 def __getattr__(name):  # torch and py-feat load only when the analyser is asked for

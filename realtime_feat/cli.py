@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from .errors import first_line
+
 PROG = "realtime-feat"
 
 
@@ -170,7 +172,7 @@ def make_analyser(args):
                             threshold=args.threshold, weights_dir=args.weights, threads=threads,
                             precision=args.precision, cuda_graphs=args.cuda_graphs)
     except (WeightsError, RuntimeError, ValueError) as exc:
-        raise UserError(str(exc).splitlines()[0]) from None
+        raise UserError(first_line(exc)) from None
     for line in analyser.fallbacks:
         print(f"{PROG}: warning: {line}", file=sys.stderr)
     return analyser

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .errors import first_line
 from .media import Job, MediaError, probe_video
 from .process import JobReport, batched, process_job, video_frames, write_results
 
@@ -195,8 +196,7 @@ def _connect(ray, address: str) -> bool:
         ray.init(address=None if address == "local" else address, include_dashboard=False,
                  logging_level=logging.WARNING)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError or ValueError here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise UserError(f"--ray {address}: cannot reach a Ray cluster ({first}); start one with `ray start "
+        raise UserError(f"--ray {address}: cannot reach a Ray cluster ({first_line(exc, 160)}); start one with `ray start "
                         f"--head`, or write --ray alone for a local instance") from None
     return True
 
@@ -234,9 +234,7 @@ def _expected_frames(job: Job, skip: int) -> int:
 
 
 def _one_line(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc  # RayTaskError carries the worker's exception
-    text = str(cause).strip().splitlines()
-    return text[0][:200] if text else type(cause).__name__
+    return first_line(getattr(exc, "cause", None) or exc, 200)  # RayTaskError carries the worker's exception
 
 
 def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[str]) -> int:

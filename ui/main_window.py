@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from realtime_feat import first_line
+
 from . import geometry
 from .bridge import LiveBridge, Shown
 from .controls import SHORTCUTS, CameraProbe, ControlPanel, SourceDialog, help_text
@@ -316,7 +318,7 @@ class MainWindow(QMainWindow):
             try:
                 job()
             except Exception as exc:  # reported, never a traceback
-                log.error("%s failed: %s", what, (str(exc).splitlines() or [type(exc).__name__])[0])
+                log.error("%s failed: %s", what, first_line(exc))
 
         thread = threading.Thread(target=run, name=what)
         self.jobs = [t for t in self.jobs if t.is_alive()] + [thread]
@@ -456,7 +458,7 @@ class MainWindow(QMainWindow):
                 self.recording_path = self.session.start_recording(self.sessions_dir, self.label_edit.text().strip())
                 log.info("recording into %s", self.recording_path)
             except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
-                log.error("recording could not start: %s", str(exc).splitlines()[0])
+                log.error("recording could not start: %s", first_line(exc))
         self.record_button.setChecked(self.recording_path is not None)  # `clicked` is not emitted by this
         self.record_button.setText("■ Stop recording  (R)" if self.recording_path else "● Record  (R)")
 
