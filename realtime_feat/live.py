@@ -11,7 +11,6 @@ and a person's identity does not change from frame to frame (`identity_every_fra
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -50,37 +49,24 @@ class LiveSettings:
 
 
 class ResultsBus:
-    """Hands every result, with the exact frame it was computed on, to each subscriber: a callback
-    `(result, frame)` (called on the worker thread, keep it short) or a bounded queue of `(result, frame)`
-    (overflow counted, never waited for). `latest` is the newest result."""
+    """Hands every result, with the exact frame it was computed on, to each subscriber's callback
+    `(result, frame)`, called on the worker thread (keep it short). `latest` is the newest result."""
 
     def __init__(self):
         self._callbacks: list[Callable[[FrameResult, Frame], None]] = []
-        self._queues: list[queue.Queue] = []
-        self.dropped = 0
         self.latest: Optional[FrameResult] = None
 
+    # Both build a new list, never change it in place: the worker may be iterating the old one.
     def subscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
-        self._callbacks.append(callback)
+        self._callbacks = [*self._callbacks, callback]
 
     def unsubscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
-        # a new list, not an in-place removal: the worker may be iterating the old one
         self._callbacks = [c for c in self._callbacks if c is not callback]
-
-    def queue(self, maxsize: int = 64) -> queue.Queue:
-        q: queue.Queue = queue.Queue(maxsize)
-        self._queues.append(q)
-        return q
 
     def publish(self, result: FrameResult, frame: Frame) -> None:
         self.latest = result
         for callback in self._callbacks:
             callback(result, frame)
-        for q in self._queues:
-            try:
-                q.put_nowait((result, frame))
-            except queue.Full:
-                self.dropped += 1
 
 
 def _extent(points: np.ndarray) -> np.ndarray:
