@@ -54,6 +54,21 @@ def _log_uncaught(kind, value, tb) -> None:
         f" ({Path(where.filename).name}:{where.lineno})" if where else "")
 
 
+def _close_on_signals(window) -> None:
+    """Ctrl-C on the terminal, or SIGTERM (a logout, `kill`), closes the window as its close button
+    does, so a recording in progress is finalised (metadata counts included). Python runs signal
+    handlers only between its own instructions: a timer gives it that chance while Qt's loop waits."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: window.close())
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(200)
+
+
 def main(args) -> int:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication, QSplashScreen
@@ -68,6 +83,7 @@ def main(args) -> int:
     app.processEvents()
     window = build_window(args)
     window.show()
+    _close_on_signals(window)
     splash.finish(window)
     QTimer.singleShot(0, window.first_start)
     return app.exec()
