@@ -1,13 +1,15 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
-(+ `SessionStatus`), `load_session`, `first_line` (an exception as the one line users see)."""
-from .errors import first_line
+(+ `SessionStatus`), `load_session`, `PipelineOptions` (+ `Enrolment`; `realtime_feat.factories` builds
+from it), the errors users see (`UserError`, `MediaError`) and `first_line` (an exception as one line)."""
+from .errors import MediaError, UserError, first_line
+from .options import Enrolment, PipelineOptions
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
 __version__ = "0.1.0"
 __all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "LiveSession", "SessionStatus",
-           "load_session", "first_line", "__version__"]
+           "load_session", "PipelineOptions", "Enrolment", "UserError", "MediaError", "first_line", "__version__"]
 
 
 def __getattr__(name):  # torch and py-feat load only when the analyser is asked for

@@ -13,19 +13,18 @@ timeline (the tracker needs every frame in order). Ray is optional (`pip install
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import copy
 import os
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from .errors import first_line
-from .media import Job, MediaError, probe_video
+from .errors import PROG, MediaError, UserError, first_line
+from .media import Job, probe_video
+from .options import PipelineOptions
 from .process import JobReport, batched, process_job, video_frames, write_results
 
 # Restarts of a dead worker, and retries of the input it was running, before that input counts as failed.
@@ -33,30 +32,16 @@ RETRIES = 3
 POLL_S = 0.5  # how often the driver reads the workers' frame counters for the progress bars
 
 
-def add_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="spread the inputs over Ray workers: alone, a local Ray instance on this machine's cores "
-                        "and GPUs; with an address (auto, ray://HOST:10001), a running cluster. Write it after "
-                        "the inputs or as --ray=ADDRESS")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="with --ray: at most N workers (default: one per GPU of the cluster, else one per "
-                        "--threads CPUs, --threads defaulting to 1)")
-    p.add_argument("--split-frames", type=int, default=0, metavar="N",
-                   help="with --ray: analyse a video of more than 2N analysed frames as ranges of N frames on "
-                        "several workers, merged in order, its faces tracked after the merge (default 0: whole "
-                        "videos; pays where analysis is slow next to decoding, as on CPU workers)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="with --ray: analyse again the inputs whose CSV exists (default: skip them, which resumes "
-                        "an interrupted run)")
+@dataclass(frozen=True)
+class RayRun:
+    """How `process --ray` spreads the inputs (the CLI's --ray, --workers, --split-frames, --overwrite)."""
 
-
-def check_options(args) -> None:
-    from .cli import UserError
-
-    if args.ray is None and (args.workers is not None or args.split_frames or args.overwrite):
-        raise UserError("--workers, --split-frames and --overwrite go with --ray (without it every input is analysed)")
-    if (args.workers is not None and args.workers < 1) or args.split_frames < 0:
-        raise UserError("--workers must be at least 1 and --split-frames at least 0")
+    address: str = "local"            # "local" (a Ray instance here), "auto", or HOST:PORT / ray://HOST:PORT
+    workers: Optional[int] = None     # at most this many (None: one per GPU, else one per `threads` CPUs)
+    split_frames: int = 0             # a video of more than 2N analysed frames goes out as N-frame ranges
+    overwrite: bool = False           # analyse again the inputs whose CSV exists (else they are skipped)
+    batch_size: int = 1
+    skip_frames: int = 1
 
 
 class AnalyserWorker:
@@ -64,20 +49,20 @@ class AnalyserWorker:
     of a video; `progress` answers meanwhile (the actor has two threads) with the frames analysed and
     the seconds spent analysing."""
 
-    def __init__(self, args: argparse.Namespace, cwd: str):
+    def __init__(self, options: PipelineOptions, run: RayRun, cwd: str):
         import ray
 
-        from . import cli
+        from .factories import enrolments, make_analyser
 
         if os.path.isdir(cwd):  # relative inputs and outputs mean what they mean on the driver
             os.chdir(cwd)
-        self.args, self.frames, self.busy_s, self._since = args, 0, 0.0, None
+        self.options, self.run, self.frames, self.busy_s, self._since = options, run, 0, 0.0, None
         self.where = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
         try:
-            self.analyser = cli.make_analyser(args)
-            self.people = cli.enrolments(self.analyser, args.enrol)
+            self.analyser = make_analyser(options)
+            self.people = enrolments(self.analyser, options.enrol)
             self.error = None
-        except cli.UserError as exc:
+        except UserError as exc:
             self.error = str(exc)
 
     def ready(self) -> tuple[Optional[str], str]:
@@ -85,11 +70,11 @@ class AnalyserWorker:
         return self.error, "" if self.error else self.analyser.describe()
 
     def process(self, job: Job, out: Path) -> JobReport:
-        from .cli import make_tracker
+        from .factories import make_tracker
 
-        tracker = make_tracker(self.args, self.people, clock="source") if job.kind == "video" else None
+        tracker = make_tracker(self.options, self.people, clock="source") if job.kind == "video" else None
         with self._busy():
-            return process_job(self.analyser, job, out, self.args.batch_size, self.args.skip_frames,
+            return process_job(self.analyser, job, out, self.run.batch_size, self.run.skip_frames,
                                progress=False, tracker=tracker, on_frames=self.on_frames)
 
     def analyse_range(self, job: Job, start: int, stop: Optional[int]) -> list:
@@ -98,8 +83,8 @@ class AnalyserWorker:
 
         results = []
         with self._busy():
-            frames = video_frames(job, self.args.skip_frames, start, stop)
-            batches = ((batch, batch) for batch in prefetch(batched(frames, self.args.batch_size)))
+            frames = video_frames(job, self.run.skip_frames, start, stop)
+            batches = ((batch, batch) for batch in prefetch(batched(frames, self.run.batch_size)))
             for batch, analysed in self.analyser.analyse_stream(batches):
                 results += analysed
                 self.on_frames(len(batch))
@@ -151,13 +136,13 @@ def _tasks(todo: list[tuple[Job, Path]], split: int, skip: int) -> list[_Task]:
     return tasks
 
 
-def _merge(task: _Task, ranges: list[list], people: dict, args) -> JobReport:
+def _merge(task: _Task, ranges: list[list], people: dict, options: PipelineOptions) -> JobReport:
     """A split video's CSV: its ranges' results in order, tracked over the whole timeline, as `process`
     would have written it."""
-    from .cli import make_tracker
+    from .factories import make_tracker
 
     pairs = ((str(task.job.source), result) for results in ranges for result in results)
-    return write_results(pairs, task.out, task.job, make_tracker(args, people, clock="source"), args.identity)
+    return write_results(pairs, task.out, task.job, make_tracker(options, people, clock="source"), options.identity)
 
 
 @dataclass
@@ -168,26 +153,22 @@ class _Plan:
     device: str
 
 
-def _plan(ray, args, n_inputs: int) -> _Plan:
-    from .cli import UserError
-
+def _plan(ray, options: PipelineOptions, workers: Optional[int], n_inputs: int) -> _Plan:
     res = ray.cluster_resources()
     gpus, cpus = int(res.get("GPU", 0)), max(1, int(res.get("CPU", 1)))
-    if args.device.startswith("cuda") and not gpus:
-        raise UserError(f"--device {args.device}: the Ray cluster has no GPU; use --device cpu or auto")
-    if gpus and args.device != "cpu":
-        threads = args.threads or max(1, cpus // gpus)
-        return _Plan(min(args.workers or gpus, gpus, n_inputs), threads, {"num_gpus": 1, "num_cpus": 1}, "GPU")
-    threads = args.threads or 1
+    if options.device.startswith("cuda") and not gpus:
+        raise UserError(f"--device {options.device}: the Ray cluster has no GPU; use --device cpu or auto")
+    if gpus and options.device != "cpu":
+        threads = options.threads or max(1, cpus // gpus)
+        return _Plan(min(workers or gpus, gpus, n_inputs), threads, {"num_gpus": 1, "num_cpus": 1}, "GPU")
+    threads = options.threads or 1
     cap = max(1, cpus // threads)
-    return _Plan(min(args.workers or cap, cap, n_inputs), threads, {"num_cpus": threads}, "CPU")
+    return _Plan(min(workers or cap, cap, n_inputs), threads, {"num_cpus": threads}, "CPU")
 
 
 def _connect(ray, address: str) -> bool:
     """Join or start Ray; True when this call started it (and so shuts it down)."""
     import logging
-
-    from .cli import UserError
 
     _check_reachable(address)
     if ray.is_initialized():
@@ -205,8 +186,6 @@ def _check_reachable(address: str) -> None:
     """A HOST:PORT (or ray://HOST:PORT) that nothing answers on fails here in seconds; Ray itself
     retries for minutes before giving up."""
     import socket
-
-    from .cli import UserError
 
     host, sep, port = address.split("://", 1)[-1].rpartition(":")
     if address in ("local", "auto") or not sep or not port.isdigit():
@@ -237,17 +216,16 @@ def _one_line(exc: BaseException) -> str:
     return first_line(getattr(exc, "cause", None) or exc, 200)  # RayTaskError carries the worker's exception
 
 
-def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[str]) -> int:
+def process_on_ray(options: PipelineOptions, run: RayRun, jobs: list[Job], outputs: list[Path],
+                   failures: list[str]) -> int:
     """Run `process` over `jobs` on Ray; the exit code follows `process`. `failures` holds the inputs
     that already failed (missing files) and gets the ones that fail here."""
-    from .cli import PROG, UserError
-
     try:
         import ray
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'realtime-feat[cluster]'") from None
     pairs = list(zip(jobs, outputs))
-    todo = [(j, o) for j, o in pairs if args.overwrite or not o.exists()]
+    todo = [(j, o) for j, o in pairs if run.overwrite or not o.exists()]
     done = len(pairs) - len(todo)
     if done:
         print(f"{PROG}: {done} input(s) already have their CSV, skipped (--overwrite to analyse them again)",
@@ -256,9 +234,9 @@ def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[s
         print(f"{PROG}: nothing to do", file=sys.stderr)
         return 1 if failures else 0
     todo.sort(key=lambda pair: _size(pair[0]), reverse=True)  # largest first: the long ones start early
-    started_ray = _connect(ray, args.ray)
+    started_ray = _connect(ray, run.address)
     try:
-        written = _run(ray, args, todo, failures, AnalyserWorker)
+        written = _run(ray, options, run, todo, failures, AnalyserWorker)
     finally:
         if started_ray:
             ray.shutdown()
@@ -267,17 +245,19 @@ def cmd_process_ray(args, jobs: list[Job], outputs: list[Path], failures: list[s
     return 1 if failures else 0
 
 
-def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cls: type) -> list[Path]:
+def _err(msg: str) -> None:
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+
+
+def _run(ray, options: PipelineOptions, run: RayRun, todo: list[tuple[Job, Path]], failures: list[str],
+         worker_cls: type) -> list[Path]:
     from tqdm import tqdm
 
-    from .cli import PROG, UserError, _err
-
-    plan = _plan(ray, args, len(todo))
-    worker_args = copy.copy(args)
-    worker_args.threads = plan.threads
+    plan = _plan(ray, options, run.workers, len(todo))
+    worker_options = replace(options, threads=plan.threads)
     Worker = ray.remote(max_restarts=RETRIES, max_task_retries=RETRIES, max_concurrency=2,
                         **plan.resources)(worker_cls)
-    start = lambda: Worker.remote(worker_args, os.getcwd())  # noqa: E731
+    start = lambda: Worker.remote(worker_options, run, os.getcwd())  # noqa: E731
     started = time.perf_counter()
     actors = [start() for _ in range(plan.workers)]
     states = ray.get([a.ready.remote() for a in actors])
@@ -293,17 +273,17 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
     print(f"{PROG}: ray: {len(todo)} input(s) on {len(actors)} {plan.device} worker(s), {plan.threads} thread(s) "
           f"each, ready in {time.perf_counter() - started:.1f} s: {describe}", file=sys.stderr)
 
-    tasks = _tasks(todo, args.split_frames, args.skip_frames)
+    tasks = _tasks(todo, run.split_frames, run.skip_frames)
     for task in tasks:
         if task.part == 0 and task.parts > 1:
-            print(f"{PROG}: ray: {task.job.source} in {task.parts} ranges of {args.split_frames} frames", file=sys.stderr)
+            print(f"{PROG}: ray: {task.job.source} in {task.parts} ranges of {run.split_frames} frames", file=sys.stderr)
     queue, running, idle = deque(tasks), {}, list(actors)
     ranges: dict = {}  # output → the results of each range of its video, as they arrive
     closed: set = set()  # outputs of split videos written or failed
     counts: dict = {}  # actor → (where, frames, busy seconds), as last read
     frames = rows = 0
     written: list[Path] = []
-    total = sum(_expected_frames(j, args.skip_frames) for j, _ in todo)
+    total = sum(_expected_frames(j, run.skip_frames) for j, _ in todo)
     bars = dict(file=sys.stderr, dynamic_ncols=True, disable=None)
     fail = lambda msg, shown=None: (failures.append(msg), _err(shown or msg))  # noqa: E731
     with tqdm(total=len(todo), unit="file", desc="files", position=0, **bars) as files_bar, \
@@ -328,7 +308,7 @@ def _run(ray, args, todo: list[tuple[Job, Path]], failures: list[str], worker_cl
                             ranges.setdefault(out, [None] * task.parts)[task.part] = report
                             if any(r is None for r in ranges[out]):
                                 continue
-                            report = _merge(task, ranges.pop(out), people, args)
+                            report = _merge(task, ranges.pop(out), people, options)
                     except ray.exceptions.RayActorError as exc:
                         fail(f"{job.source}: its worker died {RETRIES + 1} times ({_one_line(exc)})")
                         idle[-1] = actors[actors.index(actor)] = start()  # a fresh one for the rest

@@ -13,15 +13,11 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .errors import first_line
+from .errors import MediaError, first_line
 from .types import Frame
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-
-
-class MediaError(RuntimeError):
-    """An input cannot be read; the message is one line naming the file."""
 
 
 @dataclass

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
+from .errors import MediaError
 from .fex import FexWriter, finish_identities
-from .media import Job, MediaError, iter_images, iter_video, probe_video
+from .media import Job, iter_images, iter_video, probe_video
 from .prefetch import prefetch
 from .types import Frame, FrameResult
 

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from .media import MediaError
+from .errors import MediaError
 from .types import Frame
 
 log = logging.getLogger(__name__)

@@ -161,7 +161,8 @@ class FolderSource:
         self._next, self._due, self.ended = 0, None, False  # opened again, it starts again
 
     def read(self) -> Optional[np.ndarray]:
-        from .media import MediaError, read_image
+        from .errors import MediaError
+        from .media import read_image
 
         while self._next < len(self.paths):
             path = self.paths[self._next]

@@ -76,7 +76,7 @@ def live_fps(analyser, video: Path, seconds: float, window=None, app=None) -> tu
     if window is not None:
         from PySide6.QtCore import QEventLoop, QTimer
 
-        window.on_ready(session)
+        window.controller.adopt(session)
         cpu, wall = time.thread_time(), time.monotonic()
         loop, poll = QEventLoop(), QTimer()
         poll.timeout.connect(lambda: session.wait(0) and loop.quit())
@@ -84,7 +84,7 @@ def live_fps(analyser, video: Path, seconds: float, window=None, app=None) -> tu
         loop.exec()  # the window's own event loop, as in the app
         poll.stop()
         gui = (time.thread_time() - cpu) / (time.monotonic() - wall)
-        window.stop_session()
+        window.controller.stop()
     else:
         session.wait()
         session.stop()
@@ -105,8 +105,8 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from realtime_feat.analyser import Analyser
-    from realtime_feat.cli import build_parser
     from realtime_feat.ui.app import build_window
+    from realtime_feat.ui.controller import AppOptions
     from benchtable import print_table
 
     a.video = a.video or Path(get_test_data_path()) / "single_face.mp4"
@@ -116,7 +116,7 @@ def main() -> int:
         a.weights = tmp / "weights"
         _maker().write_all(a.weights)
     app = QApplication([])
-    window = build_window(build_parser().parse_args(["app", "--sessions", str(tmp)]))
+    window = build_window(AppOptions(sessions=tmp))
     window.show()
     app.processEvents()
     rows = []

@@ -83,26 +83,23 @@ NO_UNIT = "this CPU has no bf16 unit (AMX or AVX-512 BF16): Test CPU"
 def test_live_defaults_follow_the_cpu(has_bf16, monkeypatch):
     """With a bf16 unit, live runs py-feat's R34 in bf16; without, the fast detector in FP32; process and
     an explicit --precision are left alone; bf16 where it cannot run is one clear error."""
-    import argparse
-
-    from realtime_feat.cli import live_defaults
+    from realtime_feat import PipelineOptions
     from realtime_feat.engines import cpu_info, select
     from realtime_feat.engines.fast_detector import available
+    from realtime_feat.factories import with_live_defaults
 
     pytest.importorskip("openvino", reason="openvino not installed")
     monkeypatch.setattr(cpu_info, "bf16_problem", lambda: "" if has_bf16 else NO_UNIT)
-    args = argparse.Namespace(backend="auto", device="cpu", precision=None, detector=None)
-    notes = live_defaults(args)
+    options, notes = with_live_defaults(PipelineOptions(device="cpu"))
     if has_bf16:
-        assert (args.precision, args.detector) == ("bf16", "retinaface")
+        assert (options.precision, options.detector) == ("bf16", "retinaface")
         assert notes[0].startswith("live precision bf16: this CPU has a bf16 unit")
     else:
-        assert args.precision is None and args.detector == ("retinaface" if available() else "fast")
+        assert options.precision is None and options.detector == ("retinaface" if available() else "fast")
         assert notes[0] == f"live precision fp32: {NO_UNIT}"
         with pytest.raises(ValueError, match=re.escape(f"--precision bf16: {NO_UNIT}; use --precision fp32")):
             select.select_backend("auto", "cpu", precision="bf16")
-    explicit = argparse.Namespace(backend="onnxruntime", device="cpu", precision=None, detector="retinaface")
-    live_defaults(explicit)
+    explicit, _ = with_live_defaults(PipelineOptions(backend="onnxruntime", device="cpu", detector="retinaface"))
     assert explicit.precision is None  # bf16 is OpenVINO's
     with pytest.raises(ValueError, match="bf16 runs on OpenVINO only, not onnxruntime"):
         select.select_backend("onnxruntime", "cpu", precision="bf16")

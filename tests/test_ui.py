@@ -117,8 +117,7 @@ class FakeSession:
 
     def __init__(self):
         self.callbacks, self.markers, self.marked, self.enrolled = [], [], [], []
-        self.tracker = SimpleNamespace(identities=lambda ids: (["Ann" if i == 1 else "" for i in ids], None),
-                                       enrol=lambda name, emb: self.enrolled.append((name, emb)))
+        self.tracker = SimpleNamespace(identities=lambda ids: (["Ann" if i == 1 else "" for i in ids], None))
         self.settings = SimpleNamespace(redetect_every=5)
         self.source = SimpleNamespace(id="fake")
         self.worker = None
@@ -130,6 +129,15 @@ class FakeSession:
 
     def subscribe(self, callback):
         self.callbacks.append(callback)
+
+    def enrol(self, name, embedding):
+        self.enrolled.append((name, embedding))
+
+    def set_threshold(self, value):
+        self.analyser.decoder.threshold = value
+
+    def set_redetect_every(self, value):
+        self.settings.redetect_every = value
 
     @property
     def capture(self):  # the capture thread's subscriptions, for live video
@@ -162,17 +170,16 @@ class FakeSession:
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    from realtime_feat.cli import build_parser
     from realtime_feat.ui.app import build_window
+    from realtime_feat.ui.controller import AppOptions
 
-    args = build_parser().parse_args(["app", "--sessions", str(tmp_path)])
-    win = build_window(args)
+    win = build_window(AppOptions(sessions=tmp_path))
     qtbot.addWidget(win)
     win.show()
     yield win
     win.close()
     assert not win.bridge.timer.isActive() and not win.status_timer.isActive()
-    assert win.loader is None and win.session is None  # no loading thread or session outlives the window
+    assert win.controller.loader is None and win.session is None  # no loading thread or session outlives the window
 
 
 def view_pixel(win, x: float, y: float):
@@ -188,7 +195,7 @@ def near(colour, target, tol=40) -> bool:
 
 def test_window_draws_each_result_on_its_own_frame(window, qtbot):
     session = FakeSession()
-    window.on_ready(session)
+    window.controller.adopt(session)
     pairs = [make_result(i, [[40, 40, 140, 160]], [1]) for i in range(5)]
     session.publish(pairs)
     qtbot.waitUntil(lambda: window.bridge.shown_index == 4, timeout=5000)
@@ -215,7 +222,7 @@ def test_window_draws_each_result_on_its_own_frame(window, qtbot):
 
 def test_toggles_change_what_is_drawn(window, qtbot):
     session = FakeSession()
-    window.on_ready(session)
+    window.controller.adopt(session)
     session.publish([make_result(0, [[40, 40, 140, 160]], [1])])
     qtbot.waitUntil(lambda: window.bridge.shown_index == 0, timeout=5000)
     assert len(window.video.landmarks.data) == 68 and len(window.video.mesh.data) == 0
@@ -231,7 +238,7 @@ def test_toggles_change_what_is_drawn(window, qtbot):
 
 def test_hotkey_writes_a_named_marker_and_clicking_selects_and_names_a_face(window, qtbot, monkeypatch):
     session = FakeSession()
-    window.on_ready(session)
+    window.controller.adopt(session)
     window.marker_names.item(2, 0).setText("stimulus on")
     qtbot.keyClick(window, Qt.Key_3)
     assert session.marked == ["stimulus on"]
@@ -249,7 +256,7 @@ def test_hotkey_writes_a_named_marker_and_clicking_selects_and_names_a_face(wind
 
 def test_lost_source_and_crashed_analysis_show_banners_and_restart(window, qtbot):
     session = FakeSession()
-    window.on_ready(session)
+    window.controller.adopt(session)
     session.state = "lost"
     window.update_status()
     assert window.banner.isVisible() and "reconnecting" in window.banner.text()
@@ -268,7 +275,7 @@ def test_lost_source_and_crashed_analysis_show_banners_and_restart(window, qtbot
 
 def test_closing_detaches_and_stops_the_session(window, qtbot):
     session = FakeSession()
-    window.on_ready(session)
+    window.controller.adopt(session)
     callback = session.callbacks[0]
     window.close()
     assert session.stopped and not window.bridge.attached
@@ -278,9 +285,8 @@ def test_closing_detaches_and_stops_the_session(window, qtbot):
 
 def test_missing_weights_show_a_dialog_instead_of_crashing(window, qtbot, tmp_path, sample_data, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    window.args.source = str(sample_data / "single_face.mp4")
-    window.args.weights = tmp_path / "empty"
-    window.args.detector = "retinaface"
+    window.controller.source = str(sample_data / "single_face.mp4")
+    window.controller.update_options(weights=tmp_path / "empty", detector="retinaface")
     window.start_session()
     qtbot.waitUntil(lambda: getattr(window, "weights_dialog", None) is not None, timeout=60000)
     text = window.weights_dialog.text()
@@ -310,10 +316,9 @@ def test_sample_video_in_the_window_records_marks_and_finalises_on_close(window,
 
     import pandas as pd
 
-    a = window.args
     # 20 s long: it keeps playing through the whole test
-    a.source, a.weights, a.detector, a.backend = (str(sample_data / "WolfgangLanger_Pexels.mp4"), weights_dir, "fast",
-                                                  "onnxruntime")
+    window.controller.source = str(sample_data / "WolfgangLanger_Pexels.mp4")
+    window.controller.update_options(weights=weights_dir, detector="fast", backend="onnxruntime")
     window.add_reference_photo("me", sample_data / "single_face.jpg")  # enrolled as the session starts
     window.start_session()
     qtbot.waitUntil(lambda: window.session is not None and window.bridge.shown_index >= 2, timeout=180_000)
@@ -331,18 +336,18 @@ def test_sample_video_in_the_window_records_marks_and_finalises_on_close(window,
     assert np.shares_memory(window.video.image.image, shown.frame.image)
 
     qtbot.mouseClick(window.record_button, Qt.LeftButton)
-    assert window.recording_path is not None, window.log_pane.toPlainText()
+    assert window.controller.recording_path is not None, window.log_pane.toPlainText()
     qtbot.keyClick(window, Qt.Key_1)
     qtbot.wait(500)
     qtbot.mouseClick(window.record_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: window.last_folder is not None, timeout=30_000)  # finalised off the GUI thread
-    first = window.last_folder
+    qtbot.waitUntil(lambda: window.controller.last_folder is not None, timeout=30_000)  # finalised off the GUI thread
+    first = window.controller.last_folder
     markers = pd.read_csv(first / "markers.csv")
     assert markers["label"].tolist() == ["marker 1"]
     assert len(pd.read_csv(first / "frames.csv")) > 0 and json.loads((first / "metadata.json").read_text())["complete"]
 
     qtbot.keyClick(window, Qt.Key_R)  # record again, then close the window while recording
-    second = window.recording_path
+    second = window.controller.recording_path
     assert second is not None and second != first
     window.close()
     assert json.loads((second / "metadata.json").read_text())["complete"]
@@ -374,12 +379,12 @@ def test_first_run_downloads_with_progress_then_runs(window, qtbot, fast_analyse
     monkeypatch.setattr(weights, "hub_unreachable", lambda: "")
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     seen = []
-    a = window.args
-    a.source, a.weights, a.detector, a.backend = str(sample_data / "single_face.mp4"), None, "fast", "onnxruntime"
+    window.controller.source = str(sample_data / "single_face.mp4")
+    window.controller.update_options(weights=None, detector="fast", backend="onnxruntime")
     shown = window.on_downloaded  # what the progress bar was given, from the first signal on
     monkeypatch.setattr(window, "on_downloaded", lambda done, total: (seen.append((done, total)), shown(done, total)))
     window.start_session()
-    qtbot.waitUntil(lambda: window.session is not None and window.loader is None, timeout=180_000)
+    qtbot.waitUntil(lambda: window.session is not None and window.controller.loader is None, timeout=180_000)
     assert {("py-feat/face_multitask_v2", True), ("py-feat/arcface_r50", True)} <= set(calls)
     assert (200, 200) in seen and window.progress.isHidden()
 
@@ -404,28 +409,28 @@ def test_launch_opens_the_first_camera_or_else_the_source_picker(window, qtbot, 
     monkeypatch.setattr(realtime_feat.sources, "list_cameras", lambda: cameras)
     window.first_start()
     if cameras:
-        qtbot.waitUntil(lambda: window.args.source == "0" and window.banner.isVisible(), timeout=60_000)
+        qtbot.waitUntil(lambda: window.controller.source == "0" and window.banner.isVisible(), timeout=60_000)
         assert "camera 0 cannot be opened" in window.banner.text()  # there is none here: one line, no crash
     else:
         qtbot.waitUntil(lambda: getattr(window, "source_dialog", None) is not None, timeout=10_000)
-        assert window.source_dialog.isVisible() and window.args.source is None
+        assert window.source_dialog.isVisible() and window.controller.source is None
         window.source_dialog.reject()
 
 
 def test_a_missing_source_is_one_banner_line_before_any_model_loads(window, qtbot, tmp_path, monkeypatch):
-    import realtime_feat.cli
+    import realtime_feat.factories
 
-    monkeypatch.setattr(realtime_feat.cli, "make_analyser", lambda args: pytest.fail("models loaded"))
-    window.args.source = str(tmp_path / "missing.mp4")
+    monkeypatch.setattr(realtime_feat.factories, "make_analyser", lambda options: pytest.fail("models loaded"))
+    window.controller.source = str(tmp_path / "missing.mp4")
     window.start_session()
-    qtbot.waitUntil(lambda: window.loader is None, timeout=30_000)
+    qtbot.waitUntil(lambda: window.controller.loader is None, timeout=30_000)
     assert window.banner.isVisible() and window.banner.text() == f"{tmp_path / 'missing.mp4'}: no such video file"
     assert window.session is None and window.run_button.isEnabled()
 
 
 def test_live_video_shows_newer_frames_under_the_last_overlays(window, qtbot):
     session = FakeSession()
-    window.on_ready(session)
+    window.controller.adopt(session)
     result, frame = make_result(4, [[40, 40, 140, 160]], [1])
     session.publish([(result, frame)])
     qtbot.waitUntil(lambda: window.bridge.shown_index == 4, timeout=5000)
@@ -443,3 +448,36 @@ def test_live_video_shows_newer_frames_under_the_last_overlays(window, qtbot):
     assert window.video.current.live and np.shares_memory(window.video.image.image, newer.image)
     qtbot.keyClick(window, Qt.Key_V)
     assert session.capture.subscribers == []                                # back to locked: unsubscribed
+
+
+def test_a_source_chosen_while_models_load_is_the_one_that_runs(window, qtbot, monkeypatch):
+    """Choosing another source while the first one's models load: the first is dropped (never started),
+    the second runs."""
+    import realtime_feat.factories as factories
+    import realtime_feat.ui.loader as loader
+
+    release, opened, started = threading.Event(), [], []
+
+    def open_checked(spec, realtime=True, **options):
+        opened.append(spec)
+        if spec == "first":
+            release.wait(60)  # the first source is slow to load
+        return SimpleNamespace(id=spec), None
+
+    def live_session(options, source, progress=None, **session_options):
+        session = FakeSession()
+        session.source, session.start = source, lambda: started.append(source.id)
+        return session
+
+    monkeypatch.setattr(factories, "open_checked_source", open_checked)
+    monkeypatch.setattr(factories, "live_session", live_session)
+    monkeypatch.setattr(factories, "with_live_defaults", lambda options: (options, []))
+    monkeypatch.setattr(loader, "missing_weights", lambda options: [])
+    window.use_source("first")
+    qtbot.waitUntil(lambda: opened == ["first"], timeout=10_000)
+    window.use_source("second")
+    qtbot.waitUntil(lambda: window.session is not None, timeout=10_000)
+    assert window.session.source.id == "second" and window.source_label.text() == "second"
+    release.set()
+    qtbot.waitUntil(lambda: not window.controller._stale, timeout=10_000)
+    assert window.session.source.id == "second" and started == ["second"]

@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+from .controller import AppOptions
+
 
 def has_display() -> bool:
     """Whether Qt has a screen to open a window on (an explicit QT_QPA_PLATFORM is trusted)."""
@@ -15,10 +17,10 @@ def has_display() -> bool:
     return True
 
 
-def sessions_dir(args) -> Path:
+def sessions_dir(options: AppOptions) -> Path:
     from platformdirs import user_documents_dir
 
-    return Path(args.sessions) if getattr(args, "sessions", None) else Path(user_documents_dir()) / "realtime-feat"
+    return Path(options.sessions) if options.sessions else Path(user_documents_dir()) / "realtime-feat"
 
 
 def signal_names() -> dict[str, list[str]]:
@@ -29,15 +31,15 @@ def signal_names() -> dict[str, list[str]]:
     return {"au": list(AU_NAMES_V24), "emotions": list(EMOTION_NAMES_V24), "blendshapes": list(MP_BLENDSHAPE_NAMES)}
 
 
-def build_window(args):
-    """The window for `args` (the `app` command's options); a source in args starts at once."""
+def build_window(options: AppOptions = AppOptions()):
+    """The window for `options`; a source in them starts at `first_start`."""
     import pyqtgraph as pg
     from PySide6.QtCore import Qt
 
     from .main_window import MainWindow
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
-    window = MainWindow(args, signal_names(), sessions_dir(args))
+    window = MainWindow(options, signal_names(), sessions_dir(options))
     window.resize(1500, 940)
     window.resizeDocks([window.docks["Controls"], window.docks["Selected face"]], [300, 400], Qt.Horizontal)
     return window
@@ -69,7 +71,7 @@ def _close_on_signals(window) -> None:
     timer.start(200)
 
 
-def main(args) -> int:
+def main(options: AppOptions) -> int:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication, QSplashScreen
     from PySide6.QtGui import QPixmap
@@ -81,7 +83,7 @@ def main(args) -> int:
     splash.showMessage("realtime-feat: loading py-feat…", Qt.AlignCenter, Qt.white)
     splash.show()
     app.processEvents()
-    window = build_window(args)
+    window = build_window(options)
     window.show()
     _close_on_signals(window)
     splash.finish(window)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSlider, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+from realtime_feat.media import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class SourceDialog(QDialog):
             self._add(f"camera {index} ({width}×{height})", str(index), row=1 + i)
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Video file", "", "Videos (*.mp4 *.mov *.avi *.mkv *.webm);;All (*)")
+        videos = " ".join(f"*{suffix}" for suffix in sorted(VIDEO_SUFFIXES))
+        path, _ = QFileDialog.getOpenFileName(self, "Video file", "", f"Videos ({videos});;All (*)")
         if path:
             self.url.setText(path)
 
@@ -154,11 +156,11 @@ class MarkerNames(QTableWidget):
 class ControlPanel(QWidget):
     """The left dock's widgets, laid out; the window connects them (intent in, one library call out)."""
 
-    def __init__(self, args, overlays: dict[str, bool]):
+    def __init__(self, options, source: Optional[str], overlays: dict[str, bool]):
         super().__init__()
         self.setMinimumWidth(300)
         form = QFormLayout(self)
-        self.source_label = QLabel(args.source or "none")
+        self.source_label = QLabel(source or "none")
         self.source_label.setWordWrap(True)
         self.choose = QPushButton("Choose source…  (Ctrl+O)")
         self.run_button = QPushButton("Start  (Space)")
@@ -167,16 +169,16 @@ class ControlPanel(QWidget):
         form.addRow(self.run_button)
         self.detector = QComboBox()
         self.detector.addItems(["auto", "fast", "retinaface"])
-        self.detector.setCurrentText(args.detector or "auto")
+        self.detector.setCurrentText(options.detector or "auto")
         form.addRow("Detector (next start)", self.detector)
         self.identity = QCheckBox("ArcFace identity (next start)")
-        self.identity.setChecked(args.identity)
+        self.identity.setChecked(options.identity)
         form.addRow(self.identity)
         self.threshold = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95, singleStep=0.05)
-        self.threshold.setValue(args.threshold or 0.6)
+        self.threshold.setValue(options.threshold or 0.6)
         form.addRow("Face threshold", self.threshold)
         self.redetect = QSpinBox(minimum=1, maximum=60)
-        self.redetect.setValue(args.redetect_every)
+        self.redetect.setValue(options.redetect_every)
         form.addRow("Detect every N frames", self.redetect)
         self.overlay_boxes = {}
         grid = QGridLayout()

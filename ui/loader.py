@@ -6,27 +6,24 @@ cannot be downloaded end in `weightsMissing` (one line per file) so the window c
 """
 from __future__ import annotations
 
-import argparse
-import copy
-
 from PySide6.QtCore import QThread, Signal
 
-from realtime_feat import first_line
+from realtime_feat import PipelineOptions, UserError, first_line
 
 
-def needed_models(args) -> list[str]:
-    return (["retinaface"] if args.detector == "retinaface" else []) + ["multitask"] + (
-        ["arcface"] if args.identity else [])
+def needed_models(options: PipelineOptions) -> list[str]:
+    return (["retinaface"] if options.detector == "retinaface" else []) + ["multitask"] + (
+        ["arcface"] if options.identity else [])
 
 
-def missing_weights(args) -> list[str]:
+def missing_weights(options: PipelineOptions) -> list[str]:
     """One line per weight file that is neither in the weights folder nor in a cache."""
     from realtime_feat import weights
 
     missing = []
-    for name in needed_models(args):
+    for name in needed_models(options):
         try:
-            weights.resolve(name, args.weights, download=False)
+            weights.resolve(name, options.weights, download=False)
         except weights.WeightsError as exc:
             missing.append(str(exc))
     return missing
@@ -39,14 +36,12 @@ class SessionLoader(QThread):
     weightsMissing = Signal(list)    # one line per missing file; nothing was started
     failed = Signal(str)             # one line: what failed and what to do
 
-    def __init__(self, args: argparse.Namespace, parent=None):
+    def __init__(self, options: PipelineOptions, source: str, realtime: bool = True, parent=None):
         super().__init__(parent)
-        self.args = copy.copy(args)  # defaults filled in here never leak into the window's args
+        self.options, self.source, self.realtime = options, source, realtime
         self.session = None
 
     def run(self) -> None:
-        from realtime_feat.cli import UserError
-
         try:
             self._load()
         except UserError as exc:
@@ -72,38 +67,34 @@ class SessionLoader(QThread):
 
     def _load(self) -> None:
         from realtime_feat import weights
-        from realtime_feat.cli import enrolments, live_defaults, make_analyser, make_tracker
-        from realtime_feat.live import LiveSettings
-        from realtime_feat.session import LiveSession, probe_source
-        from realtime_feat.sources import open_source
+        from realtime_feat.factories import live_session, open_checked_source, with_live_defaults
 
-        a = self.args
-        self.progress.emit(f"opening {a.source}")
-        source = open_source(a.source, realtime=not a.fast)
-        size = probe_source(source)  # a wrong source is said before the models take seconds to load
-        for note in live_defaults(a):
+        self.progress.emit(f"opening {self.source}")
+        # a wrong source is said before the models take seconds to load
+        source, size = open_checked_source(self.source, realtime=self.realtime)
+        options, notes = with_live_defaults(self.options)
+        for note in notes:
             self.progress.emit(note)
-        missing = missing_weights(a)
-        for name in needed_models(a):
+        missing = missing_weights(options)
+        for name in needed_models(options):
             if not missing or self.isInterruptionRequested():
                 break
             spec = weights.SPECS[name]
             self.progress.emit(f"downloading {spec.repo_id}/{spec.filename} (first run; hundreds of MB)")
             try:
-                weights.resolve(name, a.weights, download=True, tqdm_class=self._progress_bar())
+                weights.resolve(name, options.weights, download=True, tqdm_class=self._progress_bar())
             except weights.WeightsError:
-                self.weightsMissing.emit(missing_weights(a))
+                self.weightsMissing.emit(missing_weights(options))
                 return
-        self.progress.emit("loading models")
-        analyser = make_analyser(a)
         if self.isInterruptionRequested():
             return
-        self.progress.emit(f"{analyser.describe()}: warming up" + (f" at {size[0]}×{size[1]}" if size else ""))
-        people = enrolments(analyser, a.enrol)
-        session = LiveSession(source, analyser, tracker=make_tracker(a, people),
-                              settings=LiveSettings(redetect_every=a.redetect_every))
+        self.progress.emit("loading models")
+        session = live_session(options, source, progress=self.progress.emit)
+        if self.isInterruptionRequested():
+            return
+        self.progress.emit(f"{session.analyser.describe()}: warming up" + (f" at {size[0]}×{size[1]}" if size else ""))
         session.start()
-        if self.isInterruptionRequested():  # the window closed meanwhile
+        if self.isInterruptionRequested():  # the window closed, or another source was chosen, meanwhile
             session.stop()
             return
         self.session = session

@@ -1,10 +1,9 @@
-"""The window around one `LiveSession`: layout and docks, and the wiring of controls to library calls.
-It draws what the session publishes and never decides what is written to disk: the session does."""
+"""The window around one `LiveSession`: layout and docks, and the wiring of controls to the controller
+(which owns the session, the loader, background jobs and the recording). It draws what the session
+publishes and never decides what is written to disk: the session does."""
 from __future__ import annotations
 
-import functools
 import logging
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,8 +20,8 @@ from realtime_feat import first_line
 
 from . import geometry
 from .bridge import LiveBridge, Shown
+from .controller import AppOptions, SessionController
 from .controls import SHORTCUTS, CameraProbe, ControlPanel, SourceDialog, help_text
-from .loader import SessionLoader
 from .logpane import LogQueue
 from .panels import Bars, VAPlane
 from .timeseries import RollingPlot, plot_signals, y_range
@@ -37,20 +36,15 @@ def _ms(value: float) -> str:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, args, names: dict[str, list[str]], sessions_dir: Path):
+    def __init__(self, options: AppOptions, names: dict[str, list[str]], sessions_dir: Path):
         super().__init__()
-        self.args = args
+        self.controller = SessionController(options, self)
         self.sessions_dir = sessions_dir
-        self.session = None
-        self.loader: Optional[SessionLoader] = None
         self.selected_track: Optional[int] = None
-        self.recording_path: Optional[Path] = None
-        self.last_folder: Optional[Path] = None       # the last finalised recording
         self.smoother = geometry.DisplaySmoother()
         self._plots_dirty, self._plots_drawn = False, 0.0
         self._closing = False
         self._panel_index, self._smoothed = -1, None   # the result the panels show, and as drawn
-        self.jobs: list[threading.Thread] = []   # blocking library calls running off the GUI thread
         self.setWindowTitle("realtime-feat")
         self.docks: dict[str, QDockWidget] = {}
         self.bridge = LiveBridge(parent=self)
@@ -154,6 +148,7 @@ class MainWindow(QMainWindow):
         self.status_timer.setInterval(250)
         self.status_timer.timeout.connect(self.update_status)
         self.status_timer.start()
+        self._wire_controller()
 
     # -- layout ------------------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
@@ -166,13 +161,15 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_controls(self) -> None:
-        c = self.controls = ControlPanel(self.args, {n: getattr(self.video.options, n) for n in vars(OverlayOptions())})
+        c = self.controls = ControlPanel(self.controller.options, self.controller.source,
+                                         {n: getattr(self.video.options, n) for n in vars(OverlayOptions())})
         for button, slot in ((c.choose, self.choose_source), (c.run_button, self.toggle_running),
                              (c.record_button, self.toggle_recording), (c.enrol, self.enrol_selected),
                              (c.photo, self.enrol_photo), (c.shot, self.screenshot)):
             button.clicked.connect(slot)
-        c.detector.currentTextChanged.connect(lambda t: setattr(self.args, "detector", None if t == "auto" else t))
-        c.identity.toggled.connect(lambda on: setattr(self.args, "identity", on))
+        c.detector.currentTextChanged.connect(
+            lambda t: self.controller.update_options(detector=None if t == "auto" else t))
+        c.identity.toggled.connect(lambda on: self.controller.update_options(identity=on))
         c.threshold.valueChanged.connect(self.set_threshold)
         c.redetect.valueChanged.connect(self.set_redetect)
         for name, check in c.overlay_boxes.items():
@@ -186,21 +183,34 @@ class MainWindow(QMainWindow):
         self._dock("Controls", c, Qt.LeftDockWidgetArea)
 
     # -- session life cycle ------------------------------------------------------------------------
+    @property
+    def session(self):
+        return self.controller.session
+
+    def _wire_controller(self) -> None:
+        c = self.controller
+        c.progress.connect(self.on_progress)
+        c.downloaded.connect(lambda done, total: self.on_downloaded(done, total))
+        c.loading.connect(self.on_loading)
+        c.ready.connect(self.on_ready)
+        c.failed.connect(self.on_failed)
+        c.weightsMissing.connect(self.on_weights_missing)
+        c.stopped.connect(self.on_stopped)
+        c.recordingChanged.connect(self.on_recording)
+
     def choose_source(self) -> None:
-        """The source picker, non-blocking; a choice replaces the running source."""
+        """The source picker, non-blocking; a choice replaces the running or loading source."""
         self.source_dialog = SourceDialog(self)
         self.source_dialog.accepted.connect(lambda d=self.source_dialog: self.use_source(d.spec))
         self.source_dialog.open()
 
     def use_source(self, spec: str) -> None:
-        self.args.source = spec
         self.source_label.setText(spec)
-        self.stop_session()
-        self.start_session()
+        self.controller.use_source(spec)
 
     def first_start(self) -> None:
         """At launch: the given source; else the first camera found; with no camera, the source picker."""
-        if self.args.source:
+        if self.controller.source:
             return self.start_session()
         self.camera_probe = CameraProbe(self)
         self.camera_probe.found.connect(lambda cameras: self.use_source(str(cameras[0][0])) if cameras
@@ -209,33 +219,20 @@ class MainWindow(QMainWindow):
 
     def toggle_running(self) -> None:
         if self.session is not None:
-            self.stop_session()
-        elif self.loader is None:
+            self.controller.stop()
+        elif self.controller.loader is None:
             self.start_session()
 
     def start_session(self) -> None:
-        if not self.args.source:
+        if not self.controller.source:
             return self.choose_source()
-        if self.loader is not None:
-            return
-        self.loader = SessionLoader(self.args, self)
-        self.loader.progress.connect(self.on_progress)
-        self.loader.downloaded.connect(self.on_downloaded)
-        self.loader.ready.connect(self.on_ready)
-        self.loader.failed.connect(self.on_failed)
-        self.loader.weightsMissing.connect(self.on_weights_missing)
-        self.loader.finished.connect(self._loader_done)
-        self.progress.show()
-        self.progress_label.show()
-        self.run_button.setEnabled(False)
-        self.loader.start()
+        self.controller.start()
 
-    def _loader_done(self) -> None:
-        self.loader = None
+    def on_loading(self, loading: bool) -> None:
         self.progress.setRange(0, 0)
-        self.progress.hide()
-        self.progress_label.hide()
-        self.run_button.setEnabled(True)
+        self.progress.setVisible(loading)
+        self.progress_label.setVisible(loading)
+        self.run_button.setEnabled(not loading)
 
     def on_progress(self, text: str) -> None:
         self.progress_label.setText(text)
@@ -251,7 +248,6 @@ class MainWindow(QMainWindow):
     def on_ready(self, session) -> None:
         if self._closing:
             return
-        self.session = session
         self.bridge.labeller = lambda ids: session.tracker.identities(ids)[0]
         self.bridge.attach(session)
         self._panel_index = -1
@@ -262,6 +258,10 @@ class MainWindow(QMainWindow):
         self.run_button.setText("Stop  (Space)")
         self.set_banner("")
         log.info("running: %s on %s", session.source.id, session.analyser.describe())
+
+    def on_stopped(self) -> None:
+        self.bridge.detach()
+        self.run_button.setText("Start  (Space)")
 
     def on_failed(self, message: str) -> None:
         log.error(message)
@@ -289,49 +289,14 @@ class MainWindow(QMainWindow):
                 self.use_weights(Path(folder))
 
     def use_weights(self, folder: Path) -> None:
-        self.args.weights = folder
+        self.controller.update_options(weights=folder)
         log.info("weights folder: %s", folder)
         QTimer.singleShot(0, self.start_session)
 
-    def stop_session(self) -> None:
-        if self.session is None:
-            return
-        session, recording = self.session, self.recording_path is not None
-        self._recording_stopped()
-        self.bridge.detach()
-        self.session = None
-        self.run_button.setText("Start  (Space)")
-
-        def stop():
-            if recording:
-                self._finalise(session)
-            session.stop()
-            status = session.status()
-            log.info("stopped: %d frames captured, %d analysed", status.captured, status.analysed)
-
-        self.in_background("stopping the source", stop)
-
-    def in_background(self, what: str, job) -> None:
-        """A blocking library call (joining threads, finalising a recording) off the GUI thread, so the
-        window never freezes on it; closing the window waits for every such call. Errors: one log line."""
-        def run():
-            try:
-                job()
-            except Exception as exc:  # reported, never a traceback
-                log.error("%s failed: %s", what, first_line(exc))
-
-        thread = threading.Thread(target=run, name=what)
-        self.jobs = [t for t in self.jobs if t.is_alive()] + [thread]
-        thread.start()
-
     def restart_analysis(self) -> None:
         if self.session is not None:
-            try:
-                self.session.restart_analysis()
-                log.info("analysis restarted")
-                self.set_banner("")
-            except RuntimeError as exc:
-                log.error(str(exc))
+            self.controller.restart_analysis()
+            self.set_banner("")
 
     def set_banner(self, text: str, restart: bool = False, colour: str = "#8a1c1c") -> None:
         self.banner.setStyleSheet(f"background:{colour};color:white;padding:6px;font-weight:bold")
@@ -427,14 +392,10 @@ class MainWindow(QMainWindow):
         self.overlay_boxes[name].toggle()
 
     def set_threshold(self, value: float) -> None:
-        if self.session is not None:
-            self.session.analyser.decoder.threshold = value
-        self.args.threshold = value
+        self.controller.set_threshold(value)
 
     def set_redetect(self, value: int) -> None:
-        self.args.redetect_every = value
-        if self.session is not None:
-            self.session.settings = replace(self.session.settings, redetect_every=value)
+        self.controller.set_redetect_every(value)
 
     def marker(self, key: int) -> None:
         if self.session is None:
@@ -445,40 +406,18 @@ class MainWindow(QMainWindow):
         log.info("marker %d: %s", key, label)
 
     def toggle_recording(self) -> None:
-        if self.recording_path is None:
-            self.start_recording()
+        if self.controller.recording_path is None:
+            self.controller.start_recording(self.sessions_dir, self.label_edit.text().strip())
         else:
-            self.stop_recording()
+            self.controller.stop_recording()
+        self.on_recording(self.controller.recording_path)  # `clicked` is not emitted by setChecked
 
-    def start_recording(self) -> None:
-        if self.session is None:
-            log.warning("recording needs a running source: press Space or choose one")
-        else:
-            try:
-                self.recording_path = self.session.start_recording(self.sessions_dir, self.label_edit.text().strip())
-                log.info("recording into %s", self.recording_path)
-            except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
-                log.error("recording could not start: %s", first_line(exc))
-        self.record_button.setChecked(self.recording_path is not None)  # `clicked` is not emitted by this
-        self.record_button.setText("■ Stop recording  (R)" if self.recording_path else "● Record  (R)")
-
-    def stop_recording(self) -> None:
-        if self.recording_path is not None and self.session is not None:
-            self.in_background("finalising the recording", functools.partial(self._finalise, self.session))
-        self._recording_stopped()
-
-    def _recording_stopped(self) -> None:
-        self.recording_path = None
-        self.record_button.setChecked(False)
-        self.record_button.setText("● Record  (R)")
-        self.rec_label.setText("")
-
-    def _finalise(self, session) -> None:
-        """Off the GUI thread: every queued frame written, the folder closed."""
-        folder = session.stop_recording()
-        if folder is not None:
-            log.info("recording finalised: %s", folder)
-            self.last_folder = folder
+    def on_recording(self, folder: Optional[Path]) -> None:
+        """The REC indicator and button follow the controller, which follows the session's status."""
+        self.record_button.setChecked(folder is not None)
+        self.record_button.setText("■ Stop recording  (R)" if folder else "● Record  (R)")
+        if folder is None:
+            self.rec_label.setText("")
 
     def enrol_selected(self) -> None:
         shown = self.video.current
@@ -491,10 +430,10 @@ class MainWindow(QMainWindow):
         name, ok = QInputDialog.getText(self, "Name this person", f"Name for face #{tid}:")
         if ok and name.strip():
             try:
-                self.session.tracker.enrol(name.strip(), embedding)
+                self.controller.enrol(name.strip(), embedding)
                 log.info("enrolled %s from face #%d", name.strip(), tid)
             except ValueError as exc:
-                log.error(str(exc))
+                log.error("%s", first_line(exc))
 
     def enrol_photo(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Reference photo", "", "Images (*.jpg *.jpeg *.png *.bmp)")
@@ -505,7 +444,7 @@ class MainWindow(QMainWindow):
     def add_reference_photo(self, name: str, path: Path) -> None:
         """A reference photo is analysed with the models as the session starts (the running analysis
         owns them), as `--enrol NAME=IMAGE` is."""
-        self.args.enrol = [*self.args.enrol, f"{name}={path}"]
+        self.controller.add_reference_photo(name, path)
         log.info("%s will be enrolled from %s %s", name, path.name,
                  "at the next start (Space twice)" if self.session is not None else "when the source starts")
 
@@ -527,6 +466,7 @@ class MainWindow(QMainWindow):
         if self.session is None:
             return
         s = self.session.status()
+        self.controller.follow(s)
         self.stats_label.setText(
             f"{s.state} | capture {s.capture_fps:4.1f} fps | analysed {s.analysed_fps:4.1f} fps | latency p50 "
             f"{_ms(s.latency_p50_ms)} ms p99 {_ms(s.latency_p99_ms)} ms | faces {s.faces} | skipped {s.skipped} | "
@@ -550,14 +490,6 @@ class MainWindow(QMainWindow):
         self._closing = True
         if getattr(self, "camera_probe", None) is not None:
             self.camera_probe.wait()
-        loader, self.loader = self.loader, None
-        if loader is not None:
-            loader.requestInterruption()
-            loader.wait()
-            if loader.session is not None and loader.session is not self.session:
-                loader.session.stop()  # ready, but its signal had not reached the window yet
-        self.stop_session()  # finalises a recording
-        for job in self.jobs:
-            job.join()
+        self.controller.close()  # loaders, the session, a recording finalised, background jobs joined
         logging.getLogger("realtime_feat").removeHandler(self.log_queue)
         super().closeEvent(event)

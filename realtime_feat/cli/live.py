@@ -1,5 +1,6 @@
-"""`realtime-feat live`: the live pipeline (a `LiveSession`) without a window. A status line once a
-second, the CSV of what was analysed, a clean stop on Ctrl-C, --duration or the end of a file."""
+"""`realtime-feat live`, `record` and `cameras`: the live pipeline (a `LiveSession`) without a window. A
+status line once a second, the CSV of what was analysed or the recording, a clean stop on Ctrl-C,
+--duration or the end of a file."""
 from __future__ import annotations
 
 import signal
@@ -7,9 +8,9 @@ import sys
 import threading
 import time
 
-from .errors import first_line
-
-PROG = "realtime-feat"
+from ..errors import PROG, UserError, first_line
+from ..factories import live_session, open_checked_source
+from .parser import pipeline_options
 
 
 def status_line(status, backend: str) -> str:
@@ -20,42 +21,21 @@ def status_line(status, backend: str) -> str:
 
 
 def open_session(args, **session_options):
-    """The source checked (before the models take seconds to load), the analyser, the tracker and the
-    LiveSession around them, started; the backend and readiness lines printed."""
-    from .cli import UserError, enrolments, live_defaults, make_analyser, make_tracker
-    from .live import LiveSettings
-    from .session import LiveSession, probe_source
-    from .sources import open_source
+    """The source checked (before the models take seconds to load), then the LiveSession on it with the
+    analyser and tracker the options ask for; each step said on stderr."""
+    source, _ = open_checked_source(args.source, realtime=not args.fast, width=args.width, height=args.height,
+                                    fps=args.fps)
+    return live_session(pipeline_options(args), source, progress=_say, analysis=getattr(args, "analysis", True),
+                        **session_options)
 
-    source = open_source(args.source, realtime=not args.fast, width=args.width, height=args.height, fps=args.fps)
-    try:
-        probe_source(source)
-    except OSError as exc:
-        raise UserError(str(exc)) from None
-    if not getattr(args, "analysis", True):  # record-only: no model is loaded
-        try:
-            return LiveSession(source, None, **session_options)
-        except OSError as exc:
-            raise UserError(str(exc)) from None
-    for note in live_defaults(args):
-        print(f"{PROG}: {note}", file=sys.stderr)
-    analyser = make_analyser(args)
-    people = enrolments(analyser, args.enrol)
-    print(f"{PROG}: backend {analyser.describe()}; tracking {'IoU + ArcFace' if args.identity else 'IoU only'}"
-          + (f"; enrolled {', '.join(people)}" if people else ""), file=sys.stderr)
-    try:
-        session = LiveSession(source, analyser, tracker=make_tracker(args, people),
-                              settings=LiveSettings(redetect_every=args.redetect_every), **session_options)
-    except OSError as exc:
-        raise UserError(str(exc)) from None
-    return session
+
+def _say(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr)
 
 
 def run_session(session, args, before_start=None, extra_status=None) -> bool:
     """Start `session`, print the status line once a second until Ctrl-C, --duration or the source's
     end, then stop it. True if interrupted. `before_start(session)` runs just before capture starts."""
-    from .cli import UserError
-
     if before_start:
         before_start(session)
     try:
@@ -103,8 +83,6 @@ def summary(session, interrupted: bool) -> str:
 
 
 def raise_errors(session) -> None:
-    from .cli import UserError
-
     worker = session.worker
     if worker is not None and worker.error is not None:
         raise UserError(f"analysis stopped: {first_line(worker.error)}")
@@ -132,8 +110,6 @@ def terminal_markers(session, lines) -> None:
 
 
 def cmd_record(args) -> int:
-    from .cli import UserError
-
     session = open_session(args, lsl=args.lsl, lsl_markers=args.lsl_markers)
 
     def begin(session):
@@ -158,7 +134,7 @@ def cmd_record(args) -> int:
 
 
 def cmd_cameras(args) -> int:
-    from .sources import list_cameras
+    from ..sources import list_cameras
 
     cameras = list_cameras()
     for index, width, height in cameras:

@@ -1,0 +1,43 @@
+"""`realtime-feat` command line: one module per command family, over the library's public API.
+
+Errors a user can act on are printed as one line (`realtime-feat: error: ...`), never a traceback.
+Exit codes: 0 done, 1 partly done (some inputs failed, a recording or sink failed; what was written
+stays), 2 nothing could run.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+from ..errors import PROG, UserError
+from .parser import build_parser
+
+__all__ = ["main", "build_parser", "PROG"]
+
+
+def err(msg: str) -> None:
+    print(f"{PROG}: error: {msg}", file=sys.stderr)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv or ["app"])  # no command: the desktop app
+    if getattr(args, "backend", "auto") != "torch":
+        # Idle OpenMP threads of torch (crop, resize) would otherwise spin on the cores the inference
+        # engine needs next (~6% of a frame on 2 cores); torch's own eager path is faster with spinning.
+        # Only effective before torch is first imported.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from . import live, process, tools
+
+    commands = {"process": process.cmd_process, "live": live.cmd_live, "record": live.cmd_record,
+                "cameras": live.cmd_cameras, "app": tools.cmd_app, "doctor": tools.cmd_doctor,
+                "export": tools.cmd_export, "download": tools.cmd_download}
+    try:
+        return commands[args.command](args)
+    except UserError as exc:
+        err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130

@@ -1,0 +1,140 @@
+"""The command line's options, and the one conversion from them to the library's `PipelineOptions`.
+Every help text states the default the code applies."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional
+
+from ..errors import PROG
+from ..options import BACKENDS, DETECTORS, PRECISIONS, Enrolment, PipelineOptions
+
+LIVE_DETECTOR = ("py-feat's retinaface in bf16 on a CPU with a bf16 unit (AMX, AVX-512 BF16) or on a GPU; "
+                 "fast on other CPUs")
+
+
+def _add_model_options(p: argparse.ArgumentParser, detector: Optional[str], enrol: bool = True) -> None:
+    p.add_argument("--detector", default=detector, choices=DETECTORS,
+                   help="retinaface: py-feat's ResNet-34 (equal to py-feat); fast: RetinaFace MobileNet-0.25 "
+                        "with real weights, for live use on a CPU (default: " + (detector or LIVE_DETECTOR) + ")")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="inference backend (default auto: the best one available for the device, said at start)")
+    p.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda or cuda:N (default auto: the first CUDA device where there is one, else cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fp32: equal to py-feat; fp16: CUDA; bf16: OpenVINO on a CPU with AMX or AVX-512 BF16, "
+                        "several times faster (default: "
+                        + ("fp32 on the CPU, fp16 on CUDA" if detector else
+                           "bf16 on a CPU with a bf16 unit, else fp32 on the CPU and fp16 on CUDA") + ")")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: all cores)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="torch on CUDA: replay each network as a CUDA graph (fixed shapes of live use, up to 8 faces)")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="folder with the weight files (default: $REALTIME_FEAT_WEIGHTS, else the Hugging Face cache)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="face detection score threshold (default 0.5 with retinaface, 0.6 with fast)")
+    p.add_argument("--identity", action=argparse.BooleanOptionalAction, default=True,
+                   help="compute ArcFace identity embeddings (default: on)")
+    if enrol:
+        p.add_argument("--enrol", action="append", default=[], metavar="NAME=IMAGE",
+                       help="name the person whose face is in IMAGE (repeatable); the identity column shows it")
+
+
+def _add_live_options(p: argparse.ArgumentParser, source_help: str, required: bool) -> None:
+    p.add_argument("--source", required=required, help=source_help)
+    p.add_argument("--redetect-every", type=int, default=5, metavar="N",
+                   help="full face detection every N analysed frames, landmarks carry the boxes between (default 5)")
+    p.add_argument("--fast", action="store_true", help="play a video file as fast as possible, not at its own rate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="py-feat's face models, fast: live and offline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="analyse videos, images or image folders into Fex CSV files",
+                       epilog="exit status: 0 every input analysed; 1 some inputs failed or were skipped (each "
+                              "named; an image in a folder or list counts as an input), the others are written; "
+                              "2 nothing could run")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="video, image, image folder or recorded session folder; pyfeat:NAME is a sample file "
+                        "shipped with py-feat, e.g. pyfeat:single_face.mp4")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                   help="a .csv file for a single input, else a folder that gets one CSV per input")
+    p.add_argument("--batch-size", type=int, default=1, help="frames per inference batch (default 1)")
+    p.add_argument("--skip-frames", type=int, default=1, metavar="K",
+                   help="analyse every K-th video frame: 0, K, 2K, ... (default 1: every frame)")
+    _add_model_options(p, detector="retinaface")
+    _add_ray_options(p)
+
+    lv = sub.add_parser("live", help="analyse a camera, file or stream live: status line, CSV, tracking",
+                        epilog="exit status: 0 the source ended or was stopped; 1 analysis, capture or the CSV "
+                               "failed (what was written stays); 2 nothing could run")
+    lv.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write what was analysed to this CSV")
+    rec = sub.add_parser("record", help="record a session: every frame to video on the capture clock, frames.csv, "
+                                        "fex.csv, markers (type a label + Enter), metadata; optional LSL",
+                         epilog="exit status: 0 recorded to the end; 1 the recording, analysis or capture failed "
+                                "(the folder keeps what was written, metadata.json says why); 2 nothing could run")
+    rec.add_argument("--out", type=Path, required=True, metavar="DIR",
+                     help="sessions folder: each recording goes into DIR/<YYYYmmdd-HHMMSS>_<label>/")
+    rec.add_argument("--label", default="", help="label in the session folder's name")
+    rec.add_argument("--codec", choices=["h264", "ffv1"], default="h264",
+                     help="h264 (default, small) or ffv1 (lossless, large)")
+    rec.add_argument("--lsl", action="store_true",
+                     help="open LSL outlets: face data per analysed frame, frame markers per captured frame")
+    rec.add_argument("--lsl-markers", metavar="NAME",
+                     help="record markers from the LSL stream with this name (or type) into markers.csv")
+    rec.add_argument("--no-analysis", dest="analysis", action="store_false",
+                     help="record video and frames.csv only, load no model")
+    for p in (lv, rec):
+        _add_live_options(p, "camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder",
+                          required=True)
+        p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until the end "
+                                                                   "of a file, or Ctrl-C)")
+        p.add_argument("--width", type=int, help="camera width to request (default: the camera's)")
+        p.add_argument("--height", type=int, help="camera height to request (default: the camera's)")
+        p.add_argument("--fps", type=float, help="camera rate to request (frames/s for an image folder, default 1)")
+        _add_model_options(p, detector=None)
+
+    ap = sub.add_parser("app", help="the desktop window (the default with no command): live video, overlays, "
+                                    "bars, plots, recording, markers")
+    _add_live_options(ap, "as for live (default: the first camera found, else the source picker)", required=False)
+    ap.add_argument("--sessions", type=Path, metavar="DIR",
+                    help="where recordings and screenshots go (default: ~/Documents/realtime-feat)")
+    _add_model_options(ap, detector=None)
+
+    ex = sub.add_parser("export", help="build the backend's exports or engines now (TensorRT: minutes)")
+    ex.add_argument("--size", default="720x1280", metavar="HxW",
+                    help="frame size the detector engine is built for (default 720x1280)")
+    _add_model_options(ex, detector="retinaface", enrol=False)
+
+    sub.add_parser("cameras", help="list the cameras OpenCV can open")
+    sub.add_parser("doctor", help="versions, backends, devices, caches, weights and the log file")
+    d = sub.add_parser("download", help="download every model's weights into the Hugging Face cache")
+    d.add_argument("--no-identity", dest="identity", action="store_false", help="skip ArcFace (default: include it)")
+    return parser
+
+
+def _add_ray_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="spread the inputs over Ray workers: alone, a local Ray instance on this machine's cores "
+                        "and GPUs; with an address (auto, ray://HOST:10001), a running cluster. Write it after "
+                        "the inputs or as --ray=ADDRESS (default: no Ray)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --ray: at most N workers (default: one per GPU of the cluster, else one per "
+                        "--threads CPUs, --threads defaulting to 1)")
+    p.add_argument("--split-frames", type=int, default=0, metavar="N",
+                   help="with --ray: analyse a video of more than 2N analysed frames as ranges of N frames on "
+                        "several workers, merged in order, its faces tracked after the merge (default 0: whole "
+                        "videos; pays where analysis is slow next to decoding, as on CPU workers)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --ray: analyse again the inputs whose CSV exists (default: skip them, which resumes "
+                        "an interrupted run)")
+
+
+def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
+    """The library's description of the analyser and the live session the options ask for."""
+    return PipelineOptions(
+        detector=args.detector, backend=args.backend, device=args.device, precision=args.precision,
+        threads=args.threads, cuda_graphs=args.cuda_graphs, weights=args.weights, identity=args.identity,
+        threshold=args.threshold, redetect_every=getattr(args, "redetect_every", 5),
+        enrol=tuple(Enrolment.parse(spec) for spec in getattr(args, "enrol", [])))

@@ -1,0 +1,131 @@
+"""`PipelineOptions` → the objects the CLI, the cluster's workers and the app run: the analyser (with the
+live defaults filled in), the enrolled people, the tracker, a live session on a checked source.
+Everything a user can get wrong ends in one `UserError` line."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from typing import Callable, Optional
+
+import numpy as np
+
+from .errors import UserError, first_line
+from .options import Enrolment, PipelineOptions
+
+log = logging.getLogger(__name__)
+
+
+def set_threads(threads: Optional[int]) -> int:
+    import torch  # `import feat` sets OMP_NUM_THREADS=1 when unset: undo that for our work
+
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def make_analyser(options: PipelineOptions, default_detector: str = "retinaface"):
+    """The Analyser `options` describe; `analyser.fallbacks` lists backends passed over (one line each)."""
+    from .analyser import Analyser
+    from .weights import WeightsError
+
+    threads = set_threads(options.threads)
+    try:
+        return Analyser(options.backend, options.device, detector=options.detector or default_detector,
+                        identity=options.identity, threshold=options.threshold, weights_dir=options.weights,
+                        threads=threads, precision=options.precision, cuda_graphs=options.cuda_graphs)
+    except (WeightsError, RuntimeError, ValueError) as exc:
+        raise UserError(first_line(exc)) from None
+
+
+def with_live_defaults(options: PipelineOptions) -> tuple[PipelineOptions, list[str]]:
+    """Live's detector and precision where the user left them open, and why (a line each). On a CPU with
+    a bf16 unit: py-feat's own RetinaFace R34 in bf16 (py-feat's boxes, live speed); on other CPUs the
+    fast detector (MobileNet-0.25) in FP32; on a GPU py-feat's R34 at the GPU's default precision."""
+    from .engines import resolve_device
+    from .engines.fast_detector import available
+    from .engines.select import default_live_precision
+
+    notes, precision, detector = [], options.precision, options.detector
+    if precision is None:
+        precision, why = default_live_precision(options.backend, options.device)
+        notes += [why] if why else []
+    if detector is None:
+        on_cpu = resolve_device(options.device, options.backend)[0] == "cpu"
+        detector = "fast" if on_cpu and precision != "bf16" and not available() else "retinaface"
+        notes.append(f"detector {detector}" + (" (no bf16 on this CPU; --detector retinaface for py-feat's boxes)"
+                                               if detector == "fast" else ""))
+    return replace(options, precision=precision, detector=detector), notes
+
+
+def enrolments(analyser, people: tuple[Enrolment, ...]) -> dict[str, np.ndarray]:
+    """{name: ArcFace embedding of the largest face in its image}."""
+    from .media import iter_images, sample_path
+
+    if people and not analyser.identity:
+        raise UserError("--enrol needs ArcFace: drop --no-identity")
+    embeddings = {}
+    for person in people:
+        errors: list[str] = []
+        frames = [f for _, f in iter_images([sample_path(person.image)], errors)]
+        if errors:
+            raise UserError(f"--enrol {person.name}: {errors[0]}")
+        embeddings[person.name] = largest_face_embedding(analyser, frames, f"--enrol {person.name}")
+    return embeddings
+
+
+def largest_face_embedding(analyser, frames, what: str) -> np.ndarray:
+    result = analyser.analyse(frames)[0]
+    if result.n_faces == 0:
+        raise UserError(f"{what}: no face found in {result.source_id}")
+    areas = np.prod(result.detections.xyxy[:, 2:] - result.detections.xyxy[:, :2], axis=1)
+    return result.faces.embedding[int(np.argmax(areas))]
+
+
+def make_tracker(options: PipelineOptions, people: dict, clock: str = "capture"):
+    """A FaceTracker (ArcFace unless identity is off) that knows the enrolled `people`."""
+    from .tracking import FaceTracker
+
+    tracker = FaceTracker(use_embeddings=options.identity, clock=clock)
+    for name, embedding in people.items():
+        tracker.enrol(name, embedding)
+    return tracker
+
+
+def open_checked_source(spec: str, realtime: bool = True, **source_options):
+    """The source for `spec` (camera index, file, URL, folder, pyfeat:NAME), opened once and read from
+    before any model loads, so a wrong source is one line at once. Returns (source, (h, w) or None)."""
+    from .session import probe_source
+    from .sources import open_source
+
+    source = open_source(spec, realtime=realtime, **source_options)
+    try:
+        return source, probe_source(source)
+    except OSError as exc:
+        raise UserError(first_line(exc)) from None
+
+
+def live_session(options: PipelineOptions, source, progress: Callable[[str], None] = log.info,
+                 analysis: bool = True, **session_options):
+    """A LiveSession (not started) on `source`: the live defaults, the analyser, the enrolled people and
+    the tracker `options` describe, each step said through `progress`. analysis=False records only."""
+    from .live import LiveSettings
+    from .session import LiveSession
+
+    analyser = tracker = None
+    settings = LiveSettings(redetect_every=options.redetect_every)
+    if analysis:
+        options, notes = with_live_defaults(options)
+        for note in notes:
+            progress(note)
+        analyser = make_analyser(options)
+        for line in analyser.fallbacks:
+            progress(f"warning: {line}")
+        people = enrolments(analyser, options.enrol)
+        tracker = make_tracker(options, people)
+        progress(f"backend {analyser.describe()}; tracking {'IoU + ArcFace' if options.identity else 'IoU only'}"
+                 + (f"; enrolled {', '.join(people)}" if people else ""))
+    try:
+        return LiveSession(source, analyser, tracker=tracker, settings=settings, **session_options)
+    except OSError as exc:
+        raise UserError(first_line(exc)) from None
