@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .errors import first_line
+
 ENV_WEIGHTS_DIR = "REALTIME_FEAT_WEIGHTS"
 
 
@@ -134,7 +136,7 @@ def load_state_dict(path: Path, device: str = "cpu") -> tuple[dict, dict]:
             metadata = f.metadata() or {}
         return load_file(str(path), device=device), metadata
     except Exception as exc:
-        raise WeightsError(f"weight file {path} is corrupt or truncated ({str(exc).splitlines()[0][:120]}); "
+        raise WeightsError(f"weight file {path} is corrupt or truncated ({first_line(exc, 120)}); "
                            f"delete it and download it again") from None
 
 
