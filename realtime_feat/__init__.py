@@ -1,13 +1,13 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
-(+ `SessionStatus`), `load_session`, `first_line` (an exception as the one line users see)."""
+(+ `SessionStatus`, `SinkFailure`), `load_session`, `first_line` (an exception as the one line users see)."""
 from .errors import first_line
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
 __version__ = "0.1.0"
 __all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "LiveSession", "SessionStatus",
-           "load_session", "first_line", "__version__"]
+           "SinkFailure", "load_session", "first_line", "__version__"]
 
 
 def __getattr__(name):  # torch and py-feat load only when the analyser is asked for
@@ -23,6 +23,10 @@ def __getattr__(name):  # torch and py-feat load only when the analyser is asked
         from . import session
 
         return getattr(session, name)
+    if name == "SinkFailure":
+        from .live import SinkFailure
+
+        return SinkFailure
     if name == "load_session":
         from .session_files import load_session
 

@@ -4,8 +4,8 @@ recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipelin
 
     session = LiveSession(source, analyser, tracker=None, settings=None, csv_path=None,
                           lsl=False, lsl_markers=None, realtime=True, **source_options)
-    session.subscribe(callback)          # callback(result: FrameResult, frame: Frame), on the analysis
-                                         # thread, with the exact frame the result was computed on
+    session.subscribe(callback, name="my sink")  # callback(result: FrameResult, frame: Frame), on the
+                                         # analysis thread, with the exact frame the result was computed on
     session.start()                      # OSError (one line) if the source cannot be opened
     session.start_recording(root, label="", codec="h264")  # -> the new session folder; before or after start()
     session.mark("stimulus on")          # a marker on the capture clocks (markers.csv while recording)
@@ -24,6 +24,12 @@ A recording error (disk full, folder removed) ends the recording and shows in `s
 `settings` may be assigned while running (read per frame); `tracker.enrol(...)` works while running;
 `error` is what stopped capture, analysis or the recording, if anything.
 
+A sink that fails (a subscriber that raises, the `csv_path` writer on a full disk, an LSL outlet or the
+marker inlet) is detached alone and named once: in the log (with its traceback), in `sink_failures`
+(`SinkFailure`s) and in `status().sink_errors` (one line each), never in `error`; analysis, recording and
+the other sinks go on. `essential_failure` is the failure of a sink the session exists for (the
+`csv_path` writer; a subscriber given `essential=True`): `live -o` then ends with exit 1.
+
 Calling `start_recording` before `start()` records from the very first captured frame (`record` does).
 """
 from __future__ import annotations
@@ -39,7 +45,7 @@ import numpy as np
 
 from .capture import CaptureThread, Gap
 from .errors import first_line
-from .live import LiveSettings, LiveWorker, ResultsBus
+from .live import LiveSettings, LiveWorker, ResultsBus, SinkFailure
 from .sources import Source, open_source
 from .types import Frame, FrameResult
 
@@ -60,7 +66,8 @@ class SessionStatus:
     recording_s: float
     encoded: int                # recorder counts (0 when not recording)
     encoder_dropped: int
-    error: Optional[str]        # one line
+    error: Optional[str]        # one line: what stopped capture, analysis or the recording
+    sink_errors: tuple[str, ...] = ()   # one line per failed, detached sink ("CSV writer: writing … failed (…)")
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,7 @@ class LiveSession:
         self._writer = None
         self._recorder = None
         self.last_recording = None   # the Recorder of the latest recording, for its counts and error
-        self._sinks: list = []      # LSL outlets and the marker inlet: each has close() and error
+        self._sinks: list = []      # LSL outlets and the marker inlet, closed by stop() (failures: to the bus)
         self._rates = _Rates()
         self._retired = (0, 0)      # (analysed, detections_run) of workers replaced by restart_analysis
         self._lock = threading.Lock()
@@ -162,8 +169,11 @@ class LiveSession:
             self.worker.settings = self.worker.roi.settings = value
 
     # -- life cycle ------------------------------------------------------------------------------
-    def subscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
-        self.bus.subscribe(callback)
+    def subscribe(self, callback: Callable[[FrameResult, Frame], None], name: Optional[str] = None,
+                  essential: bool = False) -> None:
+        """`callback(result, frame)` on the analysis thread; if it raises it is detached and named (by
+        `name`, default the callable's) in `status().sink_errors`; `essential`: see `essential_failure`."""
+        self.bus.subscribe(callback, name, essential)
 
     def start(self) -> None:
         if self.started is not None:
@@ -179,7 +189,7 @@ class LiveSession:
             from .fex import FexWriter
 
             self._writer = FexWriter(self.csv_path, video=False)
-            self.bus.subscribe(self._write_csv)
+            self.bus.subscribe(self._write_csv, _CSV_SINK, essential=True)
         if self.lsl:
             from .lsl import LslOutlets
 
@@ -187,7 +197,7 @@ class LiveSession:
         if self.lsl_markers:
             from .lsl import MarkerInlet
 
-            self._sinks.append(MarkerInlet(self.lsl_markers, self._lsl_marker).start())
+            self._sinks.append(MarkerInlet(self.lsl_markers, self._lsl_marker, self.bus).start())
         self.started = time.monotonic()
         self._rates.sample(0, 0)
         try:
@@ -201,6 +211,17 @@ class LiveSession:
     def _write_csv(self, result: FrameResult, frame: Frame) -> None:
         self._writer.append(result, self.source.id, self.tracker.identities(result.track_ids))
         self.csv_rows = self._writer.rows_written
+
+    def _close_csv(self) -> Path:
+        """The CSV under its final name; kept as `.partial`, with the rows written before, when writing it
+        failed (named once: a second error while closing is the same failure)."""
+        complete = not any(f.name == _CSV_SINK for f in self.bus.failures)
+        try:
+            return self._writer.close(complete)
+        except OSError as exc:
+            if complete:
+                self.bus.fail(_CSV_SINK, exc, essential=True)
+            return self._writer.partial
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """True once capture and analysis have ended (a file's end, a failure, stop())."""
@@ -222,7 +243,7 @@ class LiveSession:
             self.worker.stop()
         self.stop_recording()
         if self._writer is not None:
-            self.csv_path = self._writer.close()
+            self.csv_path = self._close_csv()
         for sink in self._sinks:
             sink.close()
 
@@ -344,8 +365,19 @@ class LiveSession:
     @property
     def error(self) -> Optional[BaseException]:
         candidates = [self.capture.error, self.worker.error if self.worker else None,
-                      getattr(self.last_recording, "error", None), *(s.error for s in self._sinks)]
+                      getattr(self.last_recording, "error", None)]
         return next((e for e in candidates if e is not None), None)
+
+    @property
+    def sink_failures(self) -> tuple[SinkFailure, ...]:
+        """Every sink that failed and was detached, in order."""
+        return self.bus.failures
+
+    @property
+    def essential_failure(self) -> Optional[SinkFailure]:
+        """The first failure of a sink this session exists for (the `csv_path` writer, a subscriber given
+        `essential=True`): a command like `live -o` should then stop and exit 1 with its `message`."""
+        return next((f for f in self.bus.failures if f.essential), None)
 
     def status(self) -> SessionStatus:
         captured, analysed = self.capture.frames, self.analysed
@@ -357,7 +389,11 @@ class LiveSession:
             latency_p50_ms=p50, latency_p99_ms=p99, faces=faces,
             recording=rec.folder if rec else None, recording_s=rec.elapsed_s if rec else 0.0,
             encoded=rec.encoded if rec else 0, encoder_dropped=rec.dropped if rec else 0,
-            error=None if self.error is None else first_line(self.error))
+            error=None if self.error is None else first_line(self.error),
+            sink_errors=tuple(f.message for f in self.bus.failures))
+
+
+_CSV_SINK = "CSV writer"
 
 
 def _lsl_clock() -> Callable[[], float]:
