@@ -188,6 +188,9 @@ class LiveWorker:
         self.detections_run = 0
         self.error: Optional[BaseException] = None
         self._last_ns = 0
+        self._changes: list[Callable[[], None]] = []   # applied between frames, in order
+        self._changes_lock = threading.Lock()
+        self._accepting = True
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
 
@@ -203,11 +206,31 @@ class LiveWorker:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def between_frames(self, change: Callable[[], None]) -> bool:
+        """Queue `change` (of the analyser, tracker or settings) for this worker to apply before its next
+        frame, so no frame sees half of it. False once the worker has ended: then apply it yourself."""
+        with self._changes_lock:
+            if not self._accepting:
+                return False
+            self._changes.append(change)
+        return True
+
+    def use_settings(self, settings: LiveSettings) -> None:
+        """New settings for this worker and its ROI tracker; call between frames (`between_frames`)."""
+        self.settings = self.roi.settings = settings
+
+    def _apply_changes(self) -> None:
+        with self._changes_lock:
+            changes, self._changes = self._changes, []
+        for change in changes:
+            change()
+
     def _run(self) -> None:
         last = -1
         try:
             while not self._stop.is_set():
                 frame = self.slot.get(newer_than=last, timeout=0.2)
+                self._apply_changes()
                 if frame is None:
                     if self.slot.closed:
                         return
@@ -217,6 +240,10 @@ class LiveWorker:
         except BaseException as exc:  # kept for the owner, who reports it
             self.error = exc
             log.exception("analysis stopped")
+        finally:  # what was queued still applies: the session's next worker shares analyser and tracker
+            with self._changes_lock:
+                self._accepting = False
+            self._apply_changes()
 
     def analyse(self, frame) -> FrameResult:
         if frame.t_monotonic_ns - self._last_ns > self.settings.max_pause_s * 1e9:

@@ -21,7 +21,6 @@ them all (terminal and LSL ones too). `last_recording` is the latest `Recorder` 
 `analyser=None` records without analysing (every frame still goes to the video and frames.csv).
 A recording error (disk full, folder removed) ends the recording and shows in `status().error`;
 `record` then stops the session.
-`settings` may be assigned while running (read per frame); `tracker.enrol(...)` works while running;
 `error` is what stopped capture, analysis or the recording, if anything.
 
 A sink that fails (a subscriber that raises, the `csv_path` writer on a full disk, an LSL outlet or the
@@ -30,6 +29,12 @@ marker inlet) is detached alone and named once: in the log (with its traceback),
 the other sinks go on. `essential_failure` is the failure of a sink the session exists for (the
 `csv_path` writer; a subscriber given `essential=True`): `live -o` then ends with exit 1.
 
+Changes while analysis runs are applied by the analysis worker between frames (at once when none runs),
+after checking the arguments now (ValueError, one line):
+    session.enrol("Ana", embeddings)     # reference embeddings (512,) or (k, 512): see FaceTracker.enrol
+    session.set_threshold(0.7)           # the face detector's score threshold, in (0, 1)
+    session.update_settings(redetect_every=3)   # any LiveSettings field; `settings = ...` likewise
+
 Calling `start_recording` before `start()` records from the very first captured frame (`record` does).
 """
 from __future__ import annotations
@@ -37,7 +42,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -164,9 +169,42 @@ class LiveSession:
 
     @settings.setter
     def settings(self, value: LiveSettings) -> None:
-        self._settings = value
-        if self.worker is not None:  # the worker and its ROI tracker read them per frame
-            self.worker.settings = self.worker.roi.settings = value
+        if not isinstance(value, LiveSettings):
+            raise ValueError(f"LiveSession.settings must be LiveSettings, got {type(value).__name__}")
+        self._settings = value  # what the next worker starts with; the running one takes it between frames
+        worker = self.worker
+        if worker is not None:
+            worker.between_frames(lambda: worker.use_settings(value))
+
+    def update_settings(self, **changes) -> LiveSettings:
+        """The settings with `changes` (LiveSettings fields), applied between frames; the new settings."""
+        unknown = set(changes) - {f.name for f in fields(LiveSettings)}
+        if unknown:
+            raise ValueError(f"LiveSession.update_settings: no setting {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(f.name for f in fields(LiveSettings))}")
+        self.settings = replace(self._settings, **changes)
+        return self._settings
+
+    def set_threshold(self, value: float) -> None:
+        """The face detector's score threshold, applied between frames."""
+        if self.analyser is None:
+            raise ValueError("LiveSession.set_threshold: this session records without analysis")
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"the face threshold must be between 0 and 1, got {value}")
+        decoder = self.analyser.decoder
+        self._between_frames(lambda: setattr(decoder, "threshold", float(value)))
+
+    def enrol(self, name: str, embeddings: np.ndarray) -> None:
+        """Name a person from reference embeddings (as FaceTracker.enrol), applied between frames."""
+        from .tracking import references
+
+        refs = references(name, embeddings)
+        self._between_frames(lambda: self.tracker.enrol(name, refs))
+
+    def _between_frames(self, change: Callable[[], None]) -> None:
+        worker = self.worker
+        if worker is None or not worker.between_frames(change):
+            change()  # no analysis running: nothing reads what it changes
 
     # -- life cycle ------------------------------------------------------------------------------
     def subscribe(self, callback: Callable[[FrameResult, Frame], None], name: Optional[str] = None,
