@@ -1,7 +1,8 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
-(+ `SessionStatus`, `SinkFailure`), `load_session`, `first_line` (an exception as the one line users see)."""
+(+ `SessionStatus`, `SinkFailure`), `load_session`, `first_line` (an exception as the one line users see);
+`realtime_feat.logfile` keeps the tracebacks behind those lines."""
 from .errors import first_line
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
