@@ -1,15 +1,17 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
-(+ `SessionStatus`), `load_session`, `PipelineOptions` (+ `Enrolment`; `realtime_feat.factories` builds
-from it), the errors users see (`UserError`, `MediaError`) and `first_line` (an exception as one line)."""
+(+ `SessionStatus`, `SinkFailure`), `load_session`, `PipelineOptions` (+ `Enrolment`; `realtime_feat.factories`
+builds from it), the errors users see (`UserError`, `MediaError`) and `first_line` (an exception as one line);
+`realtime_feat.logfile` keeps the tracebacks behind those lines."""
 from .errors import MediaError, UserError, first_line
 from .options import Enrolment, PipelineOptions
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
 __version__ = "0.1.0"
 __all__ = ["Analyser", "Detections", "FaceAnalysis", "Frame", "FrameResult", "FexWriter", "LiveSession", "SessionStatus",
-           "load_session", "PipelineOptions", "Enrolment", "UserError", "MediaError", "first_line", "__version__"]
+           "SinkFailure", "load_session", "PipelineOptions", "Enrolment", "UserError", "MediaError", "first_line",
+           "__version__"]
 
 
 def __getattr__(name):  # torch and py-feat load only when the analyser is asked for
@@ -25,6 +27,10 @@ def __getattr__(name):  # torch and py-feat load only when the analyser is asked
         from . import session
 
         return getattr(session, name)
+    if name == "SinkFailure":
+        from .live import SinkFailure
+
+        return SinkFailure
     if name == "load_session":
         from .session_files import load_session
 

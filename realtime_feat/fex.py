@@ -11,6 +11,7 @@ its final name is complete.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
@@ -19,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from .errors import first_line
 from .types import FrameResult
 
 # timestamp: seconds on the source's own clock (video PTS), empty where the source has none (camera,
@@ -95,7 +97,8 @@ class FexWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.partial, "w", newline="")
         self._csv = csv.writer(self._file)
-        self._csv.writerow(columns(video))
+        with self._writing():
+            self._csv.writerow(columns(video))
         self._last_flush = time.monotonic()
 
     def append(self, result: FrameResult, input_name: str, identities: Optional[tuple] = None) -> None:
@@ -110,26 +113,38 @@ class FexWriter:
                   result.n_faces]
         tracked = identities is not None
         labels, distances = identities if tracked else ([""] * result.n_faces, [np.nan] * result.n_faces)
-        for i, row in enumerate(numeric_rows(result)):
-            face = [result.track_ids[i] if tracked else "", labels[i], _fmt(distances[i])] if result.n_faces \
-                else ["", "", ""]
-            self._csv.writerow([*map(_fmt, row.tolist()), *tail, *clocks, *face])
+        with self._writing():
+            for i, row in enumerate(numeric_rows(result)):
+                face = [result.track_ids[i] if tracked else "", labels[i], _fmt(distances[i])] if result.n_faces \
+                    else ["", "", ""]
+                self._csv.writerow([*map(_fmt, row.tolist()), *tail, *clocks, *face])
         self.rows_written += max(result.n_faces, 1)
         self.frames_written += 1
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:
-        self._file.flush()
+        with self._writing():
+            self._file.flush()
         self._last_flush = time.monotonic()
 
     def close(self, complete: bool = True) -> Path:
-        """Finish the file: under its final name if complete, else kept as `<path>.partial`."""
-        self._file.close()
+        """Finish the file: under its final name if complete, else kept as `<path>.partial`. The file is
+        closed even when its last rows cannot be written (OSError naming it)."""
+        with self._writing():
+            self._file.close()
         if not complete or self.partial == self.path:
             return self.partial
         self.partial.replace(self.path)
         return self.path
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """An OSError (full disk, file too large, folder gone) as one line naming the file and the cause."""
+        try:
+            yield
+        except OSError as exc:
+            raise OSError(f"writing {self.path} failed ({exc.strerror or first_line(exc)})") from exc
 
     def __enter__(self):
         return self

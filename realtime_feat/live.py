@@ -19,6 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .capture import LatestSlot
+from .errors import first_line
 from .types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -48,25 +49,72 @@ class LiveSettings:
             raise ValueError("LiveSettings.max_motion must be > 0 and max_scale_change > 1")
 
 
+@dataclass(frozen=True)
+class SinkFailure:
+    """A sink that raised: detached, named once; analysis and the other sinks went on."""
+
+    name: str                 # "CSV writer", "LSL outlet … face data", a subscriber's name
+    error: BaseException
+    frame: int                # the result's frame index; -1 outside a result (its own thread, closing)
+    essential: bool           # what the command exists for (`live -o`'s CSV): the command should end
+
+    @property
+    def message(self) -> str:
+        """The one line for status, banner and exit: "<name>: <cause>"."""
+        return f"{self.name}: {first_line(self.error)}"
+
+
+@dataclass(frozen=True)
+class _Subscriber:
+    callback: Callable[[FrameResult, Frame], None]
+    name: str
+    essential: bool
+
+
 class ResultsBus:
     """Hands every result, with the exact frame it was computed on, to each subscriber's callback
-    `(result, frame)`, called on the worker thread (keep it short). `latest` is the newest result."""
+    `(result, frame)`, called on the worker thread (keep it short). `latest` is the newest result.
+    A callback that raises is detached and its `SinkFailure` kept in `failures`; the others go on."""
 
     def __init__(self):
-        self._callbacks: list[Callable[[FrameResult, Frame], None]] = []
+        # Copy-on-write tuples: the worker iterates and reads them without the lock.
+        self._subscribers: tuple[_Subscriber, ...] = ()
+        self.failures: tuple[SinkFailure, ...] = ()
+        self._lock = threading.Lock()
         self.latest: Optional[FrameResult] = None
 
-    # Both build a new list, never change it in place: the worker may be iterating the old one.
-    def subscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
-        self._callbacks = [*self._callbacks, callback]
+    def subscribe(self, callback: Callable[[FrameResult, Frame], None], name: Optional[str] = None,
+                  essential: bool = False) -> None:
+        """`name` is how a failure is shown (default: the callable's name); `essential`: see SinkFailure."""
+        subscriber = _Subscriber(callback, name or getattr(callback, "__qualname__", type(callback).__qualname__),
+                                 essential)
+        with self._lock:
+            self._subscribers = (*self._subscribers, subscriber)
 
     def unsubscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
-        self._callbacks = [c for c in self._callbacks if c is not callback]
+        # == not `is`: each `obj.method` access makes a new bound method, equal to the subscribed one
+        with self._lock:
+            self._subscribers = tuple(s for s in self._subscribers if s.callback != callback)
 
     def publish(self, result: FrameResult, frame: Frame) -> None:
         self.latest = result
-        for callback in self._callbacks:
-            callback(result, frame)
+        for subscriber in self._subscribers:
+            try:
+                subscriber.callback(result, frame)
+            except Exception as exc:
+                with self._lock:
+                    self._subscribers = tuple(s for s in self._subscribers if s is not subscriber)
+                self.fail(subscriber.name, exc, result.index, subscriber.essential)
+
+    def fail(self, name: str, error: BaseException, frame: int = -1, essential: bool = False) -> SinkFailure:
+        """Record and log (once, with the traceback for the log file) a sink's failure; also for sinks
+        that fail outside `publish` (on their own thread, or while closing)."""
+        failure = SinkFailure(name, error, frame, essential)
+        with self._lock:
+            self.failures = (*self.failures, failure)
+        log.error("%s failed and was detached (analysis and the other outputs go on): %s", name,
+                  first_line(error), exc_info=error)
+        return failure
 
 
 def _extent(points: np.ndarray) -> np.ndarray:
@@ -140,6 +188,9 @@ class LiveWorker:
         self.detections_run = 0
         self.error: Optional[BaseException] = None
         self._last_ns = 0
+        self._changes: list[Callable[[], None]] = []   # applied between frames, in order
+        self._changes_lock = threading.Lock()
+        self._accepting = True
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
 
@@ -155,11 +206,31 @@ class LiveWorker:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def between_frames(self, change: Callable[[], None]) -> bool:
+        """Queue `change` (of the analyser, tracker or settings) for this worker to apply before its next
+        frame, so no frame sees half of it. False once the worker has ended: then apply it yourself."""
+        with self._changes_lock:
+            if not self._accepting:
+                return False
+            self._changes.append(change)
+        return True
+
+    def use_settings(self, settings: LiveSettings) -> None:
+        """New settings for this worker and its ROI tracker; call between frames (`between_frames`)."""
+        self.settings = self.roi.settings = settings
+
+    def _apply_changes(self) -> None:
+        with self._changes_lock:
+            changes, self._changes = self._changes, []
+        for change in changes:
+            change()
+
     def _run(self) -> None:
         last = -1
         try:
             while not self._stop.is_set():
                 frame = self.slot.get(newer_than=last, timeout=0.2)
+                self._apply_changes()
                 if frame is None:
                     if self.slot.closed:
                         return
@@ -169,6 +240,10 @@ class LiveWorker:
         except BaseException as exc:  # kept for the owner, who reports it
             self.error = exc
             log.exception("analysis stopped")
+        finally:  # what was queued still applies: the session's next worker shares analyser and tracker
+            with self._changes_lock:
+                self._accepting = False
+            self._apply_changes()
 
     def analyse(self, frame) -> FrameResult:
         if frame.t_monotonic_ns - self._last_ns > self.settings.max_pause_s * 1e9:

@@ -11,12 +11,15 @@ Outlets (`LslOutlets`), named after the source, source_id `realtime-feat:<source
 
 `MarkerInlet` resolves a marker stream by name or type (as stimulus software publishes it) and hands
 each marker, with its time on our `local_clock()` (the sender's stamp + time correction), to a callback.
+
+Errors: an outlet or the inlet that fails stops alone, reported once as a `SinkFailure` through the
+results bus (`bus.failures`, the session's `status().sink_errors`); analysis and recording go on.
 """
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 
@@ -72,7 +75,7 @@ class LslOutlets:
 
     def __init__(self, capture: CaptureThread, bus: ResultsBus, name: str):
         pylsl = _pylsl()
-        self.error: Optional[BaseException] = None
+        self.name = name
         self.sent_faces = self.sent_frames = 0
         channels = data_channels()
         data = pylsl.StreamInfo(f"{name} face data", "FacialBehaviour", len(channels), pylsl.IRREGULAR_RATE,
@@ -84,19 +87,17 @@ class LslOutlets:
         self.data, self.frames = pylsl.StreamOutlet(data), pylsl.StreamOutlet(frames)
         self.capture, self.bus = capture, bus
         self._sub = capture.subscribe("LSL frame markers", maxsize=1024)
-        bus.subscribe(self.on_result)
+        bus.subscribe(self.on_result, name=f"LSL outlet '{name} face data'")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._push_frames, name="lsl frames", daemon=True)
         self._thread.start()
 
     def on_result(self, result: FrameResult, frame: Frame) -> None:
-        if not result.n_faces or result.t_lsl is None or self.error is not None:
+        """Results-bus callback; raising detaches it (the bus reports it)."""
+        if not result.n_faces or result.t_lsl is None:
             return
-        try:
-            self.data.push_chunk(face_samples(result), [result.t_lsl] * result.n_faces)
-            self.sent_faces += result.n_faces
-        except Exception as exc:  # on the analysis thread: reported by the session, analysis goes on
-            self.error = exc
+        self.data.push_chunk(face_samples(result), [result.t_lsl] * result.n_faces)
+        self.sent_faces += result.n_faces
 
     def _push_frames(self) -> None:
         import queue
@@ -109,8 +110,9 @@ class LslOutlets:
                     continue
                 self.frames.push_sample([frame.index], frame.t_lsl)
                 self.sent_frames += 1
-        except Exception as exc:  # kept for the session, which reports it
-            self.error = exc
+        except Exception as exc:
+            self.capture.unsubscribe(self._sub)  # nothing reads its queue any more
+            self.bus.fail(f"LSL outlet '{self.name} frames'", exc)
 
     def close(self) -> None:
         self.bus.unsubscribe(self.on_result)
@@ -122,12 +124,13 @@ class LslOutlets:
 
 class MarkerInlet:
     """Markers from the LSL stream whose name or type is `stream`; `on_marker(label, t_lsl, origin)`
-    is called on this inlet's thread with the marker's time on our local_clock()."""
+    is called on this inlet's thread with the marker's time on our local_clock(); `bus` reports the
+    inlet's failure (as a sink's: the session goes on)."""
 
-    def __init__(self, stream: str, on_marker: Callable[[str, float, str], None], resolve_timeout: float = 1.0):
+    def __init__(self, stream: str, on_marker: Callable[[str, float, str], None], bus: ResultsBus,
+                 resolve_timeout: float = 1.0):
         self.pylsl = _pylsl()
-        self.stream, self.on_marker, self.resolve_timeout = stream, on_marker, resolve_timeout
-        self.error: Optional[BaseException] = None
+        self.stream, self.on_marker, self.bus, self.resolve_timeout = stream, on_marker, bus, resolve_timeout
         self.connected = threading.Event()
         self.received = 0
         self._stop = threading.Event()
@@ -160,9 +163,8 @@ class MarkerInlet:
                 self.on_marker(str(sample[0]), stamp + correction, origin)
                 self.received += 1
             inlet.close_stream()
-        except Exception as exc:  # kept for the session, which reports it
-            self.error = exc
-            log.error("LSL marker inlet for %s stopped: %s", self.stream, exc)
+        except Exception as exc:
+            self.bus.fail(f"LSL marker inlet '{self.stream}'", exc)
 
     def close(self) -> None:
         self._stop.set()

@@ -4,8 +4,8 @@ recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipelin
 
     session = LiveSession(source, analyser, tracker=None, settings=None, csv_path=None,
                           lsl=False, lsl_markers=None, realtime=True, **source_options)
-    session.subscribe(callback)          # callback(result: FrameResult, frame: Frame), on the analysis
-                                         # thread, with the exact frame the result was computed on
+    session.subscribe(callback, name="my sink")  # callback(result: FrameResult, frame: Frame), on the
+                                         # analysis thread, with the exact frame the result was computed on
     session.start()                      # OSError (one line) if the source cannot be opened
     session.start_recording(root, label="", codec="h264")  # -> the new session folder; before or after start()
     session.mark("stimulus on")          # a marker on the capture clocks (markers.csv while recording)
@@ -21,8 +21,19 @@ them all (terminal and LSL ones too). `last_recording` is the latest `Recorder` 
 `analyser=None` records without analysing (every frame still goes to the video and frames.csv).
 A recording error (disk full, folder removed) ends the recording and shows in `status().error`;
 `record` then stops the session.
-`settings` may be assigned while running (read per frame); `tracker.enrol(...)` works while running;
 `error` is what stopped capture, analysis or the recording, if anything.
+
+A sink that fails (a subscriber that raises, the `csv_path` writer on a full disk, an LSL outlet or the
+marker inlet) is detached alone and named once: in the log (with its traceback), in `sink_failures`
+(`SinkFailure`s) and in `status().sink_errors` (one line each), never in `error`; analysis, recording and
+the other sinks go on. `essential_failure` is the failure of a sink the session exists for (the
+`csv_path` writer; a subscriber given `essential=True`): `live -o` then ends with exit 1.
+
+Changes while analysis runs are applied by the analysis worker between frames (at once when none runs),
+after checking the arguments now (ValueError, one line):
+    session.enrol("Ana", embeddings)     # reference embeddings (512,) or (k, 512): see FaceTracker.enrol
+    session.set_threshold(0.7)           # the face detector's score threshold, in (0, 1)
+    session.update_settings(redetect_every=3)   # any LiveSettings field; `settings = ...` likewise
 
 Calling `start_recording` before `start()` records from the very first captured frame (`record` does).
 """
@@ -31,7 +42,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -39,7 +50,7 @@ import numpy as np
 
 from .capture import CaptureThread, Gap
 from .errors import first_line
-from .live import LiveSettings, LiveWorker, ResultsBus
+from .live import LiveSettings, LiveWorker, ResultsBus, SinkFailure
 from .sources import Source, open_source
 from .types import Frame, FrameResult
 
@@ -60,7 +71,8 @@ class SessionStatus:
     recording_s: float
     encoded: int                # recorder counts (0 when not recording)
     encoder_dropped: int
-    error: Optional[str]        # one line
+    error: Optional[str]        # one line: what stopped capture, analysis or the recording
+    sink_errors: tuple[str, ...] = ()   # one line per failed, detached sink ("CSV writer: writing … failed (…)")
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,7 @@ class LiveSession:
         self._writer = None
         self._recorder = None
         self.last_recording = None   # the Recorder of the latest recording, for its counts and error
-        self._sinks: list = []      # LSL outlets and the marker inlet: each has close() and error
+        self._sinks: list = []      # LSL outlets and the marker inlet, closed by stop() (failures: to the bus)
         self._rates = _Rates()
         self._retired = (0, 0)      # (analysed, detections_run) of workers replaced by restart_analysis
         self._lock = threading.Lock()
@@ -157,13 +169,49 @@ class LiveSession:
 
     @settings.setter
     def settings(self, value: LiveSettings) -> None:
-        self._settings = value
-        if self.worker is not None:  # the worker and its ROI tracker read them per frame
-            self.worker.settings = self.worker.roi.settings = value
+        if not isinstance(value, LiveSettings):
+            raise ValueError(f"LiveSession.settings must be LiveSettings, got {type(value).__name__}")
+        self._settings = value  # what the next worker starts with; the running one takes it between frames
+        worker = self.worker
+        if worker is not None:
+            worker.between_frames(lambda: worker.use_settings(value))
+
+    def update_settings(self, **changes) -> LiveSettings:
+        """The settings with `changes` (LiveSettings fields), applied between frames; the new settings."""
+        unknown = set(changes) - {f.name for f in fields(LiveSettings)}
+        if unknown:
+            raise ValueError(f"LiveSession.update_settings: no setting {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(f.name for f in fields(LiveSettings))}")
+        self.settings = replace(self._settings, **changes)
+        return self._settings
+
+    def set_threshold(self, value: float) -> None:
+        """The face detector's score threshold, applied between frames."""
+        if self.analyser is None:
+            raise ValueError("LiveSession.set_threshold: this session records without analysis")
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"the face threshold must be between 0 and 1, got {value}")
+        decoder = self.analyser.decoder
+        self._between_frames(lambda: setattr(decoder, "threshold", float(value)))
+
+    def enrol(self, name: str, embeddings: np.ndarray) -> None:
+        """Name a person from reference embeddings (as FaceTracker.enrol), applied between frames."""
+        from .tracking import references
+
+        refs = references(name, embeddings)
+        self._between_frames(lambda: self.tracker.enrol(name, refs))
+
+    def _between_frames(self, change: Callable[[], None]) -> None:
+        worker = self.worker
+        if worker is None or not worker.between_frames(change):
+            change()  # no analysis running: nothing reads what it changes
 
     # -- life cycle ------------------------------------------------------------------------------
-    def subscribe(self, callback: Callable[[FrameResult, Frame], None]) -> None:
-        self.bus.subscribe(callback)
+    def subscribe(self, callback: Callable[[FrameResult, Frame], None], name: Optional[str] = None,
+                  essential: bool = False) -> None:
+        """`callback(result, frame)` on the analysis thread; if it raises it is detached and named (by
+        `name`, default the callable's) in `status().sink_errors`; `essential`: see `essential_failure`."""
+        self.bus.subscribe(callback, name, essential)
 
     def start(self) -> None:
         if self.started is not None:
@@ -179,7 +227,7 @@ class LiveSession:
             from .fex import FexWriter
 
             self._writer = FexWriter(self.csv_path, video=False)
-            self.bus.subscribe(self._write_csv)
+            self.bus.subscribe(self._write_csv, _CSV_SINK, essential=True)
         if self.lsl:
             from .lsl import LslOutlets
 
@@ -187,7 +235,7 @@ class LiveSession:
         if self.lsl_markers:
             from .lsl import MarkerInlet
 
-            self._sinks.append(MarkerInlet(self.lsl_markers, self._lsl_marker).start())
+            self._sinks.append(MarkerInlet(self.lsl_markers, self._lsl_marker, self.bus).start())
         self.started = time.monotonic()
         self._rates.sample(0, 0)
         try:
@@ -201,6 +249,17 @@ class LiveSession:
     def _write_csv(self, result: FrameResult, frame: Frame) -> None:
         self._writer.append(result, self.source.id, self.tracker.identities(result.track_ids))
         self.csv_rows = self._writer.rows_written
+
+    def _close_csv(self) -> Path:
+        """The CSV under its final name; kept as `.partial`, with the rows written before, when writing it
+        failed (named once: a second error while closing is the same failure)."""
+        complete = not any(f.name == _CSV_SINK for f in self.bus.failures)
+        try:
+            return self._writer.close(complete)
+        except OSError as exc:
+            if complete:
+                self.bus.fail(_CSV_SINK, exc, essential=True)
+            return self._writer.partial
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """True once capture and analysis have ended (a file's end, a failure, stop())."""
@@ -222,7 +281,7 @@ class LiveSession:
             self.worker.stop()
         self.stop_recording()
         if self._writer is not None:
-            self.csv_path = self._writer.close()
+            self.csv_path = self._close_csv()
         for sink in self._sinks:
             sink.close()
 
@@ -344,8 +403,19 @@ class LiveSession:
     @property
     def error(self) -> Optional[BaseException]:
         candidates = [self.capture.error, self.worker.error if self.worker else None,
-                      getattr(self.last_recording, "error", None), *(s.error for s in self._sinks)]
+                      getattr(self.last_recording, "error", None)]
         return next((e for e in candidates if e is not None), None)
+
+    @property
+    def sink_failures(self) -> tuple[SinkFailure, ...]:
+        """Every sink that failed and was detached, in order."""
+        return self.bus.failures
+
+    @property
+    def essential_failure(self) -> Optional[SinkFailure]:
+        """The first failure of a sink this session exists for (the `csv_path` writer, a subscriber given
+        `essential=True`): a command like `live -o` should then stop and exit 1 with its `message`."""
+        return next((f for f in self.bus.failures if f.essential), None)
 
     def status(self) -> SessionStatus:
         captured, analysed = self.capture.frames, self.analysed
@@ -357,7 +427,11 @@ class LiveSession:
             latency_p50_ms=p50, latency_p99_ms=p99, faces=faces,
             recording=rec.folder if rec else None, recording_s=rec.elapsed_s if rec else 0.0,
             encoded=rec.encoded if rec else 0, encoder_dropped=rec.dropped if rec else 0,
-            error=None if self.error is None else first_line(self.error))
+            error=None if self.error is None else first_line(self.error),
+            sink_errors=tuple(f.message for f in self.bus.failures))
+
+
+_CSV_SINK = "CSV writer"
 
 
 def _lsl_clock() -> Callable[[], float]:

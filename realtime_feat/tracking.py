@@ -17,12 +17,16 @@ covers the jumps; a filter would add state and tuning for little gain.
 Named people (face-api.js's FaceMatcher idea): `enrol` reference embeddings under a name, then
 `identity_of` / `identities` label tracks with the closest enrolled person, or "unknown".
 
+Threads: `update` and `enrol` belong to one thread at a time (live: the analysis worker, between frames);
+`identities`, `identity_of`, `enrolled` and `tracks` may be called from any thread while it runs. What
+they read is copy-on-write (the people, the track list and each gallery are replaced, never changed in
+place), so they see a consistent snapshot and never "changed size during iteration".
+
 Without embeddings (`use_embeddings=False`, or an analyser run without ArcFace) the tracker works on box
 overlap alone: no re-identification, every identity "unknown"; `mode` says which mode ran.
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from typing import Optional, Sequence
@@ -120,7 +124,7 @@ class TrackView:
 class _Track:
     box: np.ndarray
     last_seen_s: float
-    gallery: deque        # unit-norm float32 embeddings, most recent last
+    gallery: tuple = ()   # unit-norm float32 embeddings, most recent last (at most gallery_size)
     track_id: int = -1
     state: TrackState = TrackState.TENTATIVE
     hits: int = 0
@@ -185,25 +189,19 @@ class FaceTracker:
 
         for d, t in enumerate(owner):
             if t is None:
-                owner[d] = _Track(boxes[d], now, deque(maxlen=s.gallery_size))
-                self._tracks.append(owner[d])
+                owner[d] = _Track(boxes[d], now)
         # A tentative track must be seen in consecutive frames: one miss and it goes, id-less.
-        self._tracks = [t for t in self._tracks if t.state is not TrackState.TENTATIVE or t in owner]
+        self._tracks = [t for t in self._tracks if t.state is not TrackState.TENTATIVE or t in owner] + [
+            t for t in owner if t not in self._tracks]
         for d, t in enumerate(owner):
             self._observe(t, boxes[d], None if emb is None else emb[d], now)
         return np.array([t.track_id for t in owner], np.int64)
 
     def enrol(self, name: str, embeddings: np.ndarray) -> None:
         """Add reference embeddings, (512,) or (k, 512), for a named person (repeat calls add more)."""
-        if not name or name == UNKNOWN:
-            raise ValueError(f"enrol: name must be non-empty and not {UNKNOWN!r}, got {name!r}")
-        refs = np.atleast_2d(np.asarray(embeddings, np.float32))
-        if refs.ndim != 2 or refs.shape[1] != EMBEDDING_DIM or len(refs) == 0:
-            raise ValueError(f"enrol: expected (k, {EMBEDDING_DIM}) embeddings, got {refs.shape}")
-        refs = _unit_rows(refs)
-        if np.isnan(refs).any():
-            raise ValueError("enrol: embeddings must be finite and non-zero")
-        self._people[name] = np.concatenate([self._people[name], refs]) if name in self._people else refs
+        refs = references(name, embeddings)
+        people = self._people
+        self._people = {**people, name: np.concatenate([people[name], refs]) if name in people else refs}
 
     def identity_of(self, track_id: int) -> tuple[str, float]:
         """(closest enrolled name, its cosine distance), or ("unknown", distance) beyond `enrol_distance`.
@@ -217,10 +215,11 @@ class FaceTracker:
         track = next((t for t in self._tracks if t.track_id == track_id), None) if track_id >= 0 else None
         if track is None:
             raise KeyError(f"no confirmed or lost track with id {track_id}")
-        if not self._people or not track.gallery:
+        people, gallery = self._people, track.gallery  # one snapshot of each, whatever the tracker does next
+        if not people or not gallery:
             return UNKNOWN, float("nan")
-        mean = _unit_rows(np.mean(np.stack(track.gallery), axis=0, keepdims=True))[0]
-        name, dist = min(((n, float(np.min(1.0 - refs @ mean))) for n, refs in self._people.items()),
+        mean = _unit_rows(np.mean(np.stack(gallery), axis=0, keepdims=True))[0]
+        name, dist = min(((n, float(np.min(1.0 - refs @ mean))) for n, refs in people.items()),
                          key=lambda pair: pair[1])
         return (name if dist <= self.settings.enrol_distance else UNKNOWN), dist
 
@@ -269,7 +268,7 @@ class FaceTracker:
     def _observe(self, t: _Track, box: np.ndarray, emb: Optional[np.ndarray], now: float) -> None:
         t.box, t.last_seen_s, t.hits = box, now, t.hits + 1
         if emb is not None and np.isfinite(emb[0]):
-            t.gallery.append(emb)
+            t.gallery = (*t.gallery, emb)[-self.settings.gallery_size:]
         if t.state is TrackState.LOST:  # re-identified: back with the id it had
             t.state = TrackState.CONFIRMED
         elif t.state is TrackState.TENTATIVE and t.hits >= self.settings.min_hits:
@@ -277,8 +276,8 @@ class FaceTracker:
             old = self._returning(t)
             if old is not None:  # a lost person whose first sightings had no usable embedding
                 t.track_id = old.track_id
-                t.gallery.extendleft(reversed(old.gallery))
-                self._tracks.remove(old)
+                t.gallery = (*old.gallery, *t.gallery)[:self.settings.gallery_size]
+                self._tracks = [o for o in self._tracks if o is not old]
             else:
                 # Ids are issued at confirmation, so visible ids run 1, 2, 3… without gaps left by false positives.
                 t.track_id = self._next_id
@@ -311,6 +310,20 @@ def _match(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
     allowed = np.isfinite(cost) & (cost <= max_cost)
     rows, cols = linear_sum_assignment(np.where(allowed, cost, _FORBIDDEN))
     return [(int(r), int(c)) for r, c in zip(rows, cols) if allowed[r, c]]
+
+
+def references(name: str, embeddings: np.ndarray) -> np.ndarray:
+    """`embeddings` checked and made unit-norm (k, 512) references for `name`; ValueError (one line) if
+    they or the name cannot be enrolled."""
+    if not name or name == UNKNOWN:
+        raise ValueError(f"enrol: name must be non-empty and not {UNKNOWN!r}, got {name!r}")
+    refs = np.atleast_2d(np.asarray(embeddings, np.float32))
+    if refs.ndim != 2 or refs.shape[1] != EMBEDDING_DIM or len(refs) == 0:
+        raise ValueError(f"enrol: expected (k, {EMBEDDING_DIM}) embeddings, got {refs.shape}")
+    refs = _unit_rows(refs)
+    if np.isnan(refs).any():
+        raise ValueError("enrol: embeddings must be finite and non-zero")
+    return refs
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -116,3 +116,30 @@ def test_an_inlet_receives_face_data_and_frame_markers_on_the_capture_clock(tmp_
         index = int(sample[0])
         assert table.loc[index, "analysed"] == 1 and stamp == pytest.approx(table.loc[index, "t_lsl"], abs=1e-6)
         assert np.allclose(sample[labels.index("AU01"):labels.index("AU01") + 20], index / 1000, atol=1e-6)
+
+
+def test_a_failing_outlet_stops_alone_and_is_named_once():
+    """Faults: the face-data outlet's push fails (on the analysis thread), then the frame-marker
+    outlet's (on its own thread); each is named once and nothing else stops."""
+    session = LiveSession(Synthetic(n=10**9, interval=0.005), OneFace(), lsl=True)
+    session.start()
+    try:
+        (outlets,) = session._sinks
+
+        def broken(*args):
+            raise RuntimeError("liblsl: outlet buffer gone")
+
+        outlets.data.push_chunk = broken
+        assert wait_for(lambda: len(session.sink_failures) == 1)
+        sent = outlets.sent_frames
+        assert wait_for(lambda: outlets.sent_frames > sent + 10)  # the frame markers go on
+        outlets.frames.push_sample = broken
+        assert wait_for(lambda: len(session.sink_failures) == 2)
+        analysed = session.analysed
+        assert wait_for(lambda: session.analysed > analysed + 10)  # and analysis
+        status = session.status()
+    finally:
+        session.stop()
+    assert status.sink_errors == ("LSL outlet 'realtime-feat synthetic face data': liblsl: outlet buffer gone",
+                                  "LSL outlet 'realtime-feat synthetic frames': liblsl: outlet buffer gone")
+    assert status.error is None and session.essential_failure is None

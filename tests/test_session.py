@@ -1,6 +1,7 @@
 """LiveSession: the one live pipeline object behind `live`, `record` and the app."""
 from __future__ import annotations
 
+import sys
 import time
 from types import SimpleNamespace
 
@@ -90,11 +91,106 @@ def test_status_counts_and_settings_while_running():
         assert s.state == "running" and s.captured > 0 and s.capture_fps > 0 and s.analysed_fps > 0
         assert s.latency_p50_ms > 0 and s.recording is None and s.encoded == 0
         new = LiveSettings(redetect_every=1)
-        session.settings = new
-        assert session.worker.settings is new and session.worker.roi.settings is new
+        session.settings = new  # taken by the worker between frames
+        assert session.settings is new
+        assert eventually(lambda: session.worker.settings is new and session.worker.roi.settings is new)
     finally:
         session.stop()
     assert session.status().state == "stopped" and session.wait(0)
+
+
+def eventually(condition, timeout=30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+class People(FakeAnalyser):
+    """`n` faces side by side on every frame, each with its own ArcFace embedding; checks that the
+    face threshold never changes while a frame is analysed (changes come between frames)."""
+
+    identity = True
+
+    def __init__(self, n=4, cost=0.002):
+        super().__init__(cost)
+        rng = np.random.default_rng(0)
+        self.embeddings = rng.normal(size=(n, 512)).astype(np.float32)
+        self.boxes = np.array([[40 * i + 5, 5, 40 * i + 35, 40] for i in range(n)], np.float32)
+        self.landmarks = self.boxes[:, None, :2] + rng.uniform(3, 27, size=(n, 68, 2)).astype(np.float32)
+        self.decoder = SimpleNamespace(threshold=0.5)
+        self.changed_mid_frame = 0
+
+    def analyse(self, frames):
+        threshold = self.decoder.threshold
+        time.sleep(self.cost)
+        self.changed_mid_frame += self.decoder.threshold != threshold
+        n = len(self.boxes)
+        z = lambda *s: np.zeros((n, *s), np.float32)  # noqa: E731
+        faces = FaceAnalysis(self.boxes, z(20), z(7), z(2), z(2), z(6), z(478, 3), self.landmarks, z(52),
+                             self.embeddings)
+        return [FrameResult.of(frames[0], Detections(self.boxes, np.ones(n, np.float32), z(5, 2)), faces, {})]
+
+    def analyse_boxes(self, frames, boxes, identity=True):
+        return self.analyse(frames)
+
+
+def test_enrolling_and_settings_from_another_thread_apply_between_frames():
+    """Fault: the window enrols people and changes the threshold and re-detection interval hundreds of
+    times while a tracker with four people runs, and reads their identities meanwhile."""
+    from realtime_feat.tracking import FaceTracker, TrackerSettings
+
+    analyser = People()
+    session = LiveSession(Synthetic(n=10**9, interval=0.002, size=(48, 160)), analyser,
+                          tracker=FaceTracker(TrackerSettings(lost_after_s=3600.0)))
+    names = [f"person {i}" for i in range(len(analyser.embeddings))]
+    labels = []
+    session.subscribe(lambda result, frame: labels.append(session.tracker.identities(result.track_ids)[0]),
+                      name="labeller")
+    session.start()
+    rng = np.random.default_rng(1)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns far more often: a race shows in hundreds of calls
+    try:
+        assert eventually(lambda: len(session.tracker.tracks) == 4 and all(t.track_id > 0 for t in session.tracker.tracks))
+        for k in range(300):
+            i = k % len(names)
+            session.enrol(names[i], analyser.embeddings[i] + rng.normal(scale=0.05, size=512))  # enrol, re-enrol
+            session.set_threshold(0.3 + (k % 5) / 10)
+            session.update_settings(redetect_every=1 + k % 4)
+            ids = [t.track_id for t in session.tracker.tracks]
+            session.tracker.identities(ids)  # as the recorder or a labeller on another thread does
+            assert set(session.tracker.enrolled) <= set(names)
+        assert session.settings.redetect_every == 4 and session.analysed > 0
+        # the worker ends at the last values (the threshold was queued before the last settings), and names
+        # the four people
+        last = session.settings
+        assert eventually(lambda: session.worker.settings is last and session.worker.roi.settings is last)
+        assert analyser.decoder.threshold == 0.7
+        assert eventually(lambda: len(labels) > 2 and sorted(labels[-1]) == names)
+    finally:
+        sys.setswitchinterval(switch)
+        session.stop()
+    assert session.error is None and session.status().sink_errors == ()
+    assert sorted(session.tracker.enrolled) == names and analyser.changed_mid_frame == 0
+
+
+def test_changes_without_analysis_running_apply_at_once_and_bad_ones_are_one_line():
+    analyser = People()
+    session = LiveSession(Synthetic(n=5), analyser)
+    session.enrol("Ana", analyser.embeddings[0])
+    session.set_threshold(0.8)
+    assert session.tracker.enrolled == ["Ana"] and analyser.decoder.threshold == 0.8
+    assert session.update_settings(max_motion=0.5) == LiveSettings(max_motion=0.5)
+    for change, message in [(lambda: session.enrol("", analyser.embeddings[0]), "name must be non-empty"),
+                            (lambda: session.enrol("Bo", np.zeros(3)), r"expected \(k, 512\) embeddings"),
+                            (lambda: session.set_threshold(1.5), "between 0 and 1, got 1.5"),
+                            (lambda: session.update_settings(redetect_every=0), "redetect_every must be ≥ 1"),
+                            (lambda: session.update_settings(redetect=2), "no setting redetect; choose from")]:
+        with pytest.raises(ValueError, match=message) as caught:
+            change()
+        assert "\n" not in str(caught.value)
+    assert session.tracker.enrolled == ["Ana"] and session.settings == LiveSettings(max_motion=0.5)
 
 
 def test_an_analysis_crash_is_reported_and_analysis_restarts_on_the_same_capture():
