@@ -123,3 +123,39 @@ def test_a_csv_that_cannot_be_written_at_start_is_one_line_naming_it(tmp_path):
         session.start()
     session.stop()
     assert str(caught.value) == f"writing {path} failed (No space left on device)"
+
+
+class _FillsUp:
+    """A file whose disk fills up after `room` characters."""
+
+    def __init__(self, file, room: int):
+        self.file, self.room = file, room
+
+    def write(self, text: str) -> int:
+        import errno
+
+        self.room -= len(text)
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.file.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def test_live_o_on_a_full_disk_ends_with_exit_1_and_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    """Fault: the disk under `realtime-feat live -o` fills up: the CSV is what the command exists for."""
+    import builtins
+
+    from realtime_feat import fex
+    from realtime_feat.cli import live as live_cli, main
+
+    path = tmp_path / "session.csv"
+    monkeypatch.setattr(fex, "open", lambda p, *a, **k: _FillsUp(builtins.open(p, *a, **k), 50_000), raising=False)
+    monkeypatch.setattr(live_cli, "open_session", lambda args, **options: LiveSession(
+        Synthetic(n=10**9, interval=0.002), FakeAnalyser(), **options))
+    assert main(["live", "--source", "0", "-o", str(path), "--duration", "600"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"realtime-feat: error: CSV writer: writing {path} failed (No space left on device)"
+    assert "wrote" in err[-2] and f"{path}.partial" in err[-2]  # the rows written before the disk filled stay
+    assert (tmp_path / "session.csv.partial").read_text().startswith("FaceRectX,")

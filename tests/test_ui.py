@@ -121,13 +121,13 @@ class FakeSession:
         self.settings = SimpleNamespace(redetect_every=5)
         self.source = SimpleNamespace(id="fake")
         self.worker = None
-        self.state, self.error = "running", None
+        self.state, self.error, self.sink_errors = "running", None, ()
         self.stopped = False
         self.analyser = SimpleNamespace(describe=lambda: "fake backend", detector_name="fast",
                                         backend=SimpleNamespace(describe=lambda: "fake 1.0 fp32 on cpu"),
                                         decoder=SimpleNamespace(threshold=0.6))
 
-    def subscribe(self, callback):
+    def subscribe(self, callback, name=None, essential=False):
         self.callbacks.append(callback)
 
     def enrol(self, name, embedding):
@@ -136,8 +136,8 @@ class FakeSession:
     def set_threshold(self, value):
         self.analyser.decoder.threshold = value
 
-    def set_redetect_every(self, value):
-        self.settings.redetect_every = value
+    def update_settings(self, **changes):
+        vars(self.settings).update(changes)
 
     @property
     def capture(self):  # the capture thread's subscriptions, for live video
@@ -159,7 +159,8 @@ class FakeSession:
     def status(self):
         from realtime_feat.session import SessionStatus
 
-        return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, None, 0.0, 0, 0, self.error)
+        return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, None, 0.0, 0, 0, self.error,
+                             self.sink_errors)
 
     def stop_recording(self):
         return None
@@ -481,3 +482,13 @@ def test_a_source_chosen_while_models_load_is_the_one_that_runs(window, qtbot, m
     release.set()
     qtbot.waitUntil(lambda: not window.controller._stale, timeout=10_000)
     assert window.session.source.id == "second" and started == ["second"]
+
+
+def test_a_failed_sink_is_a_banner_and_the_window_goes_on(window, qtbot):
+    """Fault: a sink (e.g. the LSL outlet) failed and was detached: the window says so, nothing stops."""
+    session = FakeSession()
+    window.controller.adopt(session)
+    session.sink_errors = ("LSL outlet 'realtime-feat fake face data': lost connection",)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
+    assert window.banner.text().startswith("LSL outlet 'realtime-feat fake face data': lost connection (detached")
+    assert not window.restart_button.isVisible() and window.session is session and not session.stopped

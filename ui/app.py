@@ -45,17 +45,6 @@ def build_window(options: AppOptions = AppOptions()):
     return window
 
 
-def _log_uncaught(kind, value, tb) -> None:
-    """An error in a slot goes to the log pane as one line (where it happened), not to the console."""
-    import logging
-    import traceback
-
-    where = traceback.extract_tb(tb)[-1] if tb else None
-    logging.getLogger("realtime_feat.ui").error(
-        "unexpected %s: %s%s", kind.__name__, (str(value).splitlines() or [""])[0],
-        f" ({Path(where.filename).name}:{where.lineno})" if where else "")
-
-
 def _close_on_signals(window) -> None:
     """Ctrl-C on the terminal, or SIGTERM (a logout, `kill`), closes the window as its close button
     does, so a recording in progress is finalised (metadata counts included). Python runs signal
@@ -76,7 +65,14 @@ def main(options: AppOptions) -> int:
     from PySide6.QtWidgets import QApplication, QSplashScreen
     from PySide6.QtGui import QPixmap
 
-    sys.excepthook = _log_uncaught
+    import threading
+
+    from realtime_feat import logfile
+
+    # an error in a slot or a thread: one line in the log pane, the traceback in the log file
+    logfile.install_log_file()
+    sys.excepthook = logfile.excepthook
+    threading.excepthook = lambda a: logfile.excepthook(a.exc_type, a.exc_value, a.exc_traceback)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("realtime-feat")
     splash = QSplashScreen(QPixmap(420, 120))

@@ -67,7 +67,7 @@ class LiveBridge(QObject):
         """Subscribe to `session` and start the GUI timer."""
         self.detach()
         self._callback = _WeakCallback(self._on_result)
-        session.subscribe(self._callback)
+        session.subscribe(self._callback, name="window")
         self.shown_index = -1
         self.timer.start()
 

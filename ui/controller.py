@@ -64,7 +64,7 @@ class SessionController(QObject):
     def set_redetect_every(self, value: int) -> None:
         self.update_options(redetect_every=value)
         if self.session is not None:
-            self.session.set_redetect_every(value)
+            self.session.update_settings(redetect_every=value)
 
     def enrol(self, name: str, embedding) -> None:
         """Name a tracked face for the rest of the session (applied between frames)."""

@@ -6,6 +6,8 @@ import logging
 
 from PySide6.QtWidgets import QPlainTextEdit
 
+from realtime_feat.logfile import OneLineFormatter
+
 
 class LogQueue(logging.Handler):
     """One line per log record of the library and the window, from any thread; they wait here until
@@ -13,12 +15,11 @@ class LogQueue(logging.Handler):
 
     def __init__(self):
         super().__init__(logging.INFO)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        self.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         self.lines: collections.deque = collections.deque(maxlen=1000)
 
     def emit(self, record: logging.LogRecord) -> None:
-        record.exc_info = record.exc_text = None  # one line each, never a traceback
-        self.lines.append(self.format(record).splitlines()[0])
+        self.lines.append(self.format(record))  # one line; the log file keeps the traceback
 
     def drain(self, pane: QPlainTextEdit) -> None:
         while self.lines:

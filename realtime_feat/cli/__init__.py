@@ -11,13 +11,10 @@ import sys
 from typing import Optional
 
 from ..errors import PROG, UserError
+from .console import err, log_to_terminal
 from .parser import build_parser
 
 __all__ = ["main", "build_parser", "PROG"]
-
-
-def err(msg: str) -> None:
-    print(f"{PROG}: error: {msg}", file=sys.stderr)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -28,6 +25,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         # engine needs next (~6% of a frame on 2 cores); torch's own eager path is faster with spinning.
         # Only effective before torch is first imported.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    log_to_terminal()
     from . import live, process, tools
 
     commands = {"process": process.cmd_process, "live": live.cmd_live, "record": live.cmd_record,

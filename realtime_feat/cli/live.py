@@ -10,6 +10,7 @@ import time
 
 from ..errors import PROG, UserError, first_line
 from ..factories import live_session, open_checked_source
+from .console import details, err
 from .parser import pipeline_options
 
 
@@ -60,7 +61,9 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
                   file=sys.stderr, flush=True)
             if args.duration and last_t - session.started >= args.duration:
                 break
-            if status.error:  # analysis, capture or the recording failed: stop with what was written
+            # analysis, capture, the recording or the CSV failed: stop with what was written (a sink that
+            # is not what the command is for was detached alone, and said so through the log)
+            if status.error or session.essential_failure:
                 break
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -82,20 +85,24 @@ def summary(session, interrupted: bool) -> str:
             + (f"; wrote {session.csv_rows} rows to {session.csv_path}" if session.csv_path else ""))
 
 
-def raise_errors(session) -> None:
+def exit_status(session, *failures: str) -> int:
+    """0, or 1 after one line for each thing that failed mid-way (what was written stays): analysis,
+    capture, a sink the command exists for, and `failures` (the recording)."""
     worker = session.worker
-    if worker is not None and worker.error is not None:
-        raise UserError(f"analysis stopped: {first_line(worker.error)}")
-    if session.capture.error is not None:
-        raise UserError(f"capture stopped: {first_line(session.capture.error)}")
+    lines = [*failures, *(f.message for f in [session.essential_failure] if f)]
+    for what, exc in (("analysis", worker.error if worker else None), ("capture", session.capture.error)):
+        if exc is not None:  # the worker or capture thread logged the traceback
+            lines.append(f"{what} stopped: {first_line(exc)}" + details())
+    for line in lines:
+        err(line)
+    return 1 if lines else 0
 
 
 def cmd_live(args) -> int:
     session = open_session(args, csv_path=args.output)
     interrupted = run_session(session, args)
     print(summary(session, interrupted), file=sys.stderr)
-    raise_errors(session)
-    return 0
+    return exit_status(session)
 
 
 def terminal_markers(session, lines) -> None:
@@ -127,10 +134,7 @@ def cmd_record(args) -> int:
     rec = session.last_recording
     print(summary(session, interrupted) + f"; recorded {rec.rows} frames ({rec.encoded} in the video, {rec.dropped} "
           f"dropped by the encoder queue) and {len(session.markers)} marker(s) to {rec.folder}", file=sys.stderr)
-    if rec.error is not None:
-        raise UserError(str(rec.error))
-    raise_errors(session)
-    return 0
+    return exit_status(session, *([str(rec.error)] if rec.error is not None else []))
 
 
 def cmd_cameras(args) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import PROG, UserError
 from ..factories import enrolments, make_analyser, make_tracker
-from . import err
+from .console import err
 from .parser import pipeline_options
 
 

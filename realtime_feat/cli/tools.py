@@ -47,6 +47,9 @@ def cmd_doctor(args) -> int:
     folder = weights.weights_dir_from_env() or f"not set (--weights or ${weights.ENV_WEIGHTS_DIR})"
     lines += [f"cache: Hugging Face {HF_HUB_CACHE}", f"cache: exported models {cache_dir()}",
               f"weights folder: {folder}"]
+    from ..logfile import log_path
+
+    lines.append(f"log file: {log_path()} (full tracebacks of the errors shown in one line)")
     for name, where in weights.status().items():
         spec = weights.SPECS[name]
         lines.append(f"weights {spec.repo_id}: {where}  [licence: {spec.licence}]")
