@@ -2,9 +2,11 @@
 subscribers (the recorder) and the newest to a latest-frame slot (analysis). It never waits for
 either (DESIGN.md, "Capture never waits for analysis").
 
-A source that stops delivering (camera unplugged, stream dropped) moves the thread to `lost`; it is
-reopened with back-off and resumes without a restart, and the gap is reported with its start and
-end on the capture clock.
+A live source that stops delivering (camera unplugged, stream dropped) moves the thread to `lost`; it
+is reopened with back-off and resumes without a restart, frame indices going on from where they
+were, and the gap is reported with its start and end on the capture clock. A finite source (a file,
+a folder) is never reopened: at its end the state is `ended`; when it breaks (`SourceError`, or no
+frame without having ended) it is `failed`, with the one line in `error`.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .sources import Source
+from .sources import Source, SourceError
 from .types import Frame
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,9 @@ class CaptureThread:
                 if self.source.ended:
                     self._set_state("ended")
                     return
+                if not self.source.reopenable:
+                    raise SourceError(f"{self.source.id}: delivered no frame after frame {self.frames - 1} and "
+                                      f"cannot be reopened (not a camera or live stream)")
                 if self.state != "lost":  # lost: report the gap, then reopen with back-off
                     self._set_state("lost")
                     self.gaps.append(Gap(t_mono, None, "source delivered no frame"))
