@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 class LatestSlot:
     """Holds the newest frame; a reader takes it when free. Frames overwritten before anyone took
     them are counted (`skipped`): skipped for analysis, still delivered to every subscriber.
-    `taken` is the index of the newest frame a reader took (-1 before any): a frame below it that was
-    not taken was skipped, which lets the recorder settle each frame's `analysed` flag."""
+    `taken` is the index of the newest frame a reader took (-1 before any) and `newest` that of the newest
+    frame put: a frame below `newest` that was not taken never will be, which lets the recorder settle
+    each frame's `analysed` flag."""
 
     def __init__(self):
         self._cond = threading.Condition()
@@ -44,6 +45,11 @@ class LatestSlot:
                 self.skipped += 1
             self._frame, self._taken = frame, False
             self._cond.notify_all()
+
+    @property
+    def newest(self) -> int:
+        frame = self._frame
+        return -1 if frame is None else frame.index
 
     def get(self, newer_than: int = -1, timeout: Optional[float] = None) -> Optional[Frame]:
         """The newest frame with index > newer_than, waiting up to `timeout`; None on timeout or close."""

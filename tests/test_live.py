@@ -207,7 +207,8 @@ def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir
     from realtime_feat.cli import main
 
     real_open_source = sources.open_source
-    monkeypatch.setattr(sources, "open_source", lambda spec, **options: DroppingStream(real_open_source(spec, **options)))
+    monkeypatch.setattr(sources, "open_source",
+                        lambda spec, **options: DroppingStream(real_open_source(spec, **options)))
     out = tmp_path / "live.csv"
     code = main(["live", "--source", str(sample_data / "single_face.mp4"), "-o", str(out), "--duration", "9",
                  "--weights", str(weights_dir), "--backend", "onnxruntime",

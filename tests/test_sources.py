@@ -87,7 +87,8 @@ def test_record_on_a_damaged_file_keeps_what_was_played_and_exits_with_the_line(
     (folder,) = tmp_path.iterdir()
     frames = pd.read_csv(folder / "frames.csv")
     n = len(frames)
-    assert err[-1].startswith(f"realtime-feat: error: capture stopped: {damaged_video}: video breaks off at frame {n} (")
+    assert err[-1].startswith(f"realtime-feat: error: capture stopped: {damaged_video}: "
+                              f"video breaks off at frame {n} (")
     assert 0 < n < 72 and list(frames["frame"]) == list(range(n)) and (frames["in_video"] == 1).all()
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["complete"] is True and meta["counts"]["encoded"] == n  # the recording itself ended well
