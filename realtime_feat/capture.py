@@ -2,9 +2,11 @@
 subscribers (the recorder) and the newest to a latest-frame slot (analysis). It never waits for
 either (DESIGN.md, "Capture never waits for analysis").
 
-A source that stops delivering (camera unplugged, stream dropped) moves the thread to `lost`; it is
-reopened with back-off and resumes without a restart, and the gap is reported with its start and
-end on the capture clock.
+A live source that stops delivering (camera unplugged, stream dropped) moves the thread to `lost`; it
+is reopened with back-off and resumes without a restart, frame indices going on from where they
+were, and the gap is reported with its start and end on the capture clock. A finite source (a file,
+a folder) is never reopened: at its end the state is `ended`; when it breaks (`SourceError`, or no
+frame without having ended) it is `failed`, with the one line in `error`.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from .sources import Source
+from .sources import Source, SourceError
 from .types import Frame
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,9 @@ log = logging.getLogger(__name__)
 class LatestSlot:
     """Holds the newest frame; a reader takes it when free. Frames overwritten before anyone took
     them are counted (`skipped`): skipped for analysis, still delivered to every subscriber.
-    `taken` is the index of the newest frame a reader took (-1 before any): a frame below it that was
-    not taken was skipped, which lets the recorder settle each frame's `analysed` flag."""
+    `taken` is the index of the newest frame a reader took (-1 before any) and `newest` that of the newest
+    frame put: a frame below `newest` that was not taken never will be, which lets the recorder settle
+    each frame's `analysed` flag."""
 
     def __init__(self):
         self._cond = threading.Condition()
@@ -42,6 +45,11 @@ class LatestSlot:
                 self.skipped += 1
             self._frame, self._taken = frame, False
             self._cond.notify_all()
+
+    @property
+    def newest(self) -> int:
+        frame = self._frame
+        return -1 if frame is None else frame.index
 
     def get(self, newer_than: int = -1, timeout: Optional[float] = None) -> Optional[Frame]:
         """The newest frame with index > newer_than, waiting up to `timeout`; None on timeout or close."""
@@ -179,6 +187,9 @@ class CaptureThread:
                 if self.source.ended:
                     self._set_state("ended")
                     return
+                if not self.source.reopenable:
+                    raise SourceError(f"{self.source.id}: delivered no frame after frame {self.frames - 1} and "
+                                      f"cannot be reopened (not a camera or live stream)")
                 if self.state != "lost":  # lost: report the gap, then reopen with back-off
                     self._set_state("lost")
                     self.gaps.append(Gap(t_mono, None, "source delivered no frame"))

@@ -44,6 +44,10 @@ def log_path() -> Path:
 class _LogFile(RotatingFileHandler):
     """Ours among the logger's handlers (found again by type)."""
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A log file on the disk that just filled up: the one-line screen output goes on, without
+        logging's own traceback on stderr for every record."""
+
 
 class OneLineFormatter(logging.Formatter):
     """The first line of the formatted message, never a traceback; the record is left as it came, so

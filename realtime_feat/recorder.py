@@ -10,12 +10,17 @@ process leaves a file every player reads, short of its last fragment. Beside it:
   fex.csv       the analyser's rows (py-feat's columns + ours), for the analysed frames, in frame order
   markers.csv   label, origin, t_monotonic, t_wall, t_lsl, frame (the newest frame captured then)
   metadata.json versions, backend, weights, source, settings, codec, clocks, counts with reasons;
-                written at the start ("complete": false) and again when the recording ends
+                written at the start ("complete": false, "ended": null) and again when the recording
+                ends ("ended": "stopped", "complete": true; or "failed", with the "error")
 
-A frame's row is written once it is settled: analysed (its result came), or skipped (analysis took a
-newer frame, or has stopped). That takes one analysis period at most (`settle_s` bounds it). Files are
-flushed at least once a second; a folder removed or a disk that fills up ends the recording with one
-line in `error`.
+A frame's row is written once it is settled: analysed (its result came), or skipped (a newer frame
+came before analysis took it, or analysis has stopped). A frame analysis took waits for its result
+however long the analysis takes; only a hung analysis (no result for `hang_s`, 60 s) is given up on,
+with one logged line and a count (`hung_analysis_given_up`); a result that still comes is counted as
+late. Files are flushed at least once a second. A folder removed, a disk that fills up or an encoder
+error ends the recording at once: `on_failure` detaches it from capture and the results (no frames
+pile up for it), what was written stays, metadata.json says why ("ended": "failed", "error"), and
+`error` holds the one line.
 """
 from __future__ import annotations
 
@@ -67,17 +72,20 @@ def _lsl(t: Optional[float]) -> str:
 
 
 class RecordingError(OSError):
-    """A recording that could not go on (disk full, folder removed); the message is one line."""
+    """A recording that could not go on (disk full, folder removed, encoder error); the message is one line."""
 
 
 class Recorder:
     """`start()`; feed it with `on_result` (a results-bus callback) and `mark`; `stop()` finalises.
     `frames`: this recorder's capture subscription; `slot`: the analysis slot (which frames analysis
-    took); `analysing()`: whether analysis is still running; `identities(track_ids)`: the tracker's labels."""
+    took); `analysing()`: whether analysis is still running; `identities(track_ids)`: the tracker's labels;
+    `on_failure(recorder)`: called on the recorder's thread the moment it fails, before it finalises;
+    `hang_s`: how long a frame analysis took may go without a result before analysis counts as hung."""
 
     def __init__(self, folder: Path, codec: str, frames: Subscriber, slot: LatestSlot,
                  analysing: Callable[[], bool], identities: Optional[Callable] = None, metadata: Optional[dict] = None,
-                 settle_s: float = 2.0, flush_s: float = 0.5):
+                 on_failure: Optional[Callable[["Recorder"], None]] = None, hang_s: float = 60.0,
+                 flush_s: float = 0.5):
         if codec not in CODECS:
             raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
         from .fex import FexWriter
@@ -85,13 +93,14 @@ class Recorder:
         self.folder, self.codec = Path(folder), codec
         self.frames, self.slot, self.analysing, self.identities = frames, slot, analysing, identities
         self.metadata = dict(metadata or {})
-        self.settle_s, self.flush_s = settle_s, flush_s
+        self.on_failure, self.hang_s, self.flush_s = on_failure, hang_s, flush_s
         self.video_path = self.folder / "video.mp4"
         self.encoded = 0
         self.rows = 0                 # frames.csv rows
         self.analysed = 0
         self.results_dropped = 0      # results that did not fit the queue (their frames count as skipped)
         self.late_results = 0         # results that came after their frame was settled as skipped
+        self.given_up = 0             # frames whose analysis hung: written as not analysed
         self.pts_bumped = 0           # two frames within one µs: the later one's PTS moved by 1 µs
         self.resized = 0              # frames of another size than the first, scaled to it
         self.error: Optional[RecordingError] = None
@@ -106,6 +115,9 @@ class Recorder:
         self._size: Optional[tuple[int, int]] = None
         self._last_pts = -1
         self._last_settled = -1
+        self._taken, self._taken_at = -1, time.monotonic()  # the newest frame analysis took, seen when
+        self._last_result = -1        # the newest frame a result came for
+        self._stop_by = float("inf")  # stop(): an analysis still running by then is not waited for
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._frames_file = open(self.folder / "frames.csv", "w", newline="")
@@ -115,7 +127,7 @@ class Recorder:
         self._markers_csv = csv.writer(self._markers_file)
         self._markers_csv.writerow(MARKERS_COLUMNS)
         self._fex = FexWriter(self.folder / "fex.csv", video=False, partial=False)
-        self._write_metadata(complete=False)
+        self._write_metadata(ended=None)
 
     # -- the other threads' side -----------------------------------------------------------------
     def start(self) -> "Recorder":
@@ -135,7 +147,9 @@ class Recorder:
         self._markers.put(marker)
 
     def stop(self, timeout: float = 30.0) -> Path:
-        """Write what is queued, settle every frame, close the video and the files."""
+        """Write what is queued, settle every frame (the one being analysed waits for its result for
+        half of `timeout` at most), close the video and the files."""
+        self._stop_by = time.monotonic() + timeout / 2
         self._stop.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -157,18 +171,24 @@ class Recorder:
         try:
             while True:
                 stopping = self._stop.is_set()
-                # read before draining results: a result of a frame below `taken` is then already queued
+                # newest, then taken, then the results: a frame below `newest` can no longer be taken, and
+                # one below `taken` that analysis took has its result queued by now
+                newest = self.slot.newest
                 taken, analysing = self.slot.taken, self.analysing()
+                if taken != self._taken:
+                    self._taken, self._taken_at = taken, time.monotonic()
                 got = self._drain_frames()
                 self._drain_results()
-                self._settle(taken, analysing and not stopping)
+                self._settle(newest, taken, analysing, stopping)
                 self._drain_markers()
                 if time.monotonic() >= next_flush:
                     self._flush()
                     next_flush = time.monotonic() + self.flush_s
-                if stopping and self.frames.queue.empty() and not self.frames.missed:
+                if stopping and self.frames.queue.empty() and not self.frames.missed and not self._pending:
                     break
-                if not got:
+                if not got and stopping:  # waiting for the result of the frame being analysed
+                    time.sleep(0.02)
+                elif not got:
                     self._stop.wait(0.02)
             self._finish()
         except Exception as exc:  # kept for the session, which reports it; what was written stays
@@ -247,7 +267,7 @@ class Recorder:
                                   "width": self._size[0], "height": self._size[1], "time_base": "1/1000000",
                                   "pts_zero_t_monotonic_ns": self.t0_ns,
                                   "pts_rule": "pts = (t_monotonic_ns - pts_zero_t_monotonic_ns) // 1000"}
-        self._write_metadata(complete=False)
+        self._write_metadata(ended=None)
 
     def _drain_results(self) -> None:
         while True:
@@ -255,6 +275,7 @@ class Recorder:
                 result, ids = self._results.get_nowait()
             except queue.Empty:
                 return
+            self._last_result = max(self._last_result, result.index)
             if self.first_index is not None and result.index < self.first_index:
                 continue  # analysed before this recording began
             if result.index <= self._last_settled:
@@ -262,13 +283,26 @@ class Recorder:
                 continue
             self._by_index[result.index] = (result, ids)
 
-    def _settle(self, taken: int, analysing: bool) -> None:
-        now = time.monotonic_ns()
+    def _settle(self, newest: int, taken: int, analysing: bool, stopping: bool = False) -> None:
+        """Write the rows of the frames whose fate is known, in order. A frame analysis took waits for
+        its result (unless analysis hung); one it did not take waits only while it is the newest (the
+        only one analysis can still take); the others were skipped."""
+        now = time.monotonic()
+        hung = analysing and self._last_result < taken and (
+            now - self._taken_at > self.hang_s or (stopping and now > self._stop_by))
         done = 0
         for index, t_mono, t_wall, t_lsl, pts in self._pending:
             hit = self._by_index.pop(index, None)
-            if hit is None and analysing and index >= taken and now - t_mono < self.settle_s * 1e9:
-                break  # analysis may still take it
+            if hit is None and analysing:
+                if index == taken and not hung:
+                    break  # being analysed: its result comes, however long that takes
+                # the newest: analysis may still take it, unless the recording is over and it has not yet
+                if index > taken and index >= newest and not (stopping and index > self.slot.taken):
+                    break
+                if index == taken:
+                    self.given_up += 1
+                    log.error("analysis gave frame %d no result in %.0f s (hung?): its row says not analysed, "
+                              "and a result that still comes is counted as late", index, now - self._taken_at)
             if hit is not None:
                 result, ids = hit
                 self._fex.append(result, result.source_id, ids)
@@ -300,7 +334,7 @@ class Recorder:
 
     def _finish(self) -> None:
         self._drain_results()
-        self._settle(self.slot.taken, analysing=False)
+        self._settle(self.slot.newest, self.slot.taken, analysing=False)
         self._drain_markers()
         if self._container is not None:
             for packet in self._stream.encode():
@@ -308,18 +342,13 @@ class Recorder:
             self._container.close()
         self._flush()
         self._close_files()
-        self._write_metadata(complete=True)
+        self._write_metadata(ended="stopped")
 
     def _fail(self, exc: Exception) -> None:
-        import av
-
-        reason = first_line(exc)
-        if not isinstance(exc, RecordingError) and isinstance(exc, (OSError, av.FFmpegError)):
-            reason = getattr(exc, "strerror", None) or reason
-            reason = f"writing to {self.folder} failed ({reason}): free some space or record elsewhere"
-        elif not isinstance(exc, RecordingError):
-            log.exception("recorder failed")
-        self.error = RecordingError(f"recording stopped: {reason}; {self.rows} frames are in frames.csv, "
+        if self.on_failure is not None:  # detached at once: no frames or results pile up for it
+            self.on_failure(self)
+        self._discard_queued()
+        self.error = RecordingError(f"recording stopped: {self._why(exc)}; {self.rows} frames are in frames.csv, "
                                     f"{self.encoded} in the video")
         log.error("%s", self.error)
         for close in (self._close_video_quietly, self._close_files):
@@ -328,9 +357,32 @@ class Recorder:
             except Exception:  # the disk that failed may fail again: what was written stays
                 pass
         try:
-            self._write_metadata(complete=False)
+            self._write_metadata(ended="failed")
         except OSError:
             pass
+
+    def _why(self, exc: Exception) -> str:
+        import av
+
+        if isinstance(exc, RecordingError):
+            return first_line(exc)
+        if isinstance(exc, OSError):  # PyAV's errors from the disk are OSErrors too
+            why = getattr(exc, "strerror", None) or first_line(exc)
+            return f"writing to {self.folder} failed ({why}): free some space or record elsewhere"
+        if isinstance(exc, av.FFmpegError):
+            encoder = self.metadata.get("video", {}).get("encoder", self.codec)
+            return f"the video encoder {encoder} failed ({first_line(exc)}): record with the other codec (h264 or ffv1)"
+        log.exception("recorder failed")
+        return first_line(exc)
+
+    def _discard_queued(self) -> None:
+        """Frees the frames and results that were waiting: nothing will write them now."""
+        for waiting in (self.frames.queue, self._results):
+            while True:
+                try:
+                    waiting.get_nowait()
+                except queue.Empty:
+                    break
 
     def _close_video_quietly(self) -> None:
         if self._container is not None:
@@ -348,12 +400,15 @@ class Recorder:
                 "dropped": {"not_in_video_encoder_queue_full": self.frames.dropped,
                             "results_queue_full": self.results_dropped,
                             "results_after_frame_settled": self.late_results},
-                "skipped_for_analysis": self.rows - self.analysed,
+                "skipped_for_analysis": self.rows - self.analysed, "hung_analysis_given_up": self.given_up,
                 "adjusted": {"pts_bumped_same_microsecond": self.pts_bumped, "resized_to_first_frame": self.resized},
                 "fex_rows": self._fex.rows_written, "first_frame": self.first_index}
 
-    def _write_metadata(self, complete: bool) -> None:
-        data = dict(self.metadata, codec=self.codec, complete=complete, counts=self.counts(),
+    def _write_metadata(self, ended: Optional[str]) -> None:
+        """`ended`: "stopped" (complete), "failed" (`error` says why) or None (recording; a killed
+        process leaves it so)."""
+        data = dict(self.metadata, codec=self.codec, complete=ended == "stopped", ended=ended,
+                    analysis_hang_s=self.hang_s, counts=self.counts(),
                     error=None if self.error is None else str(self.error))
         tmp = self.folder / "metadata.json.tmp"
         tmp.write_text(json.dumps(data, indent=2, default=str))

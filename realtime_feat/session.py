@@ -19,8 +19,10 @@ recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipelin
 them all (terminal and LSL ones too). `last_recording` is the latest `Recorder` (its folder, counts and
 `error` stay readable after stop_recording). `frame_size` and `warm_up_s` are known after start().
 `analyser=None` records without analysing (every frame still goes to the video and frames.csv).
-A recording error (disk full, folder removed) ends the recording and shows in `status().error`;
-`record` then stops the session.
+A recording error (disk full, folder removed, encoder error) ends the recording at once (detached from
+capture and results, its folder finalised with what was written) and shows in `status().recording_error`
+and `status().error`, with `status().recording` None; analysis and capture go on; `record` then stops
+the session.
 `error` is what stopped capture, analysis or the recording, if anything.
 
 A sink that fails (a subscriber that raises, the `csv_path` writer on a full disk, an LSL outlet or the
@@ -67,12 +69,13 @@ class SessionStatus:
     latency_p50_ms: float   # capture stamp → result, over the last second (NaN without results)
     latency_p99_ms: float
     faces: int
-    recording: Optional[Path]   # session folder while recording
+    recording: Optional[Path]   # session folder while recording (None once a recording failed)
     recording_s: float
     encoded: int                # recorder counts (0 when not recording)
     encoder_dropped: int
     error: Optional[str]        # one line: what stopped capture, analysis or the recording
     sink_errors: tuple[str, ...] = ()   # one line per failed, detached sink ("CSV writer: writing … failed (…)")
+    recording_error: Optional[str] = None  # one line: why the latest recording failed (it is over)
 
 
 @dataclass(frozen=True)
@@ -154,13 +157,15 @@ class LiveSession:
         self.csv_rows = 0
         self._writer = None
         self._recorder = None
+        self._results_to = None     # the recorder results go to: the one recording, or one stopping
         self.last_recording = None   # the Recorder of the latest recording, for its counts and error
         self._sinks: list = []      # LSL outlets and the marker inlet, closed by stop() (failures: to the bus)
         self._rates = _Rates()
         self._retired = (0, 0)      # (analysed, detections_run) of workers replaced by restart_analysis
         self._lock = threading.Lock()
         self._stopped = False
-        self.bus.subscribe(self._rates.on_result)
+        self.bus.subscribe(self._rates.on_result, "status rates")
+        self.bus.subscribe(self._to_recorder, "recorder")
 
     # -- settings shared with the running worker -------------------------------------------------
     @property
@@ -280,6 +285,8 @@ class LiveSession:
         if self.worker is not None:
             self.worker.stop()
         self.stop_recording()
+        if self.last_recording is not None:  # one that failed may still be finalising its folder
+            self.last_recording.stop()
         if self._writer is not None:
             self.csv_path = self._close_csv()
         for sink in self._sinks:
@@ -314,12 +321,11 @@ class LiveSession:
             sub = self.capture.subscribe("recorder", maxsize=int(max(16, min(256, 400e6 // (h * w * 3)))))
             try:
                 recorder = Recorder(folder, codec, sub, self.capture.slot, self._analysing, self.tracker.identities,
-                                    self._metadata(label))
+                                    self._metadata(label), on_failure=self._recording_failed)
             except BaseException:
                 self.capture.unsubscribe(sub)
                 raise
-            self.bus.subscribe(recorder.on_result)
-            self._recorder = self.last_recording = recorder.start()
+            self._results_to = self._recorder = self.last_recording = recorder.start()
         return folder
 
     def stop_recording(self) -> Optional[Path]:
@@ -329,8 +335,25 @@ class LiveSession:
         if recorder is None:
             return None
         self.capture.unsubscribe(recorder.frames)
-        self.bus.unsubscribe(recorder.on_result)
-        return recorder.stop()
+        folder = recorder.stop()  # results still go to it: the frame being analysed gets its result
+        with self._lock:
+            if self._results_to is recorder:
+                self._results_to = None
+        return folder
+
+    def _to_recorder(self, result: FrameResult, frame: Frame) -> None:
+        recorder = self._results_to
+        if recorder is not None:
+            recorder.on_result(result, frame)
+
+    def _recording_failed(self, recorder) -> None:
+        """On the recorder's thread, the moment it fails: off capture and the results at once, so no
+        frames pile up for it; it then finalises its folder by itself."""
+        with self._lock:
+            if self._recorder is not recorder:  # stop_recording has it
+                return
+            self._recorder = self._results_to = None
+            self.capture.unsubscribe(recorder.frames)
 
     def _analysing(self) -> bool:
         return self.worker is not None and not self.worker.wait(0)
@@ -420,7 +443,7 @@ class LiveSession:
     def status(self) -> SessionStatus:
         captured, analysed = self.capture.frames, self.analysed
         cap_fps, ana_fps, p50, p99, faces = self._rates.sample(captured, analysed)
-        rec = self._recorder
+        rec, last = self._recorder, self.last_recording
         return SessionStatus(
             state=self.capture.state, captured=captured, analysed=analysed, skipped=self.capture.slot.skipped,
             detections_run=self.detections_run, capture_fps=cap_fps, analysed_fps=ana_fps,
@@ -428,7 +451,8 @@ class LiveSession:
             recording=rec.folder if rec else None, recording_s=rec.elapsed_s if rec else 0.0,
             encoded=rec.encoded if rec else 0, encoder_dropped=rec.dropped if rec else 0,
             error=None if self.error is None else first_line(self.error),
-            sink_errors=tuple(f.message for f in self.bus.failures))
+            sink_errors=tuple(f.message for f in self.bus.failures),
+            recording_error=None if last is None or last.error is None else first_line(last.error))
 
 
 _CSV_SINK = "CSV writer"

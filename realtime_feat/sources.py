@@ -3,6 +3,13 @@
 A source only opens, reads and closes; the capture thread (capture.py) stamps, paces failures and
 retries. `read()` returns an RGB image, or None when the source delivered nothing (a camera
 unplugged, a stream dropped, a file at its end — `ended` then tells which).
+
+Only live sources are reopened after a loss (`reopenable`: cameras, live stream URLs); a reopened
+stream goes on from where it is now. A video of known length (a file, or one at a URL) is never
+reopened: replayed from its first frame, old frames would come again as new ones. When it breaks
+mid-way (a damaged block, a copy cut short) `read()` raises `SourceError`, one line naming the file
+and the frame, and the source ends there. What FFmpeg's decoder conceals (a few corrupt bytes) plays
+on as any player shows it; a packet it rejects ends the file, as `process` does (media.iter_video).
 """
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 import numpy as np
+
+from .errors import first_line
 
 
 def _cv2():
@@ -21,9 +30,14 @@ def _cv2():
     return cv2
 
 
+class SourceError(OSError):
+    """A finite source that broke mid-way; the message is one line naming it and the frame."""
+
+
 class Source(Protocol):
     id: str
-    ended: bool  # True once a finite source has given its last frame
+    ended: bool       # True once a finite source has given its last frame
+    reopenable: bool  # a live source (camera, stream) that is reopened after a loss
 
     def open(self) -> None: ...
 
@@ -40,6 +54,7 @@ class CameraSource:
         self.index, self.width, self.height, self.fps = index, width, height, fps
         self.id = f"camera:{index}"
         self.ended = False
+        self.reopenable = True
         self._cap = None
 
     def open(self) -> None:
@@ -82,7 +97,8 @@ def list_cameras(max_index: int = 8) -> list[tuple[int, int, int]]:
 
 class VideoSource:
     """A video file (played at its own rate when `realtime`, else as fast as it decodes) or a stream
-    URL (rtsp://, http://, ...; always live). PyAV keeps the source's own PTS in `last_pts`."""
+    URL (rtsp://, http://, ...; played live). PyAV keeps the source's own PTS in `last_pts`. `loop`
+    plays a file again from its start at its end (a file that breaks raises instead)."""
 
     def __init__(self, location: str, realtime: bool = True, loop: bool = False):
         self.location = location
@@ -91,7 +107,10 @@ class VideoSource:
         self.loop = loop and not self.is_url
         self.id = location
         self.ended = False
+        self.reopenable = self.is_url  # known once open: a URL to a video of known length is not live
         self.last_pts: Optional[float] = None
+        self._decoded = 0  # frames decoded since the file's start: the index of the next one
+        self._declared: Optional[int] = None
         self._container = None
         self._frames = None
         self._start: Optional[float] = None
@@ -109,21 +128,36 @@ class VideoSource:
             raise OSError(f"{self.location}: cannot open ({str(exc).splitlines()[0][:120]})") from None
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
+        self.reopenable = self.is_url and self._container.duration is None
+        self._declared = stream.frames or None
         self._frames = self._container.decode(stream)
-        self._start, self._pts0 = None, None
+        self._start, self._pts0, self._decoded = None, None, 0
 
     def read(self) -> Optional[np.ndarray]:
+        import av
+
+        from .media import cut_short
+
         try:
             frame = next(self._frames)
         except StopIteration:
+            if self.reopenable:
+                return None  # the stream dropped: the capture thread reopens it
+            if cut_short(self._declared, self._decoded):
+                raise SourceError(f"{self.location}: video breaks off at frame {self._decoded} of the "
+                                  f"{self._declared} its header declares (cut short); it was played up to there")
             if self.loop:
                 self.close()
                 self.open()
                 return self.read()
-            self.ended = not self.is_url
+            self.ended = True
             return None
-        except Exception:  # a dropped stream or a broken file: the capture thread retries
-            return None
+        except (av.error.FFmpegError, OSError) as exc:
+            if self.reopenable:
+                return None
+            raise SourceError(f"{self.location}: video breaks off at frame {self._decoded} "
+                              f"({first_line(exc, 120)}); it was played up to there") from None
+        self._decoded += 1
         pts = float(frame.pts * frame.time_base) if frame.pts is not None else None
         self.last_pts = pts
         if self.realtime and pts is not None:  # hold each frame until its time comes, as a camera would
@@ -152,6 +186,7 @@ class FolderSource:
         self.fps = fps
         self.id = str(self.folder)
         self.ended = False
+        self.reopenable = False
         self._next = 0
         self._due: Optional[float] = None
 

@@ -32,6 +32,8 @@ class FlakySource:
     """Synthetic camera: `n` frames, delivering nothing for frames in `dead` (an unplugged cable);
     records which thread opened and closed it."""
 
+    reopenable = True
+
     def __init__(self, n=60, dead=range(20, 30), interval=0.002):
         self.id, self.ended, self.last_pts = "flaky", False, None
         self.n, self.dead, self.interval = n, set(dead), interval
@@ -168,6 +170,34 @@ def test_five_people_keep_their_ids(fast_analyser, sample_data):
     assert all("latency" in r.timings_ms and r.timings_ms["latency"] > 0 for r in results)
 
 
+class DroppingStream:
+    """A live stream (a camera facing a screen that loops a video): it drops for three reads mid-way
+    (back after 0.5 + 1 + 2 s of retries) and, reopened, goes on where it is, as a live stream does:
+    the video underneath stays open."""
+
+    reopenable, ended = True, False
+
+    def __init__(self, video):
+        video.loop = True
+        self.video, self.id, self.reads, self.opened = video, video.id, 0, False
+
+    @property
+    def last_pts(self):
+        return self.video.last_pts
+
+    def open(self):
+        if not self.opened:
+            self.video.open()
+            self.opened = True
+
+    def read(self):
+        self.reads += 1
+        return None if 30 <= self.reads < 33 else self.video.read()
+
+    def close(self):
+        pass  # the link dropped; the stream itself goes on
+
+
 def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir, sample_data, fast_analyser,
                                                     monkeypatch):
     """`realtime-feat live` end to end: real faces, stable id, a mid-run source failure survived."""
@@ -176,17 +206,13 @@ def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir
     from realtime_feat import sources
     from realtime_feat.cli import main
 
-    real_read = sources.VideoSource.read
-    calls = {"n": 0}
-
-    def flaky_read(self):  # the stream drops for three reads: back after 0.5 + 1 + 2 s of retries
-        calls["n"] += 1
-        return None if 30 <= calls["n"] < 33 else real_read(self)
-
-    monkeypatch.setattr(sources.VideoSource, "read", flaky_read)
+    real_open_source = sources.open_source
+    monkeypatch.setattr(sources, "open_source",
+                        lambda spec, **options: DroppingStream(real_open_source(spec, **options)))
     out = tmp_path / "live.csv"
-    code = main(["live", "--source", str(sample_data / "single_face.mp4"), "-o", str(out), "--weights",
-                 str(weights_dir), "--backend", "onnxruntime", "--enrol", f"me={sample_data / 'single_face.jpg'}"])
+    code = main(["live", "--source", str(sample_data / "single_face.mp4"), "-o", str(out), "--duration", "9",
+                 "--weights", str(weights_dir), "--backend", "onnxruntime",
+                 "--enrol", f"me={sample_data / 'single_face.jpg'}"])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "fast detector" in err and "enrolled me" in err and "ready for 360x640 frames" in err
@@ -204,7 +230,7 @@ def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir
 
 
 def test_stream_url_source(faststart_video):
-    """A stream URL (HTTP here, served on loopback) is read live, frame by frame, with its PTS."""
+    """A video at a URL (HTTP here, served on loopback) is read live, frame by frame, with its PTS."""
     import functools
     import http.server
 
@@ -219,14 +245,13 @@ def test_stream_url_source(faststart_video):
         capture = CaptureThread(source, retry_max_s=0.5)
         recorder = capture.subscribe("recorder")
         capture.start()
-        deadline = time.monotonic() + 30
-        while capture.frames < 72 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        capture.stop()
+        assert capture.wait(timeout=30)  # hang guard: a video replayed from its start never ends
     finally:
         server.shutdown()
     frames = [recorder.queue.get_nowait() for _ in range(recorder.queue.qsize())]
-    assert len(frames) >= 72 and frames[71].pts == pytest.approx(71 / 30)
+    assert len(frames) == 72 and frames[71].pts == pytest.approx(71 / 30)
+    # a video of known length at a URL is not a live stream: it ends at its end, never replayed
+    assert capture.state == "ended" and not source.reopenable and capture.gaps == []
 
 
 def test_image_folder_source(tmp_path, sample_data):

@@ -2,11 +2,13 @@
 markers.csv and metadata.json; a kill, a full disk and a removed folder (real processes, real files)."""
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -161,6 +163,145 @@ def test_a_removed_folder_stops_the_recording_with_one_clear_line(tmp_path):
     assert "\n" not in error
 
 
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    """Hang guard: polls `condition` until it holds or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+class BreakingEncoder:
+    """The video stream with an encoder that fails on its `at`-th frame, as libx264 does on an internal
+    error."""
+
+    def __init__(self, stream, at: int):
+        self.stream, self.at, self.n = stream, at, 0
+
+    def encode(self, image=None):
+        import av
+
+        self.n += 1
+        if self.n == self.at:
+            raise av.error.ExternalError(-542398533, "Generic error in an external library")
+        return self.stream.encode(image)
+
+
+def test_an_encoder_error_detaches_the_recording_at_once_and_the_session_goes_on(tmp_path, monkeypatch):
+    from realtime_feat import recorder
+
+    real_open_video = recorder.Recorder._open_video
+
+    def open_video(self, frame):
+        real_open_video(self, frame)
+        self._stream = BreakingEncoder(self._stream, at=20)
+
+    monkeypatch.setattr(recorder.Recorder, "_open_video", open_video)
+    session = LiveSession(Synthetic(n=10**9, interval=0.004), FakeAnalyser())
+    folder = session.start_recording(tmp_path)
+    session.start()
+    try:
+        rec = session.last_recording
+        assert wait_for(lambda: session.status().recording_error is not None)
+        s = session.status()
+        # off capture and the results at once: nothing is queued for it, nothing counted as dropped
+        assert rec.frames not in session.capture.subscribers
+        captured, analysed, dropped = session.capture.frames, session.analysed, rec.frames.dropped
+        assert wait_for(lambda: session.capture.frames > captured + 50 and session.analysed > analysed + 5)
+        assert rec.frames.queue.qsize() == 0 and rec.frames.dropped == dropped  # frames do not pile up
+        assert rec._results.empty()  # nor results
+        after = session.status()
+        assert after.state == "running" and after.error == s.error  # capture and analysis go on
+    finally:
+        session.stop()
+    assert s.recording is None and s.encoded == 0
+    assert s.recording_error == s.error == str(rec.error)  # one line
+    assert s.error.startswith("recording stopped: the video encoder libx264 failed ([Errno -542398533] Generic "
+                              "error in an external library): record with the other codec (h264 or ffv1); ")
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["complete"] is False and meta["ended"] == "failed" and meta["error"] == s.error
+    assert meta["counts"]["encoded"] == rec.encoded == 19
+    frames = pd.read_csv(folder / "frames.csv")
+    assert list(frames["frame"]) == list(range(len(frames))) and len(frames) == rec.rows
+    assert 0 < len(decode(folder / "video.mp4", cut_off=True)[0]) <= 19
+    assert session.stop_recording() is None  # nothing left to stop
+
+
+def test_a_slow_analysis_loses_no_row(tmp_path):
+    """2.5 s per analysed frame: every analysed frame's rows reach fex.csv, none is settled as skipped first."""
+    from feat.utils.io import read_feat
+
+    session = LiveSession(Synthetic(n=150, interval=0.02), FakeAnalyser(cost=2.5))
+    results = []
+    session.subscribe(lambda result, frame: results.append(result.index))
+    folder = session.start_recording(tmp_path)
+    session.start()
+    assert session.wait(timeout=120)
+    session.stop()
+    frames = pd.read_csv(folder / "frames.csv")
+    assert len(results) >= 2 and list(frames["frame"]) == list(range(150))
+    fex = read_feat(str(folder / "fex.csv"))
+    assert list(frames.loc[frames["analysed"] == 1, "frame"]) == results == list(fex["frame"])
+    counts = json.loads((folder / "metadata.json").read_text())["counts"]
+    assert counts["dropped"]["results_after_frame_settled"] == 0 and counts["hung_analysis_given_up"] == 0
+    assert counts["analysed"] == len(results)
+
+
+def test_stopping_a_recording_waits_for_the_frame_being_analysed(tmp_path):
+    session = LiveSession(Synthetic(n=10**9, interval=0.01), FakeAnalyser(cost=1.0))
+    session.start()
+    try:
+        folder = session.start_recording(tmp_path)
+        rec = session.last_recording
+        assert wait_for(lambda: rec.first_index is not None and session.capture.slot.taken > rec.first_index)
+        in_flight = session.capture.slot.taken
+        session.stop_recording()
+    finally:
+        session.stop()
+    frames = pd.read_csv(folder / "frames.csv").set_index("frame")
+    assert frames.loc[in_flight, "analysed"] == 1 and frames.index[-1] >= in_flight
+    assert json.loads((folder / "metadata.json").read_text())["counts"]["dropped"]["results_after_frame_settled"] == 0
+
+
+class Hangs(FakeAnalyser):
+    """Hangs on the first frame from `at` on until `release` is set (a stuck backend)."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at, self.hung, self.release = at, None, threading.Event()
+
+    def analyse(self, frames):
+        if self.hung is None and frames[0].index >= self.at:
+            self.hung = frames[0].index
+            self.release.wait(60)
+        return super().analyse(frames)
+
+
+def test_a_hung_analysis_is_given_up_on_with_one_line_and_counted(tmp_path, monkeypatch, caplog):
+    from realtime_feat import recorder
+
+    monkeypatch.setattr(recorder, "Recorder", functools.partial(recorder.Recorder, hang_s=0.5))
+    analyser = Hangs(at=10)
+    session = LiveSession(Synthetic(n=10**9, interval=0.01), analyser)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    try:
+        rec = session.last_recording
+        # given up on: its row and those after it are written while the analysis still hangs
+        assert wait_for(lambda: rec.given_up == 1 and rec.rows > analyser.hung + 20)
+        analyser.release.set()
+        assert wait_for(lambda: rec.analysed > analyser.hung + 5)  # analysis is back: rows analysed again
+    finally:
+        session.stop()
+    frames = pd.read_csv(folder / "frames.csv").set_index("frame")
+    assert frames.loc[analyser.hung, "analysed"] == 0 and frames.loc[analyser.hung + 1:, "analysed"].any()
+    counts = json.loads((folder / "metadata.json").read_text())["counts"]
+    assert counts["hung_analysis_given_up"] == 1
+    assert counts["dropped"]["results_after_frame_settled"] == 1  # the hung frame's result, when it came
+    (line,) = [r.getMessage() for r in caplog.records if "no result" in r.getMessage()]
+    assert line.startswith(f"analysis gave frame {analyser.hung} no result in ")
+
+
 SCRIPT = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
@@ -174,10 +315,12 @@ def test_a_full_disk_ends_the_session_with_what_was_written(tmp_path):
     proc = subprocess.run([sys.executable, "-c", SCRIPT, "record", "--source", "pyfeat:WolfgangLanger_Pexels.mp4",
                            "--fast", "--no-analysis", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # 1: partly done, what was written stays
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     (folder,) = tmp_path.iterdir()
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["ended"] == "failed" and meta["error"] in last
     assert last.startswith(f"realtime-feat: error: recording stopped: writing to {folder} failed (")
     assert "free some space or record elsewhere" in last
     frames = pd.read_csv(folder / "frames.csv")
@@ -210,8 +353,8 @@ def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weig
     (folder,) = tmp_path.iterdir()
     frames = pd.read_csv(folder / "frames.csv")
     assert len(frames) > 30 and list(frames["frame"]) == list(range(len(frames)))
-    # rows were on disk until shortly before: a row waits for its frame's analysis (at most settle_s,
-    # 2 s) and a flush (0.5 s); the rest is slack for a loaded machine
+    # rows were on disk until shortly before: a row waits for its frame's analysis (one or two analysis
+    # periods) and a flush (0.5 s); the rest is slack for a loaded machine
     assert killed_at - frames["t_monotonic"].iloc[-1] < 5.0
     fex = read_feat(str(folder / "fex.csv"))
     analysed = frames[frames["analysed"] == 1]

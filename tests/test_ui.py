@@ -122,6 +122,7 @@ class FakeSession:
         self.source = SimpleNamespace(id="fake")
         self.worker = None
         self.state, self.error, self.sink_errors = "running", None, ()
+        self.recording = self.recording_error = None
         self.stopped = False
         self.analyser = SimpleNamespace(describe=lambda: "fake backend", detector_name="fast",
                                         backend=SimpleNamespace(describe=lambda: "fake 1.0 fp32 on cpu"),
@@ -159,8 +160,12 @@ class FakeSession:
     def status(self):
         from realtime_feat.session import SessionStatus
 
-        return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, None, 0.0, 0, 0, self.error,
-                             self.sink_errors)
+        return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, self.recording, 0.0, 0, 0, self.error,
+                             self.sink_errors, self.recording_error)
+
+    def start_recording(self, root, label="", codec="h264"):
+        self.recording = root / "20261129-120000_fake"
+        return self.recording
 
     def stop_recording(self):
         return None
@@ -492,3 +497,18 @@ def test_a_failed_sink_is_a_banner_and_the_window_goes_on(window, qtbot):
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
     assert window.banner.text().startswith("LSL outlet 'realtime-feat fake face data': lost connection (detached")
     assert not window.restart_button.isVisible() and window.session is session and not session.stopped
+
+
+def test_a_recording_that_fails_is_over_in_the_window(window, qtbot, tmp_path):
+    """Fault: the disk fills up while recording: REC goes off and the banner says why, from the session's
+    status, while the source keeps running."""
+    session = FakeSession()
+    window.controller.adopt(session)
+    qtbot.keyClick(window, Qt.Key_R)
+    qtbot.waitUntil(lambda: window.rec_label.text().startswith("● REC"), timeout=5000)
+    assert window.record_button.isChecked()
+    session.recording = None  # what the session says once its recorder failed
+    session.recording_error = error = "recording stopped: writing to /x failed (No space left on device)"
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=5000)
+    assert window.banner.text() == error and window.rec_label.text() == "" and not window.record_button.isChecked()
+    assert window.controller.recording_path is None and window.session is session and not session.stopped

@@ -172,8 +172,7 @@ class SessionController(QObject):
         """The recording as the session says it is (status once per tick): a recording that ended by
         itself (disk full, folder removed, encoder error) is over here too."""
         if self.recording_path is not None and status.recording is None:
-            log.error("recording into %s stopped: %s", self.recording_path, status.error or "ended")
-            self._recording_over()
+            self._recording_over()  # the recorder logged why; status.recording_error holds the line
 
     def _recording_over(self) -> None:
         if self.recording_path is not None:

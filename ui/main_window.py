@@ -476,6 +476,8 @@ class MainWindow(QMainWindow):
         worker = self.session.worker
         if worker is not None and worker.error is not None:
             self.set_banner(f"analysis stopped: {s.error}", restart=True)
+        elif s.recording_error:  # over: the folder keeps what was written, analysis goes on
+            self.set_banner(s.recording_error)
         elif s.sink_errors:  # detached alone: analysis and recording go on
             self.set_banner(f"{s.sink_errors[-1]} (detached; analysis and recording go on)", colour="#8a5a1c")
         elif s.state == "lost":

@@ -10,12 +10,21 @@ from ..logfile import LOGGER, OneLineFormatter, install_log_file, log_path
 
 
 class _Terminal(logging.StreamHandler):
-    """The library's warnings and errors, one line each, on the stderr of the moment."""
+    """The library's warnings and errors, one line each, on the stderr of the moment (one that was
+    replaced, as tests and pytest do, may be closed)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
 
 
 def log_to_terminal() -> None:
     """The log file (tracebacks) and one line per library warning on stderr; idempotent (tests call
-    `main` many times, each with its own captured stderr)."""
+    `main` many times)."""
     install_log_file()
     logger = logging.getLogger(LOGGER)
     handler = next((h for h in logger.handlers if isinstance(h, _Terminal)), None)
@@ -24,7 +33,6 @@ def log_to_terminal() -> None:
         handler.setLevel(logging.WARNING)
         handler.setFormatter(OneLineFormatter(f"{PROG}: %(message)s"))
         logger.addHandler(handler)
-    handler.setStream(sys.stderr)
 
 
 def details() -> str:

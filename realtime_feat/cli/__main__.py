@@ -1,0 +1,6 @@
+"""`python -m realtime_feat.cli ...`, as the `realtime-feat` command."""
+import sys
+
+from . import main
+
+sys.exit(main())
