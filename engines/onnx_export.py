@@ -12,6 +12,7 @@ eval-mode wrapper, re-assert eval afterwards, and compare in eval mode.
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import warnings
@@ -22,6 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from . import cache_files
 from .networks import MODELS, wrap
 
 OPSET = 18
@@ -75,23 +77,22 @@ def _sample(shape, dtype, seed: int) -> torch.Tensor:
 
 
 def export(model: str, module: torch.nn.Module, path: Path) -> Path:
-    """Write `module` (a py-feat network) as ONNX to `path` and return it; atomic (tmp + rename)."""
+    """Write `module` (a py-feat network) as ONNX to `path` and return it (the cache writes it through
+    `exported` or `load_checked`: under a lock, to a unique temporary name)."""
     io_ = MODELS[model]
     net = wrap(model, module)
     sample = _sample(io_.check_shapes[-1], io_.dtype, 0)
     dynamic = {io_.input_name: io_.dynamic, **{name: {0: io_.dynamic[0]} for name in io_.output_names}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.inference_mode(False), \
             torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (sample,), str(tmp), input_names=[io_.input_name],
+        torch.onnx.export(net, (sample,), str(path), input_names=[io_.input_name],
                           output_names=list(io_.output_names), dynamic_axes=dynamic,
                           opset_version=OPSET, dynamo=False)
     net.eval()
     if any(m.training for m in net.modules()):
         raise RuntimeError(f"{model}: network left in training mode after export")
-    tmp.replace(path)
     return path
 
 
@@ -138,6 +139,17 @@ def onnx_path(model: str, weights_digest: str) -> Path:
     return cache_dir() / f"{model}-{weights_digest}-torch{torch.__version__.split('+')[0]}-op{OPSET}.onnx"
 
 
+def exported(model: str, module: torch.nn.Module, weights_digest: str) -> Path:
+    """The cached export of `model`, written first if absent; a file onnx cannot read is rebuilt."""
+    import onnx
+
+    def load(path: Path) -> Path:
+        onnx.checker.check_model(str(path))
+        return path
+
+    return cache_files.load_or_build(onnx_path(model, weights_digest), load, lambda tmp: export(model, module, tmp))
+
+
 def load_checked(model: str, module: torch.nn.Module, weights_digest: str, backend: str, open_runner,
                  open_checker=None):
     """A runner for `model` from the cached export, exporting it first if needed.
@@ -148,17 +160,17 @@ def load_checked(model: str, module: torch.nn.Module, weights_digest: str, backe
     that fails to open or to check is removed and rebuilt once."""
     path = onnx_path(model, weights_digest)
     passed = path.with_name(f"{path.name}.{backend}-ok")
-    for attempt in range(2):
-        if not path.is_file():
-            passed.unlink(missing_ok=True)
-            export(model, module, path)
-        try:
-            runner = open_runner(path)
-            if not passed.is_file():
-                check(model, module, (open_checker(path) if open_checker else runner).run_numpy, path)
-                passed.touch()
-            return runner
-        except Exception:
-            path.unlink(missing_ok=True)
-            if attempt:
-                raise
+
+    def load(path: Path):
+        runner = open_runner(path)
+        if not passed.is_file():
+            check(model, module, (open_checker(path) if open_checker else runner).run_numpy, path)
+            passed.touch()
+        return runner
+
+    def write(tmp: Path) -> None:
+        for marker in path.parent.glob(f"{glob.escape(path.name)}.*-ok"):  # every backend checks the new file
+            marker.unlink(missing_ok=True)
+        export(model, module, tmp)
+
+    return cache_files.load_or_build(path, load, write)

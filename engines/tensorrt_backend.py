@@ -5,8 +5,9 @@
   (normalisations, reductions, softmax), a timing cache per GPU and TensorRT version, a progress bar.
 - Cache: engines live in the user cache dir under a key of GPU name, compute capability, TensorRT
   version, ONNX hash, precision and profile, so a changed GPU, TensorRT or model builds a new engine
-  instead of loading a stale one; an entry that fails to deserialize is rebuilt. A new engine is
-  checked once against torch (as the ONNX exports are) and removed if it differs.
+  instead of loading a stale one; an entry that fails to deserialize is rebuilt; processes that
+  need the same new engine at once build it once (cache_files). A new engine is checked once
+  against torch (as the ONNX exports are) and removed if it differs.
 - Run: `execute_async_v3` on torch's current CUDA stream with inputs and outputs in device memory
   (torch tensors), so frames, chips and outputs stay on the GPU between the networks.
 
@@ -24,7 +25,7 @@ from typing import Callable, Optional
 
 import torch
 
-from . import onnx_export
+from . import cache_files, onnx_export
 from .base import sha256_file
 from .networks import MODELS
 
@@ -82,29 +83,24 @@ def engine_dir() -> Path:
 
 
 def cached_engine(key: EngineKey, build: Callable[[], bytes], deserialize: Callable[[bytes], object]):
-    """The engine for `key` from the cache, else built (and cached, atomically). A cache entry that
-    does not deserialize (truncated, from another TensorRT) is rebuilt, not crashed on."""
+    """The engine for `key` from the cache, else built and cached (one process builds, others wait for
+    it: cache_files). A cache entry that does not deserialize (truncated, from another TensorRT) is
+    rebuilt, not crashed on."""
     path = engine_dir() / key.filename()
-    if path.is_file():
-        engine = None
-        try:
-            engine = deserialize(path.read_bytes())
-        except Exception:
-            pass
-        if engine is not None:
-            return engine
-        path.unlink()
-    _checked_marker(key).unlink(missing_ok=True)  # a rebuilt engine is checked again
-    blob = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(asdict(key), indent=1))  # what this engine was built for
-    engine = deserialize(blob)
-    if engine is None:
-        raise RuntimeError(f"TensorRT could not load the engine it just built for {key.model} ({path})")
-    return engine
+
+    def load(path: Path):
+        engine = deserialize(path.read_bytes())
+        if engine is None:
+            raise RuntimeError(f"TensorRT cannot load the engine {path}")
+        return engine
+
+    def write(tmp: Path) -> None:
+        _checked_marker(key).unlink(missing_ok=True)  # a rebuilt engine is checked again
+        tmp.write_bytes(build())
+        # what this engine was built for, for a person looking into the cache
+        cache_files.write_bytes(path.with_suffix(".json"), json.dumps(asdict(key), indent=1).encode())
+
+    return cache_files.load_or_build(path, load, write)
 
 
 def _checked_marker(key: EngineKey) -> Path:
@@ -214,9 +210,7 @@ class TensorRTBackend:
 
     def engine(self, model: str, module: torch.nn.Module, weights_digest: str, shape: tuple) -> "TrtRunner":
         """A runner on the (cached, checked) engine whose profile covers `shape`."""
-        onnx_path = onnx_export.onnx_path(model, weights_digest)
-        if not onnx_path.is_file():
-            onnx_export.export(model, module, onnx_path)
+        onnx_path = onnx_export.exported(model, module, weights_digest)
         key = EngineKey(model, self.gpu, self.capability, self.trt.__version__, sha256_file(onnx_path)[:20],
                         self.precision, profile_for(model, shape))
         engine = cached_engine(key, lambda: self.build(onnx_path, key), self.runtime.deserialize_cuda_engine)
@@ -249,8 +243,8 @@ class TensorRTBackend:
         blob = builder.build_serialized_network(network, config)
         if blob is None:
             raise RuntimeError(f"TensorRT could not build an engine from {onnx_path}")
-        timing_path.parent.mkdir(parents=True, exist_ok=True)
-        timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+        # replaced whole: a build in another process that wrote it meanwhile loses its new timings, a speed-up only
+        cache_files.write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
         return bytes(blob)
 
     def describe(self) -> str:

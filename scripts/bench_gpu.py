@@ -106,7 +106,7 @@ def main() -> int:
     os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
     weights = a.weights or tmp / "weights"
     if a.weights is None:
-        _maker().write_all(weights)
+        _maker().write_random_weights(weights)
     video = a.video or Path(get_test_data_path()) / "WolfgangLanger_Pexels.mp4"
     frames = list(iter_video(video))
     h, w = frames[0].size

@@ -14,12 +14,11 @@ A backend with "-bf16" runs `--precision bf16` (OpenVINO on a CPU with AMX or AV
 and said, on a CPU without).
 
 Without --weights, random-init weights are written to a temporary folder with
-../shared/research/make_random_pyfeat_weights.py.
+tests/pyfeat_weights.py.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -34,11 +33,11 @@ BOX = [250.0, 80.0, 370.0, 240.0, 0.99]
 
 
 def _maker():
-    script = ROOT.parent / "shared" / "research" / "make_random_pyfeat_weights.py"
-    spec = importlib.util.spec_from_file_location("make_random_pyfeat_weights", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Random-init weights in py-feat's format and py-feat's Detectorv2 on them, as the tests build them."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import pyfeat_weights
+
+    return pyfeat_weights
 
 
 class FixedFace:
@@ -142,7 +141,7 @@ def main() -> int:
     weights = a.weights
     if weights is None:
         weights = tmp / "weights"
-        _maker().write_all(weights)
+        _maker().write_random_weights(weights)
     video = a.video or Path(get_test_data_path()) / "single_face.mp4"
     n = probe_video(video).frames
     rows = []

@@ -114,7 +114,7 @@ def main() -> int:
     os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
     if a.weights is None:
         a.weights = tmp / "weights"
-        _maker().write_all(a.weights)
+        _maker().write_random_weights(a.weights)
     app = QApplication([])
     window = build_window(AppOptions(sessions=tmp))
     window.show()

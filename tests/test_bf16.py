@@ -40,7 +40,7 @@ SCORE_MARGIN = 0.05
 
 
 @needs_bf16
-def test_detections_agree_except_near_the_threshold(weight_maker, weights_dir, sample_data, tmp_path):
+def test_detections_agree_except_near_the_threshold(weights_dir, sample_data, tmp_path):
     """RetinaFace R34 that fires a score spread of realistically sized boxes on multi_face.jpg: bf16 finds every FP32 detection that is clear of the threshold, in the same place, and vice versa."""
     import torch
     from safetensors.torch import save_file
@@ -52,7 +52,7 @@ def test_detections_agree_except_near_the_threshold(weight_maker, weights_dir, s
     from torchvision.ops import box_iou
 
     path = tmp_path / "retinaface.safetensors"
-    save_file(firing_retinaface(weight_maker), str(path))
+    save_file(firing_retinaface(), str(path))
     base = PyFeatModels.load(weights_dir, identity=False)
     models = PyFeatModels(build_retinaface(path), base.multitask, None, {**base.paths, "retinaface": path})
     frame = Frame(read_image(sample_data / "multi_face.jpg"), 0, 0, 0)

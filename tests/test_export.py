@@ -1,4 +1,4 @@
-"""ONNX exports of py-feat's networks: checked against torch at several batch sizes, cached, rebuilt."""
+"""ONNX exports of py-feat's networks: checked against torch at several batch sizes (the cache: test_cache)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from pyfeat_weights import random_retinaface_state
 from realtime_feat.engines import onnx_export
 from realtime_feat.engines.networks import MODELS
 from realtime_feat.models import PyFeatModels
@@ -29,22 +30,7 @@ def test_export_matches_torch_at_several_batch_sizes(model, models, tmp_path):
     assert len({shape[0] for shape in MODELS[model].check_shapes}) >= 2  # several batch sizes
 
 
-def test_a_corrupt_cache_entry_is_rebuilt(models):
-    from realtime_feat.engines.ort_backend import OrtBackend
-
-    backend = OrtBackend(threads=2)
-    backend.load("identity", models.identity, "rebuild")
-    path = onnx_export.onnx_path("identity", "rebuild")
-    path.write_bytes(path.read_bytes()[:1000])  # a crash mid-write, a full disk
-    runner = backend.load("identity", models.identity, "rebuild")
-    x = torch.randn(2, 3, 112, 112)
-    with torch.inference_mode():
-        ref = models.identity.net(x)
-    assert float((runner(x)[0] - ref).abs().max()) <= 1e-4
-    assert path.stat().st_size > 1000
-
-
-def _detector(weight_maker, variant: str):
+def _detector(variant: str):
     """RetinaFace R34 in py-feat's format, as valid weight files can differ: raw random init (outputs in
     the thousands), the heads scaled down to trained ranges, or the face-class bias shifted (many
     confident faces per frame)."""
@@ -52,7 +38,7 @@ def _detector(weight_maker, variant: str):
 
     torch.manual_seed(3)
     net = RetinaFace(RETINAFACE_R34_CFG)
-    net.load_state_dict(weight_maker.make_retinaface(quiet=False))
+    net.load_state_dict(random_retinaface_state(quiet=False))
     with torch.no_grad():
         if variant == "scaled":
             for conv in [*net.BboxHead._convs, *net.LandmarkHead._convs, *net.ClassHead._convs]:
@@ -74,14 +60,14 @@ def _runners(path):
 
 
 @pytest.mark.parametrize("variant", ["random", "scaled", "shifted"])
-def test_the_check_passes_valid_detectors_and_catches_a_broken_export(variant, weight_maker, tmp_path):
+def test_the_check_passes_valid_detectors_and_catches_a_broken_export(variant, tmp_path):
     """FP32 rounding of a valid network never fails the check, on either CPU backend; a wrong weight
     in the export (here: one head's bias off by 0.05) always does."""
     import onnx
     from onnx import numpy_helper
 
     pytest.importorskip("openvino", reason="openvino not installed")
-    net = _detector(weight_maker, variant)
+    net = _detector(variant)
     path = onnx_export.export("detector", net, tmp_path / "detector.onnx")
     for backend, run in _runners(path).items():
         diff = onnx_export.difference("detector", net, run)

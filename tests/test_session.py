@@ -225,10 +225,10 @@ def test_markers_carry_the_capture_clocks_and_the_newest_frame():
     session.start()
     try:
         time.sleep(0.2)
-        before = time.monotonic_ns()
+        before, before_wall = time.monotonic_ns(), time.time_ns()
         marker = session.mark("stimulus on")
         assert before <= marker.t_monotonic_ns <= time.monotonic_ns()
-        assert abs(marker.t_wall_ns - time.time_ns()) < 5e9 and marker.t_lsl is None
+        assert before_wall <= marker.t_wall_ns <= time.time_ns() and marker.t_lsl is None
         assert 0 <= marker.frame < session.capture.frames and marker.origin == "code"
         assert session.markers == [marker]
     finally:
