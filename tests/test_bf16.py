@@ -71,8 +71,11 @@ def test_detections_agree_except_near_the_threshold(weights_dir, sample_data, tm
             if overlap[i, j] >= 0.9:  # the same anchor won NMS (near-tied neighbours may swap)
                 same_anchor += 1
                 assert abs(score - theirs.scores[j]) <= 0.03
-                assert np.abs(ours.xyxy[i] - theirs.xyxy[j]).max() <= 2.0
-                assert np.abs(ours.keypoints[i] - theirs.keypoints[j]).max() <= 2.0
+                # bf16 keeps 8 bits of mantissa, so a regressed position moves with the face's size: 2.06 px
+                # (0.6 %) on a 344 px face seen on an AMD EPYC's AVX-512 BF16, within 2 px on an AMX Xeon
+                limit = max(2.0, 0.01 * float(np.max(ours.xyxy[i, 2:] - ours.xyxy[i, :2])))
+                assert np.abs(ours.xyxy[i] - theirs.xyxy[j]).max() <= limit
+                assert np.abs(ours.keypoints[i] - theirs.keypoints[j]).max() <= limit
     assert same_anchor >= len(fp32)  # most faces, counted from both sides
 
 
