@@ -6,6 +6,7 @@ frame of each camera in turn.
     session = MultiSession(["0", "1"], analyser, tracker_factory=..., lsl=True)
     session.start()                     # OSError (one line) if a source cannot be opened: none runs
     session.start_recording(root, label)  # one folder: a subfolder per camera, markers.csv + metadata.json on top
+                                        # (one camera: the one-camera layout, as LiveSession records it)
     session.mark("stimulus on")         # one marker on the clocks, in every camera's timeline
     session.status()                    # MultiStatus: each camera's SessionStatus, lost cameras, errors
     session.add_camera("2"); session.remove_camera("camera2")   # not while recording
@@ -101,8 +102,8 @@ class MultiSession:
         self.cameras: dict[str, LiveSession] = {}
         self.markers: list[Marker] = []
         self.started: Optional[float] = None
-        self.last_recording = None       # the MultiRecording of the latest recording
-        self._recording = None
+        self._recording = None           # the MultiRecording while recording several cameras
+        self._flat: Optional[LiveSession] = None   # the camera recording alone, in the one-camera layout
         self._enrolled: dict[str, np.ndarray] = {}   # people enrolled while running: for cameras added later
         self._inlet = None
         self._lock = threading.Lock()
@@ -157,7 +158,7 @@ class MultiSession:
         """A camera more (started at once when the session runs); its name. Not while recording."""
         source = self._source(source)
         with self._lock:
-            if self._recording is not None:
+            if self.recording:
                 raise RuntimeError("cameras cannot be added while recording: stop the recording first")
             check_distinct([c.source for c in self.cameras.values()] + [source])
             camera = self._add(source)
@@ -173,7 +174,7 @@ class MultiSession:
     def remove_camera(self, name: str) -> None:
         """Stop camera `name` and take it out (its CSV and LSL outlets closed). Not while recording."""
         with self._lock:
-            if self._recording is not None:
+            if self.recording:
                 raise RuntimeError("cameras cannot be removed while recording: stop the recording first")
             camera = self.cameras.pop(name)
         camera.stop()
@@ -240,17 +241,27 @@ class MultiSession:
             camera.enrol(name, refs)
 
     # -- recording and markers -------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self._recording is not None or self._flat is not None
+
     def start_recording(self, root: Path, label: str = "", codec: str = "h264") -> Path:
         """One session folder under `root`: each camera records into `<folder>/<camera>/` (a complete
-        one-camera session), markers.csv and metadata.json at the top. Returns the folder."""
+        one-camera session), markers.csv and metadata.json at the top; with one camera, the one-camera
+        layout (DESIGN.md). Returns the folder."""
         from .multirecording import MultiRecording
         from .recorder import session_folder
 
         with self._lock:
-            if self._recording is not None:
-                raise RuntimeError(f"already recording to {self._recording.folder}")
+            if self.recording:
+                raise RuntimeError("MultiSession.start_recording: already recording")
             if self._stopped:
                 raise RuntimeError("MultiSession.start_recording: the session is stopped")
+            if len(self.cameras) == 1:
+                (camera,) = self.cameras.values()
+                folder = camera.start_recording(root, label, codec)
+                self._flat = camera
+                return folder
             folder = session_folder(root, label)
             started = []
             try:
@@ -263,14 +274,16 @@ class MultiSession:
                 raise
             first = next(iter(self.cameras.values()))
             common = {k: v for k, v in first.metadata(label).items() if k != "source"}
-            self._recording = self.last_recording = MultiRecording(folder, common, list(self.cameras), codec)
+            self._recording = MultiRecording(folder, common, list(self.cameras), codec)
             self._recording.describe(self._camera_metadata())
         return folder
 
     def stop_recording(self) -> Optional[Path]:
         """Every camera's recording finalised, then the top metadata.json; the folder, or None."""
         with self._lock:
-            recording, self._recording = self._recording, None
+            recording, flat, self._recording, self._flat = self._recording, self._flat, None, None
+        if flat is not None:
+            return flat.stop_recording()
         if recording is None:
             return None
         for camera in self.cameras.values():
@@ -331,6 +344,8 @@ class MultiSession:
         analysis = None if self.analysis is None else self.analysis.error
         error = (f"analysis stopped: {first_line(analysis)}" if analysis is not None else
                  next((f"{name}: {s.recording_error}" for name, s in cameras.items() if s.recording_error), None))
-        recording = self._recording
+        recording, flat = self._recording, self._flat
+        if flat is not None and flat.name in cameras:
+            return MultiStatus(cameras, lost, error, cameras[flat.name].recording, cameras[flat.name].recording_s)
         return MultiStatus(cameras, lost, error, recording.folder if recording else None,
                            recording.elapsed_s if recording else 0.0)

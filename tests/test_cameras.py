@@ -223,6 +223,22 @@ def test_one_camera_lost_mid_session_the_other_goes_on(tmp_path):
     assert json.loads((folder / "metadata.json").read_text())["complete"]
 
 
+def test_a_multisession_with_one_camera_records_the_one_camera_layout(tmp_path, two_videos):
+    """The app keeps a MultiSession when cameras are removed down to one: its recording is then today's
+    flat folder, which today's load_session reads."""
+    left, _ = two_videos
+    session = MultiSession([str(left)], FakeAnalyser())
+    folder = session.start_recording(tmp_path)
+    session.start()
+    assert session.status().recording == folder and session.recording
+    assert session.wait(timeout=60)
+    session.stop()
+    assert sorted(p.name for p in folder.iterdir()) == ["fex.csv", "frames.csv", "markers.csv", "metadata.json",
+                                                        "video.mp4"]
+    loaded = load_session(folder)
+    assert loaded.cameras == {} and len(loaded.frames) == 48 and loaded.video == folder / "video.mp4"
+
+
 # -- people, sources, changes ---------------------------------------------------------------------
 
 def test_an_enrolled_person_is_named_in_every_camera_even_one_added_later():
