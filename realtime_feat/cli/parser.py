@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = sub.add_parser("app", help="the desktop window (the default with no command): live video, overlays, "
                                     "bars, plots, recording, markers")
-    _add_live_options(ap, "as for live (default: the first camera found, else the source picker)", required=False)
+    _add_live_options(ap, "as for live, repeatable for several cameras in one window and session (default: the "
+                          "first camera found, else the source picker)", required=False)
     ap.add_argument("--sessions", type=Path, metavar="DIR",
                     help="where recordings and screenshots go (default: ~/Documents/realtime-feat)")
     _add_model_options(ap, detector=None)
