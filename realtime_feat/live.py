@@ -202,7 +202,7 @@ class LiveWorker:
         self.thread.start()
         return self
 
-    def join(self, thread: AnalysisThread) -> "LiveWorker":
+    def run_on(self, thread: AnalysisThread) -> "LiveWorker":
         """On `thread`, shared with other sources' workers."""
         self.thread = thread
         thread.add(self)

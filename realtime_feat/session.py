@@ -269,7 +269,7 @@ class LiveSession:
 
     def _start_worker(self) -> None:
         worker = LiveWorker(self.analyser, self.capture.slot, self.bus, self.tracker, self._settings)
-        self.worker = worker.join(self._shared) if self._shared is not None else worker.start()
+        self.worker = worker.run_on(self._shared) if self._shared is not None else worker.start()
 
     def _write_csv(self, result: FrameResult, frame: Frame) -> None:
         self._writer.append(result, self.source.id, self.tracker.identities(result.track_ids))
