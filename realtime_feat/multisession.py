@@ -78,7 +78,7 @@ def unique_name(name: str, taken) -> str:
 @dataclass(frozen=True)
 class MultiStatus:
     cameras: dict[str, SessionStatus]   # each camera's own status (captured / analysed fps, drops, state)
-    lost: tuple[str, ...]               # one line per camera lost or failed while the others go on
+    lost: dict[str, str]                # camera name → one line, for each camera lost or failed
     error: Optional[str]                # what stops the session: analysis, or a camera's recording
     recording: Optional[Path]           # the session folder while recording
     recording_s: float
@@ -338,9 +338,9 @@ class MultiSession:
     def status(self) -> MultiStatus:
         cameras = {name: camera.status() for name, camera in list(self.cameras.items())}
         others = "; the other cameras go on" if len(cameras) > 1 else ""
-        lost = tuple((f"{name} lost ({self.cameras[name].source.id} delivers no frame)" if s.state == "lost" else
-                      f"{name} failed: {s.error}") + others
-                     for name, s in cameras.items() if s.state in ("lost", "failed"))
+        lost = {name: (f"{name} lost ({self.cameras[name].source.id} delivers no frame)" if s.state == "lost" else
+                       f"{name} failed: {s.error}") + others
+                for name, s in cameras.items() if s.state in ("lost", "failed")}
         analysis = None if self.analysis is None else self.analysis.error
         error = (f"analysis stopped: {first_line(analysis)}" if analysis is not None else
                  next((f"{name}: {s.recording_error}" for name, s in cameras.items() if s.recording_error), None))

@@ -112,7 +112,7 @@ def test_two_files_at_24_and_30_fps_recorded_together_on_one_clock(tmp_path, two
     assert len(set(calls)) == 1  # one analysis thread: the analyser never runs on two at once
 
     status = session.status()
-    assert status.error is None and status.lost == ()
+    assert status.error is None and status.lost == {}
     stamps = {}
     for name, n in (("left", 48), ("right", 60)):
         s = status.cameras[name]
@@ -203,14 +203,14 @@ def test_one_camera_lost_mid_session_the_other_goes_on(tmp_path):
     try:
         assert eventually(lambda: session.status().cameras["camera7"].state == "lost")
         before = session.status().cameras["synthetic"]
-        assert session.status().lost == ("camera7 lost (camera:7 delivers no frame); the other cameras go on",)
+        assert session.status().lost == {"camera7": "camera7 lost (camera:7 delivers no frame); the other cameras go on"}
         time.sleep(0.8)
         during = session.status()
         assert during.cameras["camera7"].state == "lost" and during.error is None
         assert during.cameras["synthetic"].captured > before.captured + 20
         assert during.cameras["synthetic"].analysed > before.analysed + 10
         assert eventually(lambda: session.status().cameras["camera7"].state == "ended")
-        assert session.status().lost == ()
+        assert session.status().lost == {}
     finally:
         session.stop()
     (gap,) = session.cameras["camera7"].gaps

@@ -27,7 +27,7 @@ class FakeCameras:
         first = next(iter(self.cameras.values()))
         self.analyser, self.markers = first.analyser, []
         self.analysis = SimpleNamespace(error=None)
-        self.lost, self.error, self.recording, self.stopped = (), None, None, False
+        self.lost, self.error, self.recording, self.stopped = {}, None, None, False
         self.added, self.removed = [], []
 
     def add_camera(self, spec):
@@ -81,12 +81,12 @@ def test_a_lost_camera_is_a_banner_while_the_others_go_on(window, qtbot):
     session = FakeCameras()
     window.controller.adopt(session)
     session.cameras["cam1"].state = "lost"
-    session.lost = ("cam1 lost (cam1 delivers no frame); the other cameras go on",)
+    session.lost = {"cam1": "cam1 lost (cam1 delivers no frame); the other cameras go on"}
     window.update_status()
-    assert window.banner.isVisible() and window.banner.text() == session.lost[0]
+    assert window.banner.isVisible() and window.banner.text() == session.lost["cam1"]
     assert "LOST" in window.panes[1].title.text() and "running" in window.panes[0].title.text()
     assert not window.restart_button.isVisible() and not session.stopped
-    session.cameras["cam1"].state, session.lost = "running", ()
+    session.cameras["cam1"].state, session.lost = "running", {}
     window.update_status()
     assert not window.banner.isVisible()
     session.error, session.analysis.error = "analysis stopped: boom", RuntimeError("boom")

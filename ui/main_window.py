@@ -599,7 +599,8 @@ class MainWindow(QMainWindow):
         elif sink_errors:
             self.set_banner(f"{sink_errors[-1]} (detached; analysis and recording go on)", colour="#8a5a1c")
         elif s.lost:
-            self.set_banner(s.lost[0] + (" (recording continues when it is back)" if s.recording else ""))
+            self.set_banner(next(iter(s.lost.values())) + (" (recording continues when it is back)"
+                                                            if s.recording else ""))
         elif all(c.state == "ended" for c in cams):
             self.set_banner("end of the sources: choose another (Ctrl+O) or start them again (Space)", colour="#444")
         else:

@@ -80,8 +80,9 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
             for name, s in per_camera.items():
                 print(_named(f"{name:>8s}" if name else "", status_line(s, backend))
                       + (extra_status(s) if extra_status else ""), file=sys.stderr, flush=True)
-            for line in (*getattr(status, "lost", ()), *(s.slow for s in per_camera.values() if s.slow)):
-                if line not in said:  # once each: the status lines show the state from then on
+            for name, line in getattr(status, "lost", {}).items():
+                # a camera that failed while the others go on, once (a lost one: the capture said it)
+                if per_camera[name].state == "failed" and line not in said:
                     said.add(line)
                     print(f"{PROG}: {line}", file=sys.stderr, flush=True)
             if args.duration and last_t - session.started >= args.duration:
