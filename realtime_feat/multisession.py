@@ -151,7 +151,7 @@ class MultiSession:
         if self.lsl_markers:
             from .lsl import MarkerInlet
 
-            first = next(iter(self.cameras.values()))
+            first = next(iter(self.cameras.values()))  # the inlet's failure shows among its sink errors
             self._inlet = MarkerInlet(self.lsl_markers, self._lsl_marker, first.bus).start()
 
     def add_camera(self, source: Union[str, Source]) -> str:
