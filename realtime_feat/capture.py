@@ -29,7 +29,8 @@ class LatestSlot:
     them are counted (`skipped`): skipped for analysis, still delivered to every subscriber.
     `taken` is the index of the newest frame a reader took (-1 before any) and `newest` that of the newest
     frame put: a frame below `newest` that was not taken never will be, which lets the recorder settle
-    each frame's `analysed` flag."""
+    each frame's `analysed` flag. `bell`, when set, is set on every put and at close: one analysis
+    thread waits on it for any of several slots."""
 
     def __init__(self):
         self._cond = threading.Condition()
@@ -38,6 +39,7 @@ class LatestSlot:
         self.skipped = 0
         self.taken = -1
         self.closed = False
+        self.bell: Optional[threading.Event] = None
 
     def put(self, frame: Frame) -> None:
         with self._cond:
@@ -45,6 +47,12 @@ class LatestSlot:
                 self.skipped += 1
             self._frame, self._taken = frame, False
             self._cond.notify_all()
+        self._ring()
+
+    def _ring(self) -> None:
+        bell = self.bell
+        if bell is not None:
+            bell.set()
 
     @property
     def newest(self) -> int:
@@ -66,6 +74,7 @@ class LatestSlot:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
+        self._ring()
 
 
 class Subscriber:

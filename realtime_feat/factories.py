@@ -95,37 +95,67 @@ def make_tracker(options: PipelineOptions, people: dict, clock: str = "capture")
 def open_checked_source(spec: str, realtime: bool = True, **source_options):
     """The source for `spec` (camera index, file, URL, folder, pyfeat:NAME), opened once and read from
     before any model loads, so a wrong source is one line at once. Returns (source, (h, w) or None)."""
+    ((source, size),) = open_checked_sources([spec], realtime, **source_options)
+    return source, size
+
+
+def open_checked_sources(specs, realtime: bool = True, **source_options) -> list:
+    """`open_checked_source` for several sources: the same source given twice, or one that cannot be
+    opened, is one `UserError` line naming it (before any model loads). [(source, (h, w) or None)]."""
+    from .multisession import check_distinct
     from .session import probe_source
     from .sources import open_source
 
-    source = open_source(spec, realtime=realtime, **source_options)
+    sources = [open_source(spec, realtime=realtime, **source_options) for spec in specs]
     try:
-        return source, probe_source(source)
-    except OSError as exc:
+        check_distinct(sources)
+        return [(source, probe_source(source)) for source in sources]
+    except (OSError, ValueError) as exc:
         raise UserError(first_line(exc)) from None
+
+
+def _analysis(options: PipelineOptions, progress: Callable[[str], None], analysis: bool):
+    """(analyser, enrolled people, live settings) for `options`; (None, {}, settings) without analysis."""
+    from .live import LiveSettings
+
+    settings = LiveSettings(redetect_every=options.redetect_every)
+    if not analysis:
+        return None, {}, settings
+    options, notes = with_live_defaults(options)
+    for note in notes:
+        progress(note)
+    analyser = make_analyser(options)
+    for line in analyser.fallbacks:
+        progress(f"warning: {line}")
+    people = enrolments(analyser, options.enrol)
+    progress(f"backend {analyser.describe()}; tracking {'IoU + ArcFace' if options.identity else 'IoU only'}"
+             + (f"; enrolled {', '.join(people)}" if people else ""))
+    return analyser, people, settings
 
 
 def live_session(options: PipelineOptions, source, progress: Callable[[str], None] = log.info,
                  analysis: bool = True, **session_options):
     """A LiveSession (not started) on `source`: the live defaults, the analyser, the enrolled people and
     the tracker `options` describe, each step said through `progress`. analysis=False records only."""
-    from .live import LiveSettings
     from .session import LiveSession
 
-    analyser = tracker = None
-    settings = LiveSettings(redetect_every=options.redetect_every)
-    if analysis:
-        options, notes = with_live_defaults(options)
-        for note in notes:
-            progress(note)
-        analyser = make_analyser(options)
-        for line in analyser.fallbacks:
-            progress(f"warning: {line}")
-        people = enrolments(analyser, options.enrol)
-        tracker = make_tracker(options, people)
-        progress(f"backend {analyser.describe()}; tracking {'IoU + ArcFace' if options.identity else 'IoU only'}"
-                 + (f"; enrolled {', '.join(people)}" if people else ""))
+    analyser, people, settings = _analysis(options, progress, analysis)
+    tracker = make_tracker(options, people) if analyser is not None else None
     try:
         return LiveSession(source, analyser, tracker=tracker, settings=settings, **session_options)
     except OSError as exc:
+        raise UserError(first_line(exc)) from None
+
+
+def multi_session(options: PipelineOptions, sources, progress: Callable[[str], None] = log.info,
+                  analysis: bool = True, **session_options):
+    """A MultiSession (not started) on several sources: one analyser for all, a tracker per camera that
+    knows every enrolled person; as `live_session` otherwise."""
+    from .multisession import MultiSession
+
+    analyser, people, settings = _analysis(options, progress, analysis)
+    try:
+        return MultiSession(sources, analyser, tracker_factory=lambda: make_tracker(options, people),
+                            settings=settings, **session_options)
+    except (OSError, ValueError) as exc:
         raise UserError(first_line(exc)) from None

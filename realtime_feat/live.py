@@ -20,6 +20,7 @@ import numpy as np
 
 from .capture import LatestSlot
 from .errors import first_line
+from .scheduler import AnalysisThread
 from .types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
@@ -173,8 +174,11 @@ class RoiTracker:
 
 
 class LiveWorker:
-    """The analysis thread. `start()`, `stop()`; results go to `bus`; `analysed` and `detections_run`
-    count the frames analysed and the full detections among them; `error` holds what stopped it."""
+    """One source's analysis: detection skipping, its tracker, its results bus. It runs on an
+    `AnalysisThread`: its own (`start()`, `stop()`), or one shared with other sources' workers
+    (`AnalysisThread([a, b]).start()`; then `stop()` takes it off that thread). `analysed` and
+    `detections_run` count the frames analysed and the full detections among them; `error` holds what
+    stopped its thread; `done` is set once it will analyse no more (source ended, removed, stopped)."""
 
     def __init__(self, analyser, slot: LatestSlot, bus: Optional[ResultsBus] = None, tracker=None,
                  settings: Optional[LiveSettings] = None):
@@ -186,64 +190,56 @@ class LiveWorker:
         self.roi = RoiTracker(self.settings)
         self.analysed = 0
         self.detections_run = 0
-        self.error: Optional[BaseException] = None
+        self.last = -1                    # the newest frame analysed
+        self.done = threading.Event()
+        self.thread: Optional[AnalysisThread] = None
+        self._own_thread = False
         self._last_ns = 0
-        self._changes: list[Callable[[], None]] = []   # applied between frames, in order
-        self._changes_lock = threading.Lock()
-        self._accepting = True
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
 
     def start(self) -> "LiveWorker":
-        self._thread.start()
+        """On a thread of its own, which ends with this worker."""
+        self.thread, self._own_thread = AnalysisThread([self]), True
+        self.thread.start()
+        return self
+
+    def run_on(self, thread: AnalysisThread) -> "LiveWorker":
+        """On `thread`, shared with other sources' workers."""
+        self.thread = thread
+        thread.add(self)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
+        if self.thread is None:
+            return
+        if self._own_thread:
+            self.thread.stop(timeout)
+        else:
+            self.thread.remove(self)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self.done.wait(timeout)
+
+    def finish(self) -> None:
+        """No more frames for this worker (called by its thread, or by `AnalysisThread.remove`)."""
+        self.done.set()
+
+    @property
+    def error(self) -> Optional[BaseException]:
+        return None if self.thread is None else self.thread.error
 
     def between_frames(self, change: Callable[[], None]) -> bool:
-        """Queue `change` (of the analyser, tracker or settings) for this worker to apply before its next
-        frame, so no frame sees half of it. False once the worker has ended: then apply it yourself."""
-        with self._changes_lock:
-            if not self._accepting:
-                return False
-            self._changes.append(change)
-        return True
+        """Queue `change` (of the analyser, tracker or settings) for its thread to apply before its next
+        frame, so no frame sees half of it. False once the thread has ended: then apply it yourself."""
+        return self.thread is not None and self.thread.between_frames(change)
 
     def use_settings(self, settings: LiveSettings) -> None:
         """New settings for this worker and its ROI tracker; call between frames (`between_frames`)."""
         self.settings = self.roi.settings = settings
 
-    def _apply_changes(self) -> None:
-        with self._changes_lock:
-            changes, self._changes = self._changes, []
-        for change in changes:
-            change()
-
-    def _run(self) -> None:
-        last = -1
-        try:
-            while not self._stop.is_set():
-                frame = self.slot.get(newer_than=last, timeout=0.2)
-                self._apply_changes()
-                if frame is None:
-                    if self.slot.closed:
-                        return
-                    continue
-                last = frame.index
-                self.bus.publish(self.analyse(frame), frame)
-        except BaseException as exc:  # kept for the owner, who reports it
-            self.error = exc
-            log.exception("analysis stopped")
-        finally:  # what was queued still applies: the session's next worker shares analyser and tracker
-            with self._changes_lock:
-                self._accepting = False
-            self._apply_changes()
+    def step(self, frame: Frame) -> None:
+        """Analyse `frame` and publish the result (on the analysis thread)."""
+        self.last = frame.index
+        self.bus.publish(self.analyse(frame), frame)
 
     def analyse(self, frame) -> FrameResult:
         if frame.t_monotonic_ns - self._last_ns > self.settings.max_pause_s * 1e9:

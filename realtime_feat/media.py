@@ -28,11 +28,12 @@ class Job:
     source: Path                  # the path the user gave (a recorded session's video.mp4)
     images: list[Path] = field(default_factory=list)
     session: Optional[Path] = None  # a recorded session folder: its frames go back on their capture clocks
+    camera: bool = False          # `session` is one camera's subfolder of a several-camera session
 
     @property
     def name(self) -> str:
         if self.session is not None:
-            return self.session.name
+            return f"{self.session.parent.name}_{self.session.name}" if self.camera else self.session.name
         return self.source.stem if self.source.is_file() else self.source.name
 
 
@@ -50,14 +51,17 @@ def sample_path(path: Path) -> Path:
 
 
 def jobs_for(inputs: list[Path], errors: list[str]) -> list[Job]:
-    """Videos and recorded session folders give one job each, an image folder one job, loose images
-    one job together. Inputs that do not exist or hold no image go to `errors`."""
+    """Videos and recorded session folders give one job each (a several-camera session one per camera),
+    an image folder one job, loose images one job together. Inputs that do not exist or hold no image go
+    to `errors`."""
     jobs, loose = [], []
-    from .session_files import is_session
+    from .session_files import camera_folders, is_session
 
     for path in map(sample_path, inputs):
         if path.is_dir() and is_session(path):
             jobs.append(Job("video", path / "video.mp4", session=path))
+        elif path.is_dir() and camera_folders(path):
+            jobs += [Job("video", sub / "video.mp4", session=sub, camera=True) for sub in camera_folders(path).values()]
         elif path.is_dir():
             images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if images:

@@ -71,6 +71,18 @@ def _lsl(t: Optional[float]) -> str:
     return "" if t is None else f"{t:.9f}"
 
 
+def marker_fields(m) -> list:
+    """A marker's label, origin and clocks as markers.csv writes them (its frame columns follow)."""
+    return [m.label, m.origin, _secs(m.t_monotonic_ns), _secs(m.t_wall_ns), _lsl(m.t_lsl)]
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all (a temporary file renamed over it): a kill never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
 class RecordingError(OSError):
     """A recording that could not go on (disk full, folder removed, encoder error); the message is one line."""
 
@@ -104,6 +116,7 @@ class Recorder:
         self.pts_bumped = 0           # two frames within one µs: the later one's PTS moved by 1 µs
         self.resized = 0              # frames of another size than the first, scaled to it
         self.error: Optional[RecordingError] = None
+        self.ended: Optional[str] = None  # as metadata.json says: "stopped" (complete), "failed", None (recording)
         self.started_ns: Optional[int] = None
         self.first_index: Optional[int] = None
         self.t0_ns: Optional[int] = None
@@ -322,8 +335,7 @@ class Recorder:
                 m = self._markers.get_nowait()
             except queue.Empty:
                 return
-            self._markers_csv.writerow([m.label, m.origin, _secs(m.t_monotonic_ns), _secs(m.t_wall_ns), _lsl(m.t_lsl),
-                                        m.frame])
+            self._markers_csv.writerow([*marker_fields(m), m.frame])
 
     def _flush(self) -> None:
         if not self.folder.is_dir():  # writes to a removed folder succeed silently: look
@@ -410,6 +422,5 @@ class Recorder:
         data = dict(self.metadata, codec=self.codec, complete=ended == "stopped", ended=ended,
                     analysis_hang_s=self.hang_s, counts=self.counts(),
                     error=None if self.error is None else str(self.error))
-        tmp = self.folder / "metadata.json.tmp"
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        tmp.replace(self.folder / "metadata.json")
+        write_json(self.folder / "metadata.json", data)
+        self.ended = ended

@@ -15,6 +15,10 @@ recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipelin
     session.stop()                       # idempotent: threads, CSV, recording, LSL
     session.restart_analysis()           # after an analysis crash: a new worker on the same capture
 
+`name` names the source in LSL outlets (default: the source's file or camera name); `analysis`, an
+`AnalysisThread` shared with other sources' sessions (`MultiSession`), runs this session's analysis
+instead of a thread of its own. `record_into(folder, label, codec)` records into a folder given.
+
 `mark()` returns the `Marker` (label, t_monotonic_ns, t_wall_ns, t_lsl, frame, origin); `markers` lists
 them all (terminal and LSL ones too). `last_recording` is the latest `Recorder` (its folder, counts and
 `error` stay readable after stop_recording). `frame_size` and `warm_up_s` are known after start().
@@ -53,6 +57,7 @@ import numpy as np
 from .capture import CaptureThread, Gap
 from .errors import first_line
 from .live import LiveSettings, LiveWorker, ResultsBus, SinkFailure
+from .scheduler import AnalysisThread
 from .sources import Source, open_source
 from .types import Frame, FrameResult
 
@@ -76,6 +81,8 @@ class SessionStatus:
     error: Optional[str]        # one line: what stopped capture, analysis or the recording
     sink_errors: tuple[str, ...] = ()   # one line per failed, detached sink ("CSV writer: writing … failed (…)")
     recording_error: Optional[str] = None  # one line: why the latest recording failed (it is over)
+    mode: Optional[str] = None     # a camera's mode as its driver gave it ("MJPG 1280×720 @ 30 fps")
+    slow: Optional[str] = None     # one line while a camera delivers fewer frames than asked
 
 
 @dataclass(frozen=True)
@@ -137,10 +144,13 @@ class _Rates:
 class LiveSession:
     def __init__(self, source: Union[str, Source], analyser, *, tracker=None, settings: Optional[LiveSettings] = None,
                  csv_path: Optional[Path] = None, lsl: bool = False, lsl_markers: Optional[str] = None,
-                 realtime: bool = True, **source_options):
+                 realtime: bool = True, name: Optional[str] = None, analysis: Optional[AnalysisThread] = None,
+                 **source_options):
         from .tracking import FaceTracker
 
         self.source = open_source(source, realtime=realtime, **source_options) if isinstance(source, str) else source
+        self.name = name or Path(self.source.id).name
+        self._shared = analysis
         self.analyser = analyser
         self.tracker = tracker if tracker is not None else FaceTracker(
             use_embeddings=bool(getattr(analyser, "identity", False)))
@@ -148,7 +158,7 @@ class LiveSession:
         self.csv_path = Path(csv_path) if csv_path else None
         self.lsl, self.lsl_markers = lsl, lsl_markers
         self.bus = ResultsBus()
-        self.capture = CaptureThread(self.source, clock=_lsl_clock() if lsl or lsl_markers else None)
+        self.capture = CaptureThread(self.source, clock=lsl_clock() if lsl or lsl_markers else None)
         self.worker: Optional[LiveWorker] = None
         self.frame_size: Optional[tuple[int, int]] = None   # learnt at start()
         self.warm_up_s = 0.0
@@ -161,6 +171,7 @@ class LiveSession:
         self.last_recording = None   # the Recorder of the latest recording, for its counts and error
         self._sinks: list = []      # LSL outlets and the marker inlet, closed by stop() (failures: to the bus)
         self._rates = _Rates()
+        self._rate_check = None     # a camera's delivered rate against the one asked (known after start)
         self._retired = (0, 0)      # (analysed, detections_run) of workers replaced by restart_analysis
         self._lock = threading.Lock()
         self._stopped = False
@@ -222,8 +233,13 @@ class LiveSession:
         if self.started is not None:
             raise RuntimeError("LiveSession.start: already started")
         self.frame_size = probe_source(self.source)
-        if self._recorder is not None:  # started before start(): the size is known only now
-            self._recorder.metadata["source"]["frame_size"] = self.frame_size
+        if self._recorder is not None:  # started before start(): the size and mode are known only now
+            self._recorder.metadata["source"] = self.source_metadata()
+        asked = getattr(self.source, "asked_fps", None)
+        if asked:
+            from .camera_modes import RateCheck
+
+            self._rate_check = RateCheck(self.name, asked)
         if self.analyser is not None and self.frame_size:
             t = time.monotonic()  # engines, graphs and kernels for this frame size, before the first real frame
             self.analyser.warm_up(*self.frame_size)
@@ -236,7 +252,7 @@ class LiveSession:
         if self.lsl:
             from .lsl import LslOutlets
 
-            self._sinks.append(LslOutlets(self.capture, self.bus, f"realtime-feat {Path(self.source.id).name}"))
+            self._sinks.append(LslOutlets(self.capture, self.bus, f"realtime-feat {self.name}"))
         if self.lsl_markers:
             from .lsl import MarkerInlet
 
@@ -249,7 +265,11 @@ class LiveSession:
             self.stop()
             raise
         if self.analyser is not None:
-            self.worker = LiveWorker(self.analyser, self.capture.slot, self.bus, self.tracker, self._settings).start()
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        worker = LiveWorker(self.analyser, self.capture.slot, self.bus, self.tracker, self._settings)
+        self.worker = worker.run_on(self._shared) if self._shared is not None else worker.start()
 
     def _write_csv(self, result: FrameResult, frame: Frame) -> None:
         self._writer.append(result, self.source.id, self.tracker.identities(result.track_ids))
@@ -292,36 +312,51 @@ class LiveSession:
         for sink in self._sinks:
             sink.close()
 
-    def restart_analysis(self) -> None:
-        """A new analysis worker on the same capture, after the previous one stopped (e.g. crashed)."""
+    def restart_analysis(self, on: Optional[AnalysisThread] = None) -> None:
+        """A new analysis worker on the same capture, after the previous one stopped (e.g. crashed);
+        `on`: the new shared thread, for a session whose analysis is shared."""
         if self.analyser is None or self.started is None:
             raise RuntimeError("LiveSession.restart_analysis: no analysis running to restart")
         if self.worker is not None:
             if not self.worker.wait(0):
                 raise RuntimeError("LiveSession.restart_analysis: analysis is still running")
             self._retired = (self._retired[0] + self.worker.analysed, self._retired[1] + self.worker.detections_run)
-        self.worker = LiveWorker(self.analyser, self.capture.slot, self.bus, self.tracker, self._settings).start()
+        self._shared = on or self._shared
+        self._start_worker()
 
     # -- recording and markers -------------------------------------------------------------------
     def start_recording(self, root: Path, label: str = "", codec: str = "h264") -> Path:
         """Record into a new session folder under `root` (DESIGN.md layout), from the next captured
         frame (from the first, when called before start()). Returns the folder."""
-        from .recorder import CODECS, Recorder, session_folder
+        from .recorder import session_folder
+
+        self._check_can_record(codec)
+        return self.record_into(session_folder(root, label), label, codec)
+
+    def _check_can_record(self, codec: str) -> None:
+        from .recorder import CODECS
 
         if codec not in CODECS:
             raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
+        if self._recorder is not None:
+            raise RuntimeError(f"already recording to {self._recorder.folder}")
+        if self._stopped:
+            raise RuntimeError("LiveSession.start_recording: the session is stopped")
+
+    def record_into(self, folder: Path, label: str = "", codec: str = "h264") -> Path:
+        """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession)."""
+        from .recorder import Recorder
+
         with self._lock:
-            if self._recorder is not None:
-                raise RuntimeError(f"already recording to {self._recorder.folder}")
-            if self._stopped:
-                raise RuntimeError("LiveSession.start_recording: the session is stopped")
-            folder = session_folder(root, label)
+            self._check_can_record(codec)
+            folder = Path(folder)
+            folder.mkdir(parents=True, exist_ok=True)
             h, w = self.frame_size or (720, 1280)
             # about 400 MB of frames may wait for the encoder (5 s of 720p30) before frames are dropped
             sub = self.capture.subscribe("recorder", maxsize=int(max(16, min(256, 400e6 // (h * w * 3)))))
             try:
                 recorder = Recorder(folder, codec, sub, self.capture.slot, self._analysing, self.tracker.identities,
-                                    self._metadata(label), on_failure=self._recording_failed)
+                                    self.metadata(label), on_failure=self._recording_failed)
             except BaseException:
                 self.capture.unsubscribe(sub)
                 raise
@@ -358,7 +393,8 @@ class LiveSession:
     def _analysing(self) -> bool:
         return self.worker is not None and not self.worker.wait(0)
 
-    def _metadata(self, label: str) -> dict:
+    def metadata(self, label: str) -> dict:
+        """What metadata.json says of this session: versions, analyser, source and its mode, settings, ..."""
         import dataclasses
         import datetime
         import platform
@@ -375,15 +411,12 @@ class LiveSession:
             "describe": a.describe(), "backend": a.backend.name, "device": str(a.device),
             "precision": getattr(a.backend, "precision", "fp32"), "detector": a.detector_name, "identity": a.identity,
             "weights": {name: {"file": str(path), "sha256": a.weight_digests[name]} for name, path in a.weight_paths.items()}}
-        plain = (int, float, str, bool, type(None))
         return {
             "label": label, "started": datetime.datetime.now().astimezone().isoformat(),
             "versions": {n: installed(n) for n in ("realtime-feat", "py-feat", "torch", "av", "numpy", "onnxruntime",
                                                    "openvino", "pylsl")},
             "python": platform.python_version(), "platform": platform.platform(), "analyser": analyser,
-            "source": {"id": self.source.id, "kind": type(self.source).__name__, "frame_size": self.frame_size,
-                       "options": {k: v for k, v in vars(self.source).items()
-                                   if not k.startswith("_") and isinstance(v, plain)}},
+            "source": self.source_metadata(),
             "settings": dataclasses.asdict(self._settings),
             "tracker": {"use_embeddings": self.tracker.use_embeddings, "enrolled": self.tracker.enrolled},
             "clocks": {"t_monotonic": "time.monotonic_ns() as the frame left the source (seconds in the CSVs)",
@@ -391,24 +424,31 @@ class LiveSession:
                        "t_lsl": "pylsl.local_clock() at the same moment (empty without LSL)"},
             "lsl": {"outlets": self.lsl, "marker_inlet": self.lsl_markers}}
 
+    def source_metadata(self) -> dict:
+        """The source as metadata.json records it: id, kind, frame size, options, the camera's mode."""
+        plain = (int, float, str, bool, type(None))
+        mode = getattr(self.source, "mode", None)
+        return {"id": self.source.id, "kind": type(self.source).__name__, "frame_size": self.frame_size,
+                "options": {k: v for k, v in vars(self.source).items() if not k.startswith("_") and isinstance(v, plain)},
+                **({"mode": mode.as_dict()} if mode is not None else {})}
+
     def mark(self, label: str, origin: str = "code") -> Marker:
         """A marker now, on the capture clocks."""
         t_lsl = self.capture.clock() if self.capture.clock else None
-        marker = Marker(label, time.monotonic_ns(), time.time_ns(), t_lsl, self.capture.frames - 1, origin)
-        self._add_marker(marker)
-        return marker
+        return self.add_marker(Marker(label, time.monotonic_ns(), time.time_ns(), t_lsl, -1, origin))
 
     def _lsl_marker(self, label: str, t_lsl: float, origin: str) -> None:
         """A marker from the LSL inlet, stamped by its sender: put on our clocks by its age."""
-        age_ns = int((self.capture.clock() - t_lsl) * 1e9)
-        self._add_marker(Marker(label, time.monotonic_ns() - age_ns, time.time_ns() - age_ns, t_lsl,
-                                self.capture.frames - 1, origin))
+        self.add_marker(lsl_marker(label, t_lsl, origin, self.capture.clock))
 
-    def _add_marker(self, marker: Marker) -> None:
+    def add_marker(self, marker: Marker) -> Marker:
+        """`marker` (stamped by the caller) with this source's newest frame, kept and recorded."""
+        marker = replace(marker, frame=self.capture.frames - 1)
         self.markers.append(marker)
         recorder = self._recorder
         if recorder is not None:
             recorder.mark(marker)
+        return marker
 
     # -- counts ----------------------------------------------------------------------------------
     @property
@@ -452,13 +492,22 @@ class LiveSession:
             encoded=rec.encoded if rec else 0, encoder_dropped=rec.dropped if rec else 0,
             error=None if self.error is None else first_line(self.error),
             sink_errors=tuple(f.message for f in self.bus.failures),
-            recording_error=None if last is None or last.error is None else first_line(last.error))
+            recording_error=None if last is None or last.error is None else first_line(last.error),
+            mode=None if getattr(self.source, "mode", None) is None else str(self.source.mode),
+            slow=self._rate_check.observe(captured, self.capture.state == "running") if self._rate_check else None)
 
 
 _CSV_SINK = "CSV writer"
 
 
-def _lsl_clock() -> Callable[[], float]:
+def lsl_marker(label: str, t_lsl: float, origin: str, clock: Callable[[], float]) -> Marker:
+    """A marker from an LSL inlet, stamped by its sender on `clock` (pylsl's local_clock): put on our
+    clocks by its age (its frame is set by the session that keeps it)."""
+    age_ns = int((clock() - t_lsl) * 1e9)
+    return Marker(label, time.monotonic_ns() - age_ns, time.time_ns() - age_ns, t_lsl, -1, origin)
+
+
+def lsl_clock() -> Callable[[], float]:
     try:
         from pylsl import local_clock
     except ImportError:

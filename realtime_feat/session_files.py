@@ -1,12 +1,16 @@
 """Reading a recorded session folder back (recorder.py writes it): `load_session` for analysis in
-py-feat, and the capture clocks of each video frame for `realtime-feat process SESSION_DIR`."""
+py-feat, and the capture clocks of each video frame for `realtime-feat process SESSION_DIR`.
+
+A several-camera session (multirecording.py) is a folder of one-camera sessions, one per camera,
+under a top metadata.json that lists them: `camera_folders` finds them, and `load_session` reads
+each (its `cameras`) and joins their tables with a `camera` column."""
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pandas as pd
 
@@ -20,6 +24,16 @@ def is_session(folder: Path) -> bool:
     return (folder / "frames.csv").is_file() and (folder / "video.mp4").is_file()
 
 
+def camera_folders(folder: Path) -> dict[str, Path]:
+    """{camera name: its subfolder} of a several-camera session, in the order recorded; {} for a
+    one-camera session or a folder that is no session."""
+    meta = Path(folder) / "metadata.json"
+    if is_session(Path(folder)) or not meta.is_file():
+        return {}
+    cameras = json.loads(meta.read_text()).get("cameras") or []
+    return {c["name"]: Path(folder) / c["folder"] for c in cameras if is_session(Path(folder) / c["folder"])}
+
+
 @dataclass
 class RecordedSession:
     folder: Path
@@ -27,7 +41,10 @@ class RecordedSession:
     frames: pd.DataFrame    # frames.csv: one row per captured frame
     markers: pd.DataFrame   # markers.csv
     metadata: dict          # metadata.json
-    video: Path
+    video: Optional[Path]   # None for several cameras: each camera's own
+    # Several cameras: each camera's own session by name; fex and frames above are theirs joined, with a
+    # `camera` column first; markers has a frame_<camera> column per camera. {} for one camera.
+    cameras: dict[str, "RecordedSession"] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -41,11 +58,27 @@ def load_session(path) -> RecordedSession:
     from feat.utils.io import read_feat
 
     folder = Path(path)
+    cameras = camera_folders(folder)
+    if cameras:
+        return _load_cameras(folder, cameras)
     if not is_session(folder):
         raise FileNotFoundError(f"{folder}: not a recorded session (needs frames.csv and video.mp4)")
     return RecordedSession(folder, read_feat(str(folder / "fex.csv")), pd.read_csv(folder / "frames.csv"),
                            pd.read_csv(folder / "markers.csv"), json.loads((folder / "metadata.json").read_text()),
                            folder / "video.mp4")
+
+
+def _load_cameras(folder: Path, cameras: dict[str, Path]) -> RecordedSession:
+    each = {name: load_session(sub) for name, sub in cameras.items()}
+
+    def joined(tables):  # keys → an index level → the first column (a Fex stays a Fex)
+        table = pd.concat(tables, keys=list(each), names=["camera", None]).copy()  # copy: consolidated
+        table = table.reset_index(level="camera")
+        return table.reset_index(drop=True)
+
+    return RecordedSession(folder, joined([s.fex for s in each.values()]), joined([s.frames for s in each.values()]),
+                           pd.read_csv(folder / "markers.csv"), json.loads((folder / "metadata.json").read_text()),
+                           None, each)
 
 
 def on_capture_clocks(frames: Iterator[Frame], folder: Path) -> Iterator[Frame]:

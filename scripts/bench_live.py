@@ -110,6 +110,7 @@ def child(a) -> int:
         worker = threading.Thread(target=pyfeat_worker, args=(a.weights, capture.slot, latencies, stop))
         worker.start()
         ready.wait()
+        finished = worker.join
     else:
         from realtime_feat.analyser import Analyser
         from realtime_feat.live import LiveSettings, LiveWorker
@@ -121,11 +122,11 @@ def child(a) -> int:
             analyser.decoder = FixedFace()
         live = LiveWorker(analyser, capture.slot, tracker=FaceTracker(), settings=LiveSettings(redetect_every=every))
         live.bus.subscribe(lambda r, frame: latencies.append(r.timings_ms["latency"]))
-        worker = live.start()._thread
+        finished = live.start().wait  # the worker ends with the capture's end
     capture.start()
     capture.wait()
     stop.set()
-    worker.join()
+    finished()
     seconds = a.seconds
     lat = np.array(latencies[3:])  # the first results include warm-up
     print(f"RESULT {len(latencies) / seconds} {np.percentile(lat, 50)} {np.percentile(lat, 99)} "

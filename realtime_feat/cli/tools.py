@@ -67,7 +67,8 @@ def cmd_app(args) -> int:
     if not has_display():
         raise UserError("no display to open a window on (DISPLAY is unset): run it under `xvfb-run -a "
                         "realtime-feat app ...`, or use `realtime-feat live` without a window")
-    return app_main(AppOptions(pipeline_options(args), args.source, args.sessions, realtime=not args.fast))
+    first, *more = args.source or [None]
+    return app_main(AppOptions(pipeline_options(args), first, args.sessions, realtime=not args.fast, more=tuple(more)))
 
 
 def cmd_export(args) -> int:

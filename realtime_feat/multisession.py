@@ -1,0 +1,351 @@
+"""Several sources, one session (DESIGN.md, "With several cameras"): a `LiveSession` per camera (its
+capture thread stamping on the one set of clocks, its tracker, results bus, recorder, CSV and LSL
+outlets named after it) and one shared analyser on one `AnalysisThread`, which takes the newest
+frame of each camera in turn.
+
+    session = MultiSession(["0", "1"], analyser, tracker_factory=..., lsl=True)
+    session.start()                     # OSError (one line) if a source cannot be opened: none runs
+    session.start_recording(root, label)  # one folder: a subfolder per camera, markers.csv + metadata.json on top
+                                        # (one camera: the one-camera layout, as LiveSession records it)
+    session.mark("stimulus on")         # one marker on the clocks, in every camera's timeline
+    session.status()                    # MultiStatus: each camera's SessionStatus, lost cameras, errors
+    session.add_camera("2"); session.remove_camera("camera2")   # not while recording
+    session.stop()
+
+Cameras are named after their sources (`camera0`, a file's stem, ...; `-2` on a clash); the same
+source given twice is refused. An enrolled person is named in whichever camera they appear (every
+camera's tracker knows everyone enrolled). A camera that is lost or fails is a line in
+`status().lost` while the others go on; analysis or a camera's recording failing is `status().error`.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+from urllib.parse import urlparse
+
+import numpy as np
+
+from .errors import first_line
+from .live import LiveSettings, SinkFailure
+from .scheduler import AnalysisThread
+from .session import LiveSession, Marker, SessionStatus, lsl_clock, lsl_marker
+from .sources import Source, open_source
+
+
+def source_key(source: Source) -> str:
+    """What makes two sources the same: a camera's index, a stream's URL, a file's or folder's real path."""
+    if source.id.startswith("camera:") or "://" in source.id:
+        return source.id
+    return str(Path(source.id).resolve())
+
+
+def check_distinct(sources: Sequence[Source]) -> None:
+    """ValueError (one line) naming a source given twice."""
+    seen: dict[str, str] = {}
+    for source in sources:
+        key = source_key(source)
+        if key in seen:
+            raise ValueError(f"{source.id}: the same source is given twice (as {seen[key]} before); "
+                             f"give each camera, file or stream once")
+        seen[key] = source.id
+
+
+def camera_name(source: Source) -> str:
+    """A folder- and LSL-friendly name: camera0, a file's or folder's stem, a stream's last path part."""
+    sid = source.id
+    if sid.startswith("camera:"):
+        raw = "camera" + sid.split(":", 1)[1]
+    elif "://" in sid:
+        url = urlparse(sid)
+        raw = Path(url.path).stem or url.hostname or "stream"
+    else:
+        raw = Path(sid).stem if Path(sid).suffix else Path(sid).name
+    return re.sub(r"[^\w.-]+", "-", raw).strip("-.") or "source"
+
+
+def unique_name(name: str, taken) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
+@dataclass(frozen=True)
+class MultiStatus:
+    cameras: dict[str, SessionStatus]   # each camera's own status (captured / analysed fps, drops, state)
+    lost: dict[str, str]                # camera name → one line, for each camera lost or failed
+    error: Optional[str]                # what stops the session: analysis, or a camera's recording
+    recording: Optional[Path]           # the session folder while recording
+    recording_s: float
+
+
+class MultiSession:
+    """See the module's docstring. `tracker_factory()` makes each camera's tracker (knowing the people
+    enrolled at the start); `csv_dir`: each camera's analysed rows into `<csv_dir>/<camera>.csv`."""
+
+    def __init__(self, sources: Sequence[Union[str, Source]], analyser, *,
+                 tracker_factory: Optional[Callable[[], object]] = None, settings: Optional[LiveSettings] = None,
+                 csv_dir: Optional[Path] = None, lsl: bool = False, lsl_markers: Optional[str] = None,
+                 realtime: bool = True, **source_options):
+        self.analyser = analyser
+        self.tracker_factory = tracker_factory
+        self._settings = settings or LiveSettings()
+        self.csv_dir = Path(csv_dir) if csv_dir else None
+        self.lsl, self.lsl_markers = lsl, lsl_markers
+        self.realtime, self.source_options = realtime, source_options
+        self.analysis = AnalysisThread(until_done=False) if analyser is not None else None
+        self.cameras: dict[str, LiveSession] = {}
+        self.markers: list[Marker] = []
+        self.started: Optional[float] = None
+        self._recording = None           # the MultiRecording while recording several cameras
+        self._flat: Optional[LiveSession] = None   # the camera recording alone, in the one-camera layout
+        self._enrolled: dict[str, np.ndarray] = {}   # people enrolled while running: for cameras added later
+        self._inlet = None
+        self._lock = threading.Lock()
+        self._stopped = False
+        opened = [self._source(s) for s in sources]
+        if not opened:
+            raise ValueError("MultiSession: no source given")
+        check_distinct(opened)
+        for source in opened:
+            self._add(source)
+
+    def _source(self, source: Union[str, Source]) -> Source:
+        return open_source(source, realtime=self.realtime, **self.source_options) if isinstance(source, str) else source
+
+    def _add(self, source: Source) -> LiveSession:
+        name = unique_name(camera_name(source), self.cameras)
+        tracker = self.tracker_factory() if self.tracker_factory else None
+        camera = LiveSession(source, self.analyser, tracker=tracker, settings=self._settings,
+                             csv_path=self.csv_dir / f"{name}.csv" if self.csv_dir else None, lsl=self.lsl,
+                             name=name, analysis=self.analysis)
+        if self.lsl_markers and camera.capture.clock is None:  # markers from LSL: frames on its clock too
+            camera.capture.clock = lsl_clock()
+        for person, refs in self._enrolled.items():
+            camera.enrol(person, refs)
+        self.cameras[name] = camera
+        return camera
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every camera, then the shared analysis. A source that cannot be opened raises its
+        OSError (one line) and the cameras already started are stopped: none runs."""
+        if self.started is not None:
+            raise RuntimeError("MultiSession.start: already started")
+        self.started = time.monotonic()
+        try:
+            for camera in self.cameras.values():
+                camera.start()
+        except BaseException:
+            self.stop()
+            raise
+        if self.analysis is not None:
+            self.analysis.start()
+        if self._recording is not None:  # started before start(): sizes and modes are known only now
+            self._recording.describe(self._camera_metadata())
+        if self.lsl_markers:
+            from .lsl import MarkerInlet
+
+            first = next(iter(self.cameras.values()))  # the inlet's failure shows among its sink errors
+            self._inlet = MarkerInlet(self.lsl_markers, self._lsl_marker, first.bus).start()
+
+    def add_camera(self, source: Union[str, Source]) -> str:
+        """A camera more (started at once when the session runs); its name. Not while recording."""
+        source = self._source(source)
+        with self._lock:
+            if self.recording:
+                raise RuntimeError("cameras cannot be added while recording: stop the recording first")
+            check_distinct([c.source for c in self.cameras.values()] + [source])
+            camera = self._add(source)
+        if self.started is not None:
+            try:
+                camera.start()
+            except BaseException:
+                camera.stop()
+                del self.cameras[camera.name]
+                raise
+        return camera.name
+
+    def remove_camera(self, name: str) -> None:
+        """Stop camera `name` and take it out (its CSV and LSL outlets closed). Not while recording."""
+        with self._lock:
+            if self.recording:
+                raise RuntimeError("cameras cannot be removed while recording: stop the recording first")
+            camera = self.cameras.pop(name)
+        camera.stop()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """True once every camera's capture and analysis have ended (files at their end, failures, stop())."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for camera in list(self.cameras.values()):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not camera.wait(left):
+                return False
+        return True
+
+    def stop(self) -> None:
+        """Stop every camera, the analysis, the recording and LSL. Idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.stop_recording()
+        if self._inlet is not None:
+            self._inlet.close()
+        for camera in self.cameras.values():
+            camera.stop()
+        if self.analysis is not None:
+            self.analysis.stop()
+
+    def restart_analysis(self) -> None:
+        """After an analysis crash: a new shared thread for every camera, on the same captures."""
+        if self.analysis is None or self.started is None:
+            raise RuntimeError("MultiSession.restart_analysis: no analysis running to restart")
+        if self.analysis.alive:
+            raise RuntimeError("MultiSession.restart_analysis: analysis is still running")
+        self.analysis = AnalysisThread(until_done=False)
+        for camera in self.cameras.values():
+            camera.restart_analysis(on=self.analysis)
+        self.analysis.start()
+
+    # -- changes shared by every camera, applied between frames ----------------------------------
+    @property
+    def settings(self) -> LiveSettings:
+        return self._settings
+
+    def update_settings(self, **changes) -> LiveSettings:
+        unknown = set(changes) - {f.name for f in fields(LiveSettings)}
+        if unknown:
+            raise ValueError(f"MultiSession.update_settings: no setting {', '.join(sorted(unknown))}")
+        self._settings = replace(self._settings, **changes)
+        for camera in self.cameras.values():
+            camera.settings = self._settings
+        return self._settings
+
+    def set_threshold(self, value: float) -> None:
+        """The shared face detector's score threshold, applied between frames."""
+        next(iter(self.cameras.values())).set_threshold(value)
+
+    def enrol(self, name: str, embeddings: np.ndarray) -> None:
+        """Name a person in every camera (each camera's tracker), applied between frames."""
+        from .tracking import references
+
+        refs = references(name, embeddings)
+        self._enrolled[name] = refs
+        for camera in self.cameras.values():
+            camera.enrol(name, refs)
+
+    # -- recording and markers -------------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self._recording is not None or self._flat is not None
+
+    def start_recording(self, root: Path, label: str = "", codec: str = "h264") -> Path:
+        """One session folder under `root`: each camera records into `<folder>/<camera>/` (a complete
+        one-camera session), markers.csv and metadata.json at the top; with one camera, the one-camera
+        layout (DESIGN.md). Returns the folder."""
+        from .multirecording import MultiRecording
+        from .recorder import session_folder
+
+        with self._lock:
+            if self.recording:
+                raise RuntimeError("MultiSession.start_recording: already recording")
+            if self._stopped:
+                raise RuntimeError("MultiSession.start_recording: the session is stopped")
+            if len(self.cameras) == 1:
+                (camera,) = self.cameras.values()
+                folder = camera.start_recording(root, label, codec)
+                self._flat = camera
+                return folder
+            folder = session_folder(root, label)
+            started = []
+            try:
+                for name, camera in self.cameras.items():
+                    camera.record_into(folder / name, label, codec)
+                    started.append(camera)
+            except BaseException:
+                for camera in started:
+                    camera.stop_recording()
+                raise
+            first = next(iter(self.cameras.values()))
+            common = {k: v for k, v in first.metadata(label).items() if k != "source"}
+            self._recording = MultiRecording(folder, common, list(self.cameras), codec)
+            self._recording.describe(self._camera_metadata())
+        return folder
+
+    def stop_recording(self) -> Optional[Path]:
+        """Every camera's recording finalised, then the top metadata.json; the folder, or None."""
+        with self._lock:
+            recording, flat, self._recording, self._flat = self._recording, self._flat, None, None
+        if flat is not None:
+            return flat.stop_recording()
+        if recording is None:
+            return None
+        for camera in self.cameras.values():
+            camera.stop_recording()
+            if camera.last_recording is not None:
+                camera.last_recording.stop()  # one that failed may still be finalising its folder
+        recording.finish(self._camera_metadata())
+        return recording.folder
+
+    def _camera_metadata(self) -> list[dict]:
+        out = []
+        for name, camera in self.cameras.items():
+            rec = camera.last_recording
+            out.append({"name": name, "folder": name, "source": camera.source_metadata(),
+                        "complete": None if rec is None else rec.ended == "stopped",
+                        "error": None if rec is None or rec.error is None else str(rec.error),
+                        "counts": None if rec is None else rec.counts()})
+        return out
+
+    def mark(self, label: str, origin: str = "code") -> Marker:
+        """One marker now, on the capture clocks, in every camera's timeline (each with its newest frame)."""
+        clock = next((c.capture.clock for c in self.cameras.values() if c.capture.clock), None)
+        return self._add_marker(Marker(label, time.monotonic_ns(), time.time_ns(), clock() if clock else None, -1,
+                                       origin))
+
+    def _lsl_marker(self, label: str, t_lsl: float, origin: str) -> None:
+        from pylsl import local_clock
+
+        self._add_marker(lsl_marker(label, t_lsl, origin, local_clock))
+
+    def _add_marker(self, marker: Marker) -> Marker:
+        frames = {name: camera.add_marker(marker).frame for name, camera in list(self.cameras.items())}
+        self.markers.append(marker)
+        recording = self._recording
+        if recording is not None:
+            recording.mark(marker, frames)
+        return marker
+
+    # -- status ----------------------------------------------------------------------------------
+    @property
+    def frame_sizes(self) -> dict[str, Optional[tuple[int, int]]]:
+        return {name: camera.frame_size for name, camera in self.cameras.items()}
+
+    @property
+    def sink_failures(self) -> tuple[SinkFailure, ...]:
+        return tuple(f for camera in self.cameras.values() for f in camera.sink_failures)
+
+    @property
+    def essential_failure(self) -> Optional[SinkFailure]:
+        return next((c.essential_failure for c in self.cameras.values() if c.essential_failure), None)
+
+    def status(self) -> MultiStatus:
+        cameras = {name: camera.status() for name, camera in list(self.cameras.items())}
+        others = "; the other cameras go on" if len(cameras) > 1 else ""
+        lost = {name: (f"{name} lost ({self.cameras[name].source.id} delivers no frame)" if s.state == "lost" else
+                       f"{name} failed: {s.error}") + others
+                for name, s in cameras.items() if s.state in ("lost", "failed")}
+        analysis = None if self.analysis is None else self.analysis.error
+        error = (f"analysis stopped: {first_line(analysis)}" if analysis is not None else
+                 next((f"{name}: {s.recording_error}" for name, s in cameras.items() if s.recording_error), None))
+        recording, flat = self._recording, self._flat
+        if flat is not None and flat.name in cameras:
+            return MultiStatus(cameras, lost, error, cameras[flat.name].recording, cameras[flat.name].recording_s)
+        return MultiStatus(cameras, lost, error, recording.folder if recording else None,
+                           recording.elapsed_s if recording else 0.0)

@@ -1,0 +1,123 @@
+"""One analysis thread for one or several sources: it takes the newest frame of each source in turn
+(round robin over the sources that have a new frame, so no camera is starved however fast another
+delivers) and hands it to that source's worker (`live.LiveWorker`: its own detection skipping,
+tracker and results bus). One analyser shared by several cameras is thus never called from two
+threads at once. Changes to what the workers share (the analyser's threshold, a tracker's people,
+settings) are queued with `between_frames` and applied by this thread between two frames.
+
+A worker here needs: `slot` (its `LatestSlot`), `last` (the index of the newest frame it analysed),
+`step(frame)` (analyse and publish) and `finish()` (its source is done, or it was removed).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Optional
+
+log = logging.getLogger(__name__)
+
+
+class AnalysisThread:
+    """`start()`, `stop()`; `add(worker)` and `remove(worker)` at any time. `until_done`: the thread
+    ends by itself once it has workers and every one is finished (one source's own thread); else it
+    waits for more until stopped (a session whose cameras come and go). `error`: what crashed it."""
+
+    def __init__(self, workers=(), until_done: bool = True, name: str = "analysis"):
+        self.until_done = until_done
+        self.workers: tuple = ()          # copy-on-write: read without the lock on this thread
+        self.error: Optional[BaseException] = None
+        self._bell = threading.Event()    # rung by every slot's put and close
+        self._stop = threading.Event()
+        self._busy = threading.Lock()     # held while a frame is analysed
+        self._lock = threading.Lock()
+        self._changes: list[Callable[[], None]] = []
+        self._accepting = True
+        self._next = 0                    # the worker whose turn comes first
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        for worker in workers:
+            self.add(worker)
+
+    def add(self, worker) -> None:
+        worker.slot.bell = self._bell
+        with self._lock:
+            self.workers = (*self.workers, worker)
+        self._bell.set()
+
+    def remove(self, worker) -> None:
+        """Take `worker` out; returns once the frame of it being analysed (if any) is published."""
+        with self._lock:
+            self.workers = tuple(w for w in self.workers if w is not worker)
+        with self._busy:
+            pass
+        worker.finish()
+
+    def start(self) -> "AnalysisThread":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._bell.set()
+        if self._thread.ident is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def between_frames(self, change: Callable[[], None]) -> bool:
+        """Queue `change` for this thread to apply before its next frame, so no frame sees half of it.
+        False once the thread has ended: then apply it yourself."""
+        with self._lock:
+            if not self._accepting:
+                return False
+            self._changes.append(change)
+        self._bell.set()
+        return True
+
+    def _apply_changes(self) -> None:
+        with self._lock:
+            changes, self._changes = self._changes, []
+        for change in changes:
+            change()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._bell.clear()  # before looking: a frame put after the look rings it again
+                self._apply_changes()
+                with self._busy:
+                    served = self._serve_one()
+                if served:
+                    continue
+                workers = self.workers
+                if self.until_done and workers and all(w.done.is_set() for w in workers):
+                    return
+                self._bell.wait(0.2)
+        except BaseException as exc:  # kept for the owners, who report it
+            self.error = exc
+            log.exception("analysis stopped")
+        finally:  # what was queued still applies: a next thread shares analyser and trackers
+            with self._lock:
+                self._accepting = False
+            self._apply_changes()
+            for worker in self.workers:
+                worker.finish()
+
+    def _serve_one(self) -> bool:
+        """The newest frame of the next worker in turn that has one, analysed; False if none had."""
+        workers = self.workers  # read under `_busy`: a removed worker is never served after remove()
+        n = len(workers)
+        for k in range(n):
+            i = (self._next + k) % n
+            worker = workers[i]
+            closed = worker.slot.closed  # before the look: a source puts its last frame, then closes
+            frame = worker.slot.get(newer_than=worker.last, timeout=0)
+            if frame is None:
+                if closed:
+                    worker.finish()  # its source ended and its last frame was analysed
+                continue
+            self._next = (i + 1) % n
+            worker.step(frame)
+            return True
+        return False
