@@ -237,9 +237,11 @@ class LiveSession:
         self.worker = LiveWorker(self.analyser, self.capture.slot, self.bus, self.tracker, self._settings).start()
 
     # -- recording and markers -------------------------------------------------------------------
-    def start_recording(self, root: Path, label: str = "", codec: str = "h264") -> Path:
+    def start_recording(self, root: Path, label: str = "", codec: str = "h264",
+                        leave_out: tuple[str, ...] = ()) -> Path:
         """Record into a new session folder under `root` (DESIGN.md layout), from the next captured
-        frame (from the first, when called before start()). Returns the folder."""
+        frame (from the first, when called before start()). Returns the folder. `leave_out`: "mesh"
+        and/or "embedding", left out of fex.csv (most of each row)."""
         from .recorder import CODECS, Recorder, session_folder
 
         if codec not in CODECS:
@@ -255,7 +257,7 @@ class LiveSession:
             sub = self.capture.subscribe("recorder", maxsize=int(max(16, min(256, 400e6 // (h * w * 3)))))
             try:
                 recorder = Recorder(folder, codec, sub, self.capture.slot, self._analysing, self.tracker.identities,
-                                    self._metadata(label))
+                                    self._metadata(label), leave_out=leave_out)
             except BaseException:
                 self.capture.unsubscribe(sub)
                 raise

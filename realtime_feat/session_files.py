@@ -1,51 +1,191 @@
 """Reading a recorded session folder back (recorder.py writes it): `load_session` for analysis in
-py-feat, and the capture clocks of each video frame for `realtime-feat process SESSION_DIR`."""
+py-feat and for review, and the capture clocks of each video frame for `realtime-feat process SESSION_DIR`.
+
+What review adds to a folder is applied as it is read, never written into the recorded files:
+annotations.csv (events; exclusion spans, whose rows are flagged `excluded`) and identities.json (track
+renames and merges: each row's `person`).
+"""
 from __future__ import annotations
 
+import io
 import json
 import logging
+import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
+import numpy as np
 import pandas as pd
 
+from .annotations import Annotations
 from .errors import MediaError
+from .fex_arrays import WholeLines
+from .identities import Identities
 from .types import Frame
 
 log = logging.getLogger(__name__)
+
+RECT = ["FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight"]
 
 
 def is_session(folder: Path) -> bool:
     return (folder / "frames.csv").is_file() and (folder / "video.mp4").is_file()
 
 
+def enrolled_names(track_ids: np.ndarray, labels: np.ndarray) -> dict[int, str]:
+    """Each track's name from the live enrolment: its most frequent label other than "unknown"."""
+    named = pd.DataFrame({"track": track_ids, "label": labels})
+    named = named[np.isfinite(named["track"].astype(float)) & ~named["label"].isin(["", "unknown"])]
+    if named.empty:
+        return {}
+    counts = named.groupby(["track", "label"]).size().reset_index(name="n").sort_values("n", kind="stable")
+    return {int(t): str(label) for t, label in counts.drop_duplicates("track", keep="last")[["track", "label"]].values}
+
+
 @dataclass
 class RecordedSession:
     folder: Path
-    fex: "pd.DataFrame"     # a py-feat Fex: py-feat's columns + frame, t_monotonic, t_wall, t_lsl, track_id, identity
-    frames: pd.DataFrame    # frames.csv: one row per captured frame
-    markers: pd.DataFrame   # markers.csv
-    metadata: dict          # metadata.json
+    frames: pd.DataFrame        # frames.csv: one row per captured frame, + `excluded` (an exclusion for everyone)
+    markers: pd.DataFrame       # markers.csv
+    metadata: dict              # metadata.json
     video: Path
+    annotations: Annotations    # annotations.csv (review's events and exclusion spans)
+    identities: Identities      # identities.json (review's renames and merges)
 
     @property
     def complete(self) -> bool:
         """False when the recording did not end cleanly (killed, disk full): the files hold what was written."""
         return bool(self.metadata.get("complete"))
 
+    @property
+    def t0(self) -> float:
+        """The first captured frame's t_monotonic: review's time zero."""
+        return float(self.frames["t_monotonic"].iloc[0]) if len(self.frames) else 0.0
+
+    @cached_property
+    def fex(self):
+        """fex.csv as py-feat's Fex (py-feat's own reader), + `person` and `excluded` per row. Reads the
+        whole CSV (minutes for an hour); `table()` reads only the columns asked for, from the arrays."""
+        from feat.utils.io import read_feat
+
+        fex = read_feat(str(self.folder / "fex.csv"))
+        labels = fex["identity"].fillna("").astype(str).to_numpy() if "identity" in fex else np.full(len(fex), "")
+        track = pd.to_numeric(fex["track_id"], errors="coerce").to_numpy(np.float64)
+        person = self.identities.persons(track, enrolled_names(track, labels))
+        with warnings.catch_warnings():  # py-feat's Fex is built column by column: pandas warns on any insert
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+            fex["person"] = person
+            fex["excluded"] = self.annotations.excluded(fex["t_monotonic"].to_numpy(), person)
+        return fex
+
+    @cached_property
+    def arrays(self):
+        """fex.csv's memory-mapped copy (`FexArrays`), built from fex.csv first where it is missing or
+        stale (a killed recording's): about a minute per GB, once."""
+        from .fex_arrays import ArraysBuild
+
+        return ArraysBuild(self.folder, mesh=self.has_mesh).start().wait()
+
+    @property
+    def has_mesh(self) -> bool:
+        return "mesh" not in self.metadata.get("fex", {}).get("left_out", [])
+
+    def persons(self, arrays) -> np.ndarray:
+        """Each row's person in `arrays` ("" where no confirmed track)."""
+        track = arrays.column("track_id")
+        return self.identities.persons(track, enrolled_names(track, arrays.identity_labels(arrays.column("identity"))))
+
+    def table(self, columns=()) -> pd.DataFrame:
+        """fex.csv's rows as a DataFrame of `frame`, `t_monotonic`, `track_id`, `person`, `excluded` and
+        the `columns` asked for (any of fex.csv's numeric ones but the embedding), from the arrays."""
+        a = self.arrays
+        base = a.select(["frame", "t_monotonic", "track_id", "n_faces"])
+        table = pd.DataFrame({"frame": base[:, 0].astype(np.int64), "t_monotonic": base[:, 1], "track_id": base[:, 2],
+                              "n_faces": base[:, 3].astype(np.int64)})
+        table["person"] = self.persons(a)
+        table["excluded"] = self.annotations.excluded(table["t_monotonic"].to_numpy(), table["person"].to_numpy())
+        columns = [c for c in columns if c not in table]
+        if columns:
+            table = pd.concat([table, pd.DataFrame(a.select(columns), columns=columns)], axis=1)
+        return table
+
+    def events(self) -> pd.DataFrame:
+        """markers.csv's markers and review's events together: label, t_monotonic, origin, in time order."""
+        ours = [(e.label, e.t_start, "review") for e in self.annotations.events()]
+        table = pd.concat([self.markers[["label", "t_monotonic", "origin"]],
+                           pd.DataFrame(ours, columns=["label", "t_monotonic", "origin"])], ignore_index=True)
+        table["label"] = table["label"].astype(str)
+        return table.sort_values("t_monotonic", kind="stable").reset_index(drop=True)
+
+    def merge_tracks(self, tracks: list[int]) -> int:
+        """Merge tracks that are one person (saved to identities.json); refused, in one line, when two of
+        them are seen in one frame together (they cannot be one person)."""
+        a = self.arrays
+        track, frames = a.column("track_id"), a.frames
+        roots = np.array([self.identities.root(int(t)) if np.isfinite(t) and t >= 0 else -1 for t in track])
+        wanted = {self.identities.root(t) for t in tracks}
+        mine = np.isin(roots, list(wanted))
+        both = pd.DataFrame({"frame": frames[mine], "root": roots[mine]}).drop_duplicates().groupby("frame").size()
+        if (both > 1).any():
+            raise ValueError(f"tracks {', '.join(f'#{t}' for t in tracks)} are seen together in {(both > 1).sum()} "
+                             f"frame(s) (first: frame {both[both > 1].index[0]}): they are not one person")
+        return self.identities.merge(tracks)
+
+    def label_rows(self, table: pd.DataFrame) -> pd.DataFrame:
+        """`person` and `excluded` for the rows of another analysis of this session's video (`process
+        SESSION_DIR`, with its own track ids): each of its tracks is the recorded track whose faces it
+        overlaps most (IoU ≥ 0.5 in frames both analysed); a track that overlaps none gets no person."""
+        ours = self.table(RECT)
+        ours = ours[ours["person"] != ""]
+        new = table[["frame", "track_id", *RECT]].reset_index()
+        pairs = new.merge(ours[["frame", "person", *RECT]], on="frame", suffixes=("", "_rec"))
+        x1, y1 = np.maximum(pairs["FaceRectX"], pairs["FaceRectX_rec"]), np.maximum(pairs["FaceRectY"],
+                                                                                   pairs["FaceRectY_rec"])
+        x2 = np.minimum(pairs["FaceRectX"] + pairs["FaceRectWidth"], pairs["FaceRectX_rec"] + pairs["FaceRectWidth_rec"])
+        y2 = np.minimum(pairs["FaceRectY"] + pairs["FaceRectHeight"],
+                        pairs["FaceRectY_rec"] + pairs["FaceRectHeight_rec"])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        union = (pairs["FaceRectWidth"] * pairs["FaceRectHeight"]
+                 + pairs["FaceRectWidth_rec"] * pairs["FaceRectHeight_rec"] - inter)
+        hits = pairs[inter / union >= 0.5]
+        votes = hits.groupby(["track_id", "person"]).size().reset_index(name="n").sort_values("n", kind="stable")
+        person_of = dict(votes.drop_duplicates("track_id", keep="last")[["track_id", "person"]].values)
+        out = table.copy()
+        out["person"] = [person_of.get(t, "") for t in table["track_id"]]
+        out["excluded"] = self.annotations.excluded(table["t_monotonic"].to_numpy(), out["person"].to_numpy())
+        return out
+
+
+def read_whole_lines(path: Path) -> pd.DataFrame:
+    """A CSV up to its last complete line (a killed recording's last row may be cut off mid-way)."""
+    with WholeLines(path) as f:
+        return pd.read_csv(io.BufferedReader(f))
+
+
+def add_review_columns(csv: Path, folder: Path) -> None:
+    """Add `person` and `excluded` from session `folder`'s review to `csv`, an analysis of its video
+    (`process SESSION_DIR`'s output; the recorded files are never rewritten)."""
+    table = load_session(folder).label_rows(pd.read_csv(csv, low_memory=False))
+    tmp = csv.with_name(f".{csv.name}.tmp")
+    table.to_csv(tmp, index=False, float_format="%.7g")
+    tmp.replace(csv)
+
 
 def load_session(path) -> RecordedSession:
-    """A recorded session folder: its Fex (read by py-feat's own reader), per-frame table, markers
-    and metadata. A killed recording loads too (`complete` is then False)."""
-    from feat.utils.io import read_feat
-
+    """A recorded session folder: its per-frame table, markers, metadata and review's annotations and
+    identities, read at once; its Fex (`fex`, py-feat's reader) and arrays (`table()`) when first asked.
+    A killed recording loads too (`complete` is then False)."""
     folder = Path(path)
     if not is_session(folder):
         raise FileNotFoundError(f"{folder}: not a recorded session (needs frames.csv and video.mp4)")
-    return RecordedSession(folder, read_feat(str(folder / "fex.csv")), pd.read_csv(folder / "frames.csv"),
-                           pd.read_csv(folder / "markers.csv"), json.loads((folder / "metadata.json").read_text()),
-                           folder / "video.mp4")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    annotations = Annotations.load(folder)
+    frames = read_whole_lines(folder / "frames.csv")
+    frames["excluded"] = annotations.excluded(frames["t_monotonic"].to_numpy())
+    return RecordedSession(folder, frames, read_whole_lines(folder / "markers.csv"), metadata, folder / "video.mp4",
+                           annotations, Identities.load(folder))
 
 
 def on_capture_clocks(frames: Iterator[Frame], folder: Path) -> Iterator[Frame]:
