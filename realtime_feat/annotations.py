@@ -93,8 +93,9 @@ class Annotations:
         self.items[i] = replace(a, t_start=t_start, t_end=t_start if t_end is None else t_end)
         self.save()
 
-    def relabel(self, i: int, label: str) -> None:
-        self.items[i] = replace(self.items[i], label=label)
+    def edit(self, i: int, **changes) -> None:
+        """Change fields of annotation `i` (label, person, ...)."""
+        self.items[i] = replace(self.items[i], **changes)
         self.save()
 
     def remove(self, i: int) -> None:

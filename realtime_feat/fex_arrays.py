@@ -51,6 +51,15 @@ GROUPS = {"box": slice(0, 5), "landmarks": slice(5, 141), "pose": slice(141, 147
           "frame_size": slice(231, 233)}
 
 
+def header_groups(fex_csv: Path) -> dict[str, list[str]]:
+    """py-feat's column names of each of GROUPS, from fex.csv's header (no py-feat import: the viewer
+    stays light)."""
+    with open(fex_csv, newline="") as f:
+        header = f.readline().rstrip("\r\n").split(",")
+    core = [header[i] for i in CORE]
+    return {group: core[where] for group, where in GROUPS.items()}
+
+
 def _schema(numeric_names: list[str], mesh: bool) -> dict:
     blocks = {"meta": {"dtype": "<f8", "columns": META},
               "core": {"dtype": "<f4", "columns": [numeric_names[i] for i in CORE]}}
