@@ -24,11 +24,13 @@ class Player(QObject):
     shown = Signal(object, object)     # (Shown, ReviewFrame): the frame on screen and what review knows of it
     playingChanged = Signal(bool)
     analysisGrew = Signal()            # more of fex.csv was read (the first open of a session)
+    _decoded = Signal()                # a frame is ready (emitted on the decoding thread, queued to this one)
 
     def __init__(self, review: SessionReview, interval_ms: int = 15, parent: Optional[QObject] = None):
         super().__init__(parent)
         self.review = review
-        self.server = FrameServer(review.session.video)
+        self.server = FrameServer(review.session.video, on_ready=self._decoded.emit)
+        self._decoded.connect(self._take)
         self.speed = 1.0
         self.playing = False
         self.wanted: Optional[ReviewFrame] = None   # the frame asked for last
@@ -90,11 +92,15 @@ class Player(QObject):
                 self.seek(position)
             if position >= len(self.review) - 1:
                 self.pause()
+        self._take()
+        if self._reading and time.monotonic() - self._refreshed >= REFRESH_S:
+            self._refresh()
+
+    def _take(self) -> None:
+        """Show the decoded frame if it is the one asked for last (an older one was overtaken: dropped)."""
         ready = self.server.take()
         if ready is not None and self.wanted is not None and ready[0] == self.wanted.pts:
             self._show(self.wanted, ready[1])
-        if self._reading and time.monotonic() - self._refreshed >= REFRESH_S:
-            self._refresh()
 
     def _refresh(self) -> None:
         self._refreshed = time.monotonic()
