@@ -74,7 +74,8 @@ class FrameServer:
     it is taken (a coalesced wake-up: the window need not poll). Errors end the thread and stay in `error`."""
 
     def __init__(self, path, on_ready: Optional[Callable[[], None]] = None):
-        self.frames = VideoFrames(path)
+        self.path = path
+        self.frames: Optional[VideoFrames] = None  # opened on the thread (an hour's fragments take ~0.3 s)
         self.on_ready = on_ready
         self.error: Optional[str] = None
         self._wanted: Optional[int] = None
@@ -96,6 +97,7 @@ class FrameServer:
 
     def _run(self) -> None:
         try:
+            self.frames = VideoFrames(self.path)
             while True:
                 with self._wake:
                     while self._wanted is None and not self._closed:
@@ -109,11 +111,15 @@ class FrameServer:
                     self._ready = (pts, image)
                 if wake and self.on_ready is not None:
                     self.on_ready()
+        except MediaError as exc:
+            self.error = str(exc)
         except Exception as exc:  # reported by the window in one line
-            self.error = f"{self.frames.path}: cannot decode ({first_line(exc, 160)})"
-            log.error("%s", self.error)
+            self.error = f"{self.path}: cannot decode ({first_line(exc, 160)})"
         finally:
-            self.frames.close()
+            if self.error:
+                log.error("%s", self.error)
+            if self.frames is not None:
+                self.frames.close()
 
     def close(self) -> None:
         with self._wake:

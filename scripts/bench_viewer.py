@@ -163,6 +163,7 @@ def child(folder: Path, seeks: int, play_s: float) -> None:
     from realtime_feat import load_session
     from realtime_feat.ui.review_window import build_review_window
 
+    imported = time.monotonic()
     app = QApplication([])
 
     def until(condition, timeout: float = 600) -> None:
@@ -178,7 +179,7 @@ def child(folder: Path, seeks: int, play_s: float) -> None:
     until(lambda: win.shown_position == 0 and win.video.current.result.n_faces == 1 and len(win.video.landmarks.data))
     first = time.monotonic()
     until(lambda: not win.review.loading)
-    until(lambda: win.people.tracks == [1])  # the people and the whole-session curves are drawn
+    until(lambda: win.plots_drawn)  # the people and the whole-session curves
     copied = time.monotonic()
     rng = random.Random(0)
     times = []
@@ -194,7 +195,7 @@ def child(folder: Path, seeks: int, play_s: float) -> None:
     end = time.monotonic() + play_s
     until(lambda: time.monotonic() > end)
     win.toggle_play()
-    print("RESULT", json.dumps({"first": first, "copied": copied, "seeks_ms": times,
+    print("RESULT", json.dumps({"imported": imported, "first": first, "copied": copied, "seeks_ms": times,
                                 "play_fps": len(set(shown)) / play_s, "rss": rss_mb()}), flush=True)
     win.close()
 
@@ -233,7 +234,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.child:
         return child(a.child, a.seeks, a.play)
-    folder = a.folder or Path(tempfile.mkdtemp(prefix="bench_viewer_")) / "20261129-120000_bench"
+    scratch = None if a.folder else Path(tempfile.mkdtemp(prefix="bench_viewer_"))
+    folder = a.folder or scratch / "20261129-120000_bench"
     folder.mkdir(parents=True, exist_ok=True)
     try:
         t = time.perf_counter()
@@ -249,7 +251,8 @@ def main() -> None:
         opens["later open"] = run_child(folder, a.seeks, a.play)
         rows = []
         for name, (got, started) in opens.items():
-            rows += [[f"{name}: first frame with its overlays", f"{got['first'] - started:.1f} s",
+            rows += [[f"{name}: first frame with its overlays",
+                      f"{got['first'] - started:.1f} s (imports {got['imported'] - started:.1f} s)",
                       "≤ 2 s" if name == "later open" else "≤ 10 s"],
                      [f"{name}: whole-session plots drawn", f"{got['copied'] - started:.1f} s", ""]]
         seeks = np.concatenate([got["seeks_ms"] for got, _ in opens.values()])
@@ -267,7 +270,7 @@ def main() -> None:
         rows.append(["`report`", f"{s:.1f} s, peak RSS {mb:.0f} MB", "≤ 60 s"])
     finally:
         if not a.keep:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(scratch or folder, ignore_errors=True)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchtable import print_table
 

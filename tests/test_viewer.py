@@ -24,14 +24,30 @@ from realtime_feat.ui import geometry  # noqa: E402
 from test_review_data import record_known  # noqa: E402
 
 
+class Paced:
+    """A source delivering a frame every `interval` s (a slow camera): analysis gets a share of its frames
+    however busy the machine is."""
+
+    def __init__(self, source, interval: float):
+        self._source, self.interval = source, interval
+
+    def read(self):
+        time.sleep(self.interval)
+        return self._source.read()
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory, weights_dir, fast_analyser, sample_data) -> Path:
-    """single_face.mp4 played live into a recording, with a marker a second in."""
+    """single_face.mp4 played as a 12 fps camera into a recording, with a marker a second in."""
     from realtime_feat import PipelineOptions
     from realtime_feat.factories import live_session, open_checked_source
 
-    source, _ = open_checked_source(str(sample_data / "single_face.mp4"))
-    session = live_session(PipelineOptions(detector="fast", backend="onnxruntime", weights=weights_dir), source)
+    source, _ = open_checked_source(str(sample_data / "single_face.mp4"), realtime=False)
+    session = live_session(PipelineOptions(detector="fast", backend="onnxruntime", weights=weights_dir),
+                           Paced(source, 0.08))
     folder = session.start_recording(tmp_path_factory.mktemp("sessions"), "sample")
     session.start()
     time.sleep(1.0)
@@ -54,7 +70,7 @@ def open_viewer(qtbot):
         qtbot.addWidget(win)
         win.show()
         windows.append(win)
-        qtbot.waitUntil(lambda: not win.review.loading and win.shown_position == 0, timeout=60_000)
+        qtbot.waitUntil(lambda: not win.review.loading and win.shown_position == 0 and win.plots_drawn, timeout=60_000)
         return win
 
     yield make
@@ -94,9 +110,10 @@ def test_seeking_draws_exactly_that_frames_fex_csv_rows_on_exactly_that_video_fr
     video = decoded(recorded)
     analysed = np.flatnonzero(frames["analysed"] == 1)
     skipped = np.flatnonzero(frames["analysed"] == 0)
-    assert len(analysed) > 5 and (fex["n_faces"] == 1).all()
+    assert len(analysed) >= 3 and (fex["n_faces"] == 1).all()
     rng = np.random.default_rng(1)
-    for position in [int(analysed[-1]), *rng.choice(analysed, 4, replace=False), int(analysed[0])]:  # jumps both ways
+    some = rng.choice(analysed[1:-1], min(4, len(analysed) - 2), replace=False)
+    for position in [int(analysed[-1]), *some, int(analysed[0])]:  # jumps both ways
         seek(win, qtbot, position)
         frame = int(frames["frame"].iloc[position])
         rows = fex[fex["frame"] == frame]

@@ -24,6 +24,7 @@ class Player(QObject):
     shown = Signal(object, object)     # (Shown, ReviewFrame): the frame on screen and what review knows of it
     playingChanged = Signal(bool)
     analysisGrew = Signal()            # more of fex.csv was read (the first open of a session)
+    failed = Signal(str)               # the video cannot be read: one line
     _decoded = Signal()                # a frame is ready (emitted on the decoding thread, queued to this one)
 
     def __init__(self, review: SessionReview, interval_ms: int = 15, parent: Optional[QObject] = None):
@@ -38,6 +39,7 @@ class Player(QObject):
         self._clock = (0.0, 0.0)                    # (session t, time.monotonic()) when play started
         self._refreshed = 0.0
         self._reading = True                        # fex.csv's rows may still be coming in
+        self._failed = False
         self._image: Optional[np.ndarray] = None    # the decoded image on screen
         self._blank: Optional[np.ndarray] = None
         self.timer = QTimer(self)
@@ -93,6 +95,9 @@ class Player(QObject):
             if position >= len(self.review) - 1:
                 self.pause()
         self._take()
+        if self.server.error and not self._failed:
+            self._failed = True
+            self.failed.emit(self.server.error)
         if self._reading and time.monotonic() - self._refreshed >= REFRESH_S:
             self._refresh()
 

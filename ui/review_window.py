@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog,
                                QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter,
@@ -52,6 +52,7 @@ class ReviewWindow(QMainWindow):
         self.player.shown.connect(self.on_shown)
         self.player.playingChanged.connect(lambda on: self.play_button.setText("❚❚  (Space)" if on else "▶  (Space)"))
         self.player.analysisGrew.connect(self.on_analysis_grew)
+        self.player.failed.connect(lambda line: (self.note.setText(line), self.status.setText(line)))
         self.jobDone.connect(self.on_job_done)
 
         self.video = VideoView()
@@ -110,8 +111,9 @@ class ReviewWindow(QMainWindow):
         markers = self.review.markers()
         self.timeline.set_markers(markers["t"].to_numpy(), markers["label"].tolist())
         self.refresh_annotations()
-        self.on_analysis_grew()
         self.shown_position = -1
+        self.plotted = False      # whole-session plots asked for: after the first frame is on screen, not before
+        self.plots_drawn = False  # and drawn (once all of fex.csv is read)
         self.player.seek(0)
 
     # -- layout ---------------------------------------------------------------------------------------------
@@ -183,6 +185,9 @@ class ReviewWindow(QMainWindow):
         self.time_label.setText(f"{info.t:8.3f} s / {self.review.duration:.1f} s · frame {info.frame}")
         faces = "" if info.result is None else f"{info.result.n_faces} face(s)"
         self.note.setText(info.note or faces)
+        if not self.plotted:
+            self.plotted = True
+            QTimer.singleShot(0, self.on_analysis_grew)
 
     def selected_index(self, result) -> Optional[int]:
         if self.selected_track is not None:
@@ -213,6 +218,7 @@ class ReviewWindow(QMainWindow):
             self.status.setText(f"fex.csv cannot be read: {first_line(error)}")
 
     def refresh_people(self) -> None:
+        self.plots_drawn = True
         colours = self.review.colours()
         self.people.set_people(self.review.people(), colours)
         for k, choice in enumerate(self.signal_choices):
@@ -391,7 +397,7 @@ class ReviewWindow(QMainWindow):
         if self.review.loading:
             self.status.setText(f"{what}: wait until fex.csv is read (see the progress bar)")
             return
-        self.status.setText(f"{what}: running…")
+        self.status.setText(f"running {what}…")
 
         def run():
             try:

@@ -96,6 +96,9 @@ class Timeline(pg.GraphicsLayoutWidget):
             plot = self.addPlot(row=i + 1, col=0, viewBox=self.boxes[i + 1], axisItems={"bottom": ClockAxis("bottom")})
             plot.setXLink(self.lanes)
             plot.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(0, 0, 0, 140))
+            # set on the plot: PlotItem.addItem gives every curve the plot's own downsampling and clipping
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setClipToView(True)
             self.plots.append(plot)
         for plot in (self.lanes, *self.plots):
             plot.hideButtons()
@@ -109,8 +112,6 @@ class Timeline(pg.GraphicsLayoutWidget):
                        for _ in self.plots]
         for plot, pool in zip(self.plots, self.curves):
             for curve in pool:
-                curve.setDownsampling(auto=True, method="peak")
-                curve.setClipToView(True)
                 curve.hide()
                 plot.addItem(curve)
         self.signals = [""] * n_plots
