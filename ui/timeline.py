@@ -204,7 +204,7 @@ class Timeline(pg.GraphicsLayoutWidget):
             if a.kind == "event":
                 line = pg.InfiniteLine(a.t_start - t0, movable=True, pen=pg.mkPen(EVENT, width=2),
                                        hoverPen=pg.mkPen(EVENT, width=4), label=a.label or "event",
-                                       labelOpts={"position": 0.85, "color": EVENT})
+                                       labelOpts={"position": 0.6, "color": EVENT})  # beside its lane
                 line.sigPositionChangeFinished.connect(
                     lambda ln, i=index: self.annotationMoved.emit(i, ln.value(), ln.value()))
                 line.sigClicked.connect(lambda *_, i=index: self.annotationClicked.emit(i))
@@ -214,8 +214,8 @@ class Timeline(pg.GraphicsLayoutWidget):
                 for plot in self.plots:
                     region = pg.LinearRegionItem((a.t_start - t0, a.t_end - t0), brush=pg.mkBrush(*EXCLUDED),
                                                  hoverBrush=pg.mkBrush(*EXCLUDED[:3], 140))
-                    pg.InfLineLabel(region.lines[0], a.label + (f" ({a.person})" if a.person else ""), position=0.95,
-                                    anchor=(0, 0), color=(210, 210, 230))
+                    pg.InfLineLabel(region.lines[0], a.label + (f" ({a.person})" if a.person else ""), position=0.85,
+                                    anchor=(0, 0.5), color=(210, 210, 230))
                     region.sigRegionChangeFinished.connect(
                         lambda r, i=index: self.annotationMoved.emit(i, *r.getRegion()))
                     self._add(plot, region)
