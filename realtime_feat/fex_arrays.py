@@ -427,12 +427,12 @@ class ArraysBuild:
         building = self._building
         if building is None or not (building / "schema.json").is_file():
             return None
-        if self._arrays is None or self._arrays.folder != building:
-            try:
+        try:
+            if self._arrays is None or self._arrays.folder != building:
                 self._arrays = FexArrays(building)
-            except (OSError, ValueError):  # renamed into place meanwhile
-                return None
-        self._arrays.refresh()
+            self._arrays.refresh()
+        except (OSError, ValueError):  # renamed into place meanwhile: the finished copy, next call
+            return None
         return self._arrays
 
     def wait(self, timeout: Optional[float] = None) -> FexArrays:

@@ -35,7 +35,10 @@ class ReviewFrame:
 
 class SessionReview:
     def __init__(self, session, build: Optional[ArraysBuild] = None):
+        if not len(session.frames):
+            raise ValueError(f"{session.folder}: no frame was recorded (frames.csv has no row)")
         self.session = session
+        self.recorded_analysis = session.metadata.get("analyser", {}) is not None  # record --no-analysis: None
         self.build = build if build is not None else ArraysBuild(session.folder, mesh=session.has_mesh).start()
         f = session.frames
         self.frames = f["frame"].to_numpy(np.int64)
@@ -92,7 +95,8 @@ class SessionReview:
         pts = pts if pts >= 0 else None
         result, names, note = None, (), "" if pts is not None else "not in the video (the encoder dropped it)"
         if not self.analysed[position]:
-            note = note or "not analysed (analysis took a newer frame)"
+            why = "analysis took a newer frame" if self.recorded_analysis else "recorded without analysis"
+            note = note or f"not analysed ({why})"
         elif self.arrays is None or (self.loading and (not self.arrays.n_rows or frame > self.arrays.frames[-1])):
             note = f"analysis still being read from fex.csv ({100 * self.build.fraction:.0f} %)"
         else:

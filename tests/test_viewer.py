@@ -326,3 +326,21 @@ def test_process_session_dir_applies_the_reviewed_identities(recorded, tmp_path,
     rel = offline["t_monotonic"] - session.t0
     assert (offline["excluded"] == rel.between(0.5, 1.0)).all()
     assert (folder / "fex.csv").read_bytes() == (recorded / "fex.csv").read_bytes()  # never rewritten
+
+
+def test_a_session_recorded_without_analysis_opens_and_one_without_frames_is_one_line(tmp_path, open_viewer, capsys):
+    from realtime_feat.cli import main
+    from realtime_feat.session import LiveSession
+    from test_session import Synthetic
+
+    session = LiveSession(Synthetic(n=30, interval=0.005, size=(48, 64)), None)
+    folder = session.start_recording(tmp_path, "video only")
+    session.start()
+    assert session.wait(timeout=30)
+    session.stop()
+    win = open_viewer(folder)
+    assert win.note.text() == "not analysed (recorded without analysis)" and win.people.tracks == []
+    (folder / "frames.csv").write_text("frame,t_monotonic,t_wall,t_lsl,analysed,n_faces,in_video,video_time\n")
+    assert main(["view", str(folder)]) == 2
+    assert capsys.readouterr().err.strip() == (f"realtime-feat: error: {folder}: no frame was recorded (frames.csv has "
+                                               "no row): nothing to view")

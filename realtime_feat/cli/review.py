@@ -88,6 +88,8 @@ def cmd_view(args) -> int:
     from ..ui.app import has_display, view_main
 
     session = open_session(args.session)
+    if not len(session.frames):
+        raise UserError(f"{session.folder}: no frame was recorded (frames.csv has no row): nothing to view")
     if not has_display():
         raise UserError("no display to open a window on (DISPLAY is unset): run it under `xvfb-run -a "
                         "realtime-feat view ...`, or use `realtime-feat report` for a file")
