@@ -198,6 +198,8 @@ class ControlPanel(QWidget):
         self.record_button = QPushButton("● Record  (R)")
         self.record_button.setCheckable(True)
         form.addRow("Label", self.label_edit)
+        self.lean = QCheckBox("Record without mesh and embedding (90 % smaller fex.csv)")
+        form.addRow(self.lean)
         form.addRow(self.record_button)
         self.photo = QPushButton("Enrol from a photo…")
         self.enrol = QPushButton("Name selected face…  (E)")

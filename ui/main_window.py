@@ -383,7 +383,8 @@ class MainWindow(QMainWindow):
 
     def toggle_recording(self) -> None:
         if self.controller.recording_path is None:
-            self.controller.start_recording(self.sessions_dir, self.label_edit.text().strip())
+            self.controller.start_recording(self.sessions_dir, self.label_edit.text().strip(),
+                                            ("mesh", "embedding") if self.controls.lean.isChecked() else ())
         else:
             self.controller.stop_recording()
         self.on_recording(self.controller.recording_path)  # `clicked` is not emitted by setChecked
