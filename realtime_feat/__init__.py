@@ -2,8 +2,9 @@
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
 (+ `SessionStatus`), `load_session` (a recorded session with review's annotations and identities
-applied; `realtime_feat.epochs` and `realtime_feat.report` work on it), `PipelineOptions` (+ `Enrolment`; `realtime_feat.factories` builds
-from it), the errors users see (`UserError`, `MediaError`) and `first_line` (an exception as one line)."""
+applied; `realtime_feat.epochs` and `realtime_feat.report` work on it), `PipelineOptions`
+(+ `Enrolment`; `realtime_feat.factories` builds from it), the errors users see (`UserError`,
+`MediaError`) and `first_line` (an exception as one line)."""
 from .errors import MediaError, UserError, first_line
 from .options import Enrolment, PipelineOptions
 from .types import Detections, FaceAnalysis, Frame, FrameResult
