@@ -4,7 +4,8 @@ are left out of every analysis, for everyone or for one person).
 
     kind      "event" or "exclude"
     label     free text (an event's label is matched by `epochs --markers`, as a marker's is)
-    t_start   seconds on the capture clock (t_monotonic, as in frames.csv and markers.csv)
+    t_start   seconds on the capture clock (t_monotonic, as in frames.csv and markers.csv; a span made
+              from frames starts and ends exactly on their stamps, both included)
     t_end     = t_start for an event
     person    an exclusion's person ("" = everyone); empty for events
 
@@ -67,7 +68,7 @@ class Annotations:
     def save(self) -> None:
         path = self.folder / FILE
         tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
-        self.table().to_csv(tmp, index=False, float_format="%.6f")
+        self.table().to_csv(tmp, index=False, float_format="%.9f")  # the capture stamps' ns, as frames.csv
         tmp.replace(path)
 
     def table(self) -> pd.DataFrame:

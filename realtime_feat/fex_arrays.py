@@ -240,7 +240,8 @@ class FexArrays:
         t_lsl = meta[0, 4]
         pts = meta[0, 1]
         base = dict(index=frame, t_monotonic_ns=round(meta[0, 2] * 1e9), t_wall_ns=round(meta[0, 3] * 1e9),
-                    t_lsl=None if np.isnan(t_lsl) else float(t_lsl), source_id="", pts=None if np.isnan(pts) else float(pts),
+                    t_lsl=None if np.isnan(t_lsl) else float(t_lsl), source_id="",
+                    pts=None if np.isnan(pts) else float(pts),
                     height=int(height), width=int(width))
         if n == 0:
             return FrameResult(detections=Detections.empty(), faces=FaceAnalysis.empty(), **base)

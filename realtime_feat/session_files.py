@@ -141,14 +141,11 @@ class RecordedSession:
         ours = ours[ours["person"] != ""]
         new = table[["frame", "track_id", *RECT]].reset_index()
         pairs = new.merge(ours[["frame", "person", *RECT]], on="frame", suffixes=("", "_rec"))
-        x1, y1 = np.maximum(pairs["FaceRectX"], pairs["FaceRectX_rec"]), np.maximum(pairs["FaceRectY"],
-                                                                                   pairs["FaceRectY_rec"])
-        x2 = np.minimum(pairs["FaceRectX"] + pairs["FaceRectWidth"], pairs["FaceRectX_rec"] + pairs["FaceRectWidth_rec"])
-        y2 = np.minimum(pairs["FaceRectY"] + pairs["FaceRectHeight"],
-                        pairs["FaceRectY_rec"] + pairs["FaceRectHeight_rec"])
+        a, b = pairs[RECT].to_numpy(), pairs[[f"{c}_rec" for c in RECT]].to_numpy()
+        x1, y1 = np.maximum(a[:, 0], b[:, 0]), np.maximum(a[:, 1], b[:, 1])
+        x2, y2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]), np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
         inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-        union = (pairs["FaceRectWidth"] * pairs["FaceRectHeight"]
-                 + pairs["FaceRectWidth_rec"] * pairs["FaceRectHeight_rec"] - inter)
+        union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
         hits = pairs[inter / union >= 0.5]
         votes = hits.groupby(["track_id", "person"]).size().reset_index(name="n").sort_values("n", kind="stable")
         person_of = dict(votes.drop_duplicates("track_id", keep="last")[["track_id", "person"]].values)

@@ -50,7 +50,8 @@ class ReviewWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self.player = Player(self.review, parent=self)
         self.player.shown.connect(self.on_shown)
-        self.player.playingChanged.connect(lambda on: self.play_button.setText("❚❚  (Space)" if on else "▶  (Space)"))
+        self.player.playingChanged.connect(
+            lambda on: self.play_button.setText("❚❚  (Space)" if on else "▶  (Space)"))
         self.player.analysisGrew.connect(self.on_analysis_grew)
         self.player.failed.connect(lambda line: (self.note.setText(line), self.status.setText(line)))
         self.jobDone.connect(self.on_job_done)
@@ -266,8 +267,8 @@ class ReviewWindow(QMainWindow):
 
     @property
     def cursor_t(self) -> float:
-        """The shown frame's time on the capture clock (t_monotonic)."""
-        return float(self.review.t[max(self.player.position, 0)]) + self.session.t0
+        """The shown frame's own stamp on the capture clock (frames.csv's t_monotonic, exactly)."""
+        return float(self.session.frames["t_monotonic"].iat[max(self.player.position, 0)])
 
     # -- overlays and selection ---------------------------------------------------------------------------------
     def set_overlay(self, name: str, on: bool) -> None:
@@ -368,7 +369,8 @@ class ReviewWindow(QMainWindow):
         dialog = EpochsDialog(labels, self)
         if dialog.exec() != EpochsDialog.Accepted:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Epochs CSV", str(self.session.folder / "epochs.csv"), "CSV (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self, "Epochs CSV", str(self.session.folder / "epochs.csv"),
+                                              "CSV (*.csv)")
         if path:
             self.run_epochs(dialog.markers.text(), dialog.window.text(), dialog.baseline.text(), Path(path))
 
