@@ -1,9 +1,10 @@
 """realtime-feat: py-feat's face models, fast, live and recorded.
 
 The library never imports Qt. Public API: `Analyser`, the seam types, `FexWriter`, `LiveSession`
-(+ `SessionStatus`, `SinkFailure`), `load_session`, `PipelineOptions` (+ `Enrolment`; `realtime_feat.factories`
-builds from it), the errors users see (`UserError`, `MediaError`) and `first_line` (an exception as one line);
-`realtime_feat.logfile` keeps the tracebacks behind those lines."""
+(+ `SessionStatus`, `SinkFailure`), `load_session` (a recorded session with review's annotations and
+identities applied; `realtime_feat.epochs` and `realtime_feat.report` work on it), `PipelineOptions`
+(+ `Enrolment`; `realtime_feat.factories` builds from it), the errors users see (`UserError`, `MediaError`)
+and `first_line` (an exception as one line); `realtime_feat.logfile` keeps the tracebacks behind those lines."""
 from .errors import MediaError, UserError, first_line
 from .options import Enrolment, PipelineOptions
 from .types import Detections, FaceAnalysis, Frame, FrameResult

@@ -46,6 +46,11 @@ def columns(video: bool) -> list[str]:
 
 
 N_VALUES = 5 + 136 + 6 + 20 + 7 + 2 + 3 + 512 + 1434 + 52 + 2  # numeric block before `input`
+# Where the identity embedding and the mesh sit in that block: together 90 % of a row, and what a
+# recording may leave out (`FexWriter(leave_out=...)`: the columns stay, their cells are empty).
+EMBEDDING = slice(179, 691)
+MESH = slice(691, 2125)
+LEAVE_OUT = {"embedding": EMBEDDING, "mesh": MESH}
 
 
 def numeric_rows(result: FrameResult) -> np.ndarray:
@@ -85,10 +90,16 @@ def _fmt(value: float) -> str:
 class FexWriter:
     """Append `FrameResult`s to a Fex CSV. Use as a context manager; `input_name` fills `input`."""
 
-    def __init__(self, path: os.PathLike, video: bool, flush_seconds: float = 1.0, partial: bool = True):
+    def __init__(self, path: os.PathLike, video: bool, flush_seconds: float = 1.0, partial: bool = True,
+                 leave_out: tuple[str, ...] = ()):
         """partial=False writes under the final name from the start (a recorded session, whose
-        completeness metadata.json states)."""
+        completeness metadata.json states). `leave_out`: "mesh" and/or "embedding", written as empty
+        cells (py-feat reads them as NaN)."""
+        unknown = set(leave_out) - set(LEAVE_OUT)
+        if unknown:
+            raise ValueError(f"FexWriter.leave_out: unknown {sorted(unknown)}; choose from {sorted(LEAVE_OUT)}")
         self.path = Path(path)
+        self.left_out = [LEAVE_OUT[name] for name in leave_out]
         self.partial = self.path.with_name(self.path.name + ".partial") if partial else self.path
         self.video = video
         self.flush_seconds = flush_seconds
@@ -113,8 +124,11 @@ class FexWriter:
                   result.n_faces]
         tracked = identities is not None
         labels, distances = identities if tracked else ([""] * result.n_faces, [np.nan] * result.n_faces)
+        numeric = numeric_rows(result)
+        for block in self.left_out:
+            numeric[:, block] = np.nan
         with self._writing():
-            for i, row in enumerate(numeric_rows(result)):
+            for i, row in enumerate(numeric):
                 face = [result.track_ids[i] if tracked else "", labels[i], _fmt(distances[i])] if result.n_faces \
                     else ["", "", ""]
                 self._csv.writerow([*map(_fmt, row.tolist()), *tail, *clocks, *face])

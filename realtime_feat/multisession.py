@@ -245,10 +245,10 @@ class MultiSession:
     def recording(self) -> bool:
         return self._recording is not None or self._flat is not None
 
-    def start_recording(self, root: Path, label: str = "", codec: str = "h264") -> Path:
+    def start_recording(self, root: Path, label: str = "", codec: str = "h264", leave_out: tuple[str, ...] = ()) -> Path:
         """One session folder under `root`: each camera records into `<folder>/<camera>/` (a complete
         one-camera session), markers.csv and metadata.json at the top; with one camera, the one-camera
-        layout (DESIGN.md). Returns the folder."""
+        layout (DESIGN.md). `leave_out`: as LiveSession.start_recording. Returns the folder."""
         from .multirecording import MultiRecording
         from .recorder import session_folder
 
@@ -259,14 +259,14 @@ class MultiSession:
                 raise RuntimeError("MultiSession.start_recording: the session is stopped")
             if len(self.cameras) == 1:
                 (camera,) = self.cameras.values()
-                folder = camera.start_recording(root, label, codec)
+                folder = camera.start_recording(root, label, codec, leave_out)
                 self._flat = camera
                 return folder
             folder = session_folder(root, label)
             started = []
             try:
                 for name, camera in self.cameras.items():
-                    camera.record_into(folder / name, label, codec)
+                    camera.record_into(folder / name, label, codec, leave_out)
                     started.append(camera)
             except BaseException:
                 for camera in started:

@@ -108,5 +108,9 @@ def write_results(pairs: Iterable[tuple[str, FrameResult]], out: Path, job: Job,
     report.path = writer.close()
     if identity:
         finish_identities(report.path)
+    if job.session is not None:  # the reviewer's persons and exclusions (annotations.csv, identities.json)
+        from .session_files import add_review_columns
+
+        add_review_columns(report.path, job.session)
     report.frames, report.rows = writer.frames_written, writer.rows_written
     return report

@@ -8,6 +8,9 @@ process leaves a file every player reads, short of its last fragment. Beside it:
                 n_faces (empty when not analysed), in_video (0: the recorder's queue was full; counted),
                 video_time (the frame's PTS in the video, seconds)
   fex.csv       the analyser's rows (py-feat's columns + ours), for the analysed frames, in frame order
+                (`leave_out`: the mesh and/or the embedding left empty, said in metadata.json)
+  fex.arrays/   the same rows as memory-mapped arrays, for review (fex_arrays.py); marked as fex.csv's
+                copy when the recording ends cleanly, else built again from fex.csv when first read
   markers.csv   label, origin, t_monotonic, t_wall, t_lsl, frame (the newest frame captured then)
   metadata.json versions, backend, weights, source, settings, codec, clocks, counts with reasons;
                 written at the start ("complete": false, "ended": null) and again when the recording
@@ -97,14 +100,15 @@ class Recorder:
     def __init__(self, folder: Path, codec: str, frames: Subscriber, slot: LatestSlot,
                  analysing: Callable[[], bool], identities: Optional[Callable] = None, metadata: Optional[dict] = None,
                  on_failure: Optional[Callable[["Recorder"], None]] = None, hang_s: float = 60.0,
-                 flush_s: float = 0.5):
+                 flush_s: float = 0.5, leave_out: tuple[str, ...] = ()):
         if codec not in CODECS:
             raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
-        from .fex import FexWriter
+        from .fex import N_VALUES, FexWriter, columns
+        from .fex_arrays import FOLDER, ArraysWriter
 
         self.folder, self.codec = Path(folder), codec
         self.frames, self.slot, self.analysing, self.identities = frames, slot, analysing, identities
-        self.metadata = dict(metadata or {})
+        self.metadata = dict(metadata or {}, fex={"left_out": list(leave_out)})
         self.on_failure, self.hang_s, self.flush_s = on_failure, hang_s, flush_s
         self.video_path = self.folder / "video.mp4"
         self.encoded = 0
@@ -139,7 +143,8 @@ class Recorder:
         self._markers_file = open(self.folder / "markers.csv", "w", newline="")
         self._markers_csv = csv.writer(self._markers_file)
         self._markers_csv.writerow(MARKERS_COLUMNS)
-        self._fex = FexWriter(self.folder / "fex.csv", video=False, partial=False)
+        self._fex = FexWriter(self.folder / "fex.csv", video=False, partial=False, leave_out=leave_out)
+        self._arrays = ArraysWriter(self.folder / FOLDER, columns(False)[:N_VALUES], mesh="mesh" not in leave_out)
         self._write_metadata(ended=None)
 
     # -- the other threads' side -----------------------------------------------------------------
@@ -319,6 +324,7 @@ class Recorder:
             if hit is not None:
                 result, ids = hit
                 self._fex.append(result, result.source_id, ids)
+                self._arrays.append(result, ids)
                 self.analysed += 1
             self._frames_csv.writerow([index, _secs(t_mono), _secs(t_wall), _lsl(t_lsl), int(hit is not None),
                                        hit[0].n_faces if hit else "", int(pts is not None),
@@ -343,6 +349,7 @@ class Recorder:
         self._frames_file.flush()
         self._markers_file.flush()
         self._fex.flush()
+        self._arrays.flush()
 
     def _finish(self) -> None:
         self._drain_results()
@@ -354,6 +361,7 @@ class Recorder:
             self._container.close()
         self._flush()
         self._close_files()
+        self._arrays.close(self._fex.path)  # the copy matches the finished fex.csv
         self._write_metadata(ended="stopped")
 
     def _fail(self, exc: Exception) -> None:
@@ -406,6 +414,7 @@ class Recorder:
                 f.close()
         if not self._fex._file.closed:
             self._fex.close()
+        self._arrays.close()
 
     def counts(self) -> dict:
         return {"captured": self.rows + len(self._pending), "encoded": self.encoded, "analysed": self.analysed,

@@ -325,13 +325,15 @@ class LiveSession:
         self._start_worker()
 
     # -- recording and markers -------------------------------------------------------------------
-    def start_recording(self, root: Path, label: str = "", codec: str = "h264") -> Path:
+    def start_recording(self, root: Path, label: str = "", codec: str = "h264",
+                        leave_out: tuple[str, ...] = ()) -> Path:
         """Record into a new session folder under `root` (DESIGN.md layout), from the next captured
-        frame (from the first, when called before start()). Returns the folder."""
+        frame (from the first, when called before start()). Returns the folder. `leave_out`: "mesh"
+        and/or "embedding", left out of fex.csv (most of each row)."""
         from .recorder import session_folder
 
         self._check_can_record(codec)
-        return self.record_into(session_folder(root, label), label, codec)
+        return self.record_into(session_folder(root, label), label, codec, leave_out)
 
     def _check_can_record(self, codec: str) -> None:
         from .recorder import CODECS
@@ -343,7 +345,7 @@ class LiveSession:
         if self._stopped:
             raise RuntimeError("LiveSession.start_recording: the session is stopped")
 
-    def record_into(self, folder: Path, label: str = "", codec: str = "h264") -> Path:
+    def record_into(self, folder: Path, label: str = "", codec: str = "h264", leave_out: tuple[str, ...] = ()) -> Path:
         """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession)."""
         from .recorder import Recorder
 
@@ -356,7 +358,7 @@ class LiveSession:
             sub = self.capture.subscribe("recorder", maxsize=int(max(16, min(256, 400e6 // (h * w * 3)))))
             try:
                 recorder = Recorder(folder, codec, sub, self.capture.slot, self._analysing, self.tracker.identities,
-                                    self.metadata(label), on_failure=self._recording_failed)
+                                    self.metadata(label), on_failure=self._recording_failed, leave_out=leave_out)
             except BaseException:
                 self.capture.unsubscribe(sub)
                 raise

@@ -60,6 +60,21 @@ def _close_on_signals(window) -> None:
     timer.start(200)
 
 
+def view_main(session) -> int:
+    """`realtime-feat view SESSION_DIR`: the session viewer alone (py-feat and torch are not loaded)."""
+    from PySide6.QtWidgets import QApplication
+
+    from .review_window import build_review_window
+
+    sys.excepthook = _log_uncaught
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("realtime-feat")
+    window = build_review_window(session)
+    window.show()
+    _close_on_signals(window)
+    return app.exec()
+
+
 def main(options: AppOptions) -> int:
     from PySide6.QtCore import Qt, QTimer
     from PySide6.QtWidgets import QApplication, QSplashScreen

@@ -229,12 +229,13 @@ class SessionController(QObject):
             log.error("%s", first_line(exc))
 
     # -- recording ----------------------------------------------------------------------------------
-    def start_recording(self, root: Path, label: str) -> Optional[Path]:
+    def start_recording(self, root: Path, label: str, leave_out: tuple[str, ...] = ()) -> Optional[Path]:
+        """`leave_out`: "mesh" and/or "embedding", left out of fex.csv."""
         if self.session is None:
             log.warning("recording needs a running source: press Space or choose one")
             return None
         try:
-            self.recording_path = self.session.start_recording(root, label)
+            self.recording_path = self.session.start_recording(root, label, leave_out=leave_out)
         except (OSError, RuntimeError, ValueError, NotImplementedError) as exc:
             log.error("recording could not start: %s", first_line(exc))
             return None

@@ -18,7 +18,7 @@ from realtime_feat.media import VIDEO_SUFFIXES
 @dataclass(frozen=True)
 class Shortcut:
     key: str          # QKeySequence text
-    action: str       # MainWindow method name, called with `arg` when given
+    action: str       # the window's method name, called with `arg` when given
     arg: object
     help: str
 
@@ -37,13 +37,15 @@ SHORTCUTS = (
     Shortcut("E", "enrol_selected", None, "name the selected face (click a face to select it)"),
     Shortcut("Ctrl+O", "choose_source", None, "choose a source"),
     Shortcut("Ctrl+S", "screenshot", None, "save a screenshot of the window"),
+    Shortcut("Ctrl+Shift+O", "open_session", None, "open a recorded session in the viewer"),
     Shortcut("F1", "show_help", None, "this help"),
     Shortcut("Ctrl+Q", "close", None, "quit (a recording is finalised)"),
 )
 
 
-def help_text() -> str:
-    return "\n".join(f"{s.key:>7}   {s.help}" for s in SHORTCUTS)
+def help_text(shortcuts: tuple[Shortcut, ...] = SHORTCUTS) -> str:
+    width = max(len(s.key) for s in shortcuts)
+    return "\n".join(f"{s.key:>{width}}   {s.help}" for s in shortcuts)
 
 
 def sample_videos() -> list[str]:
@@ -203,11 +205,16 @@ class ControlPanel(QWidget):
         self.record_button = QPushButton("● Record  (R)")
         self.record_button.setCheckable(True)
         form.addRow("Label", self.label_edit)
+        self.lean = QCheckBox("Record without mesh and embedding (90 % smaller fex.csv)")
+        form.addRow(self.lean)
         form.addRow(self.record_button)
         self.photo = QPushButton("Enrol from a photo…")
         self.enrol = QPushButton("Name selected face…  (E)")
         self.shot = QPushButton("Screenshot  (Ctrl+S)")
-        for button in (self.photo, self.enrol, self.shot):
+        self.open_session = QPushButton("Open session…  (Ctrl+Shift+O)")
+        self.open_last = QPushButton("Open last recording in viewer")
+        self.open_last.setEnabled(False)  # until a recording has been finalised
+        for button in (self.photo, self.enrol, self.shot, self.open_session, self.open_last):
             form.addRow(button)
         self.marker_names = MarkerNames()
         form.addRow(QLabel("Markers: keys 1–9"))

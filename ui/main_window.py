@@ -16,8 +16,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
-                               QMainWindow,
-                               QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QTabWidget,
+                               QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
 from realtime_feat import first_line
@@ -28,7 +27,7 @@ from .camera_pane import CameraPane
 from .controller import AppOptions, SessionController
 from .controls import SHORTCUTS, CameraProbe, ControlPanel, SourceDialog, help_text
 from .logpane import LogQueue
-from .panels import Bars, VAPlane
+from .panels import FacePanel
 from .timeseries import RollingPlot, plot_signals, y_range
 from .video_view import OverlayOptions
 
@@ -49,6 +48,7 @@ class MainWindow(QMainWindow):
         self._plots_dirty, self._plots_drawn = False, 0.0
         self._closing = False
         self.notice = ""   # a line kept in the banner while nothing worse is to say (a camera that failed)
+        self.review_windows: list = []   # session viewers opened from here
         self.setWindowTitle("realtime-feat")
         self.docks: dict[str, QDockWidget] = {}
         # the first camera's pane is the only one with one source; its view and bridge keep their names
@@ -82,25 +82,9 @@ class MainWindow(QMainWindow):
         box.addLayout(self.grid, 1)
         self.setCentralWidget(centre)
 
-        self.au_bars = Bars(names["au"])
-        self.emotion_bars = Bars(names["emotions"], colour=(255, 150, 60))
-        self.blend_bars = Bars(names["blendshapes"], colour=(150, 220, 120))
-        self.va = VAPlane()
-        tabs = QTabWidget()
-        tabs.addTab(self.au_bars, "Action units")
-        tabs.addTab(self.emotion_bars, "Emotions")
-        self.blend_bars.setMinimumHeight(16 * len(names["blendshapes"]))  # 52 readable names: scrolled
-        scroll = QScrollArea(widgetResizable=True)
-        scroll.setWidget(self.blend_bars)
-        tabs.addTab(scroll, "Blendshapes")
-        self.panel_title = QLabel("no face")
-        right = QWidget()
-        right.setMinimumWidth(400)
-        rl = QVBoxLayout(right)
-        rl.addWidget(self.panel_title)
-        rl.addWidget(tabs, 3)
-        rl.addWidget(self.va, 2)
-        self._dock("Selected face", right, Qt.RightDockWidgetArea)
+        self.face_panel = FacePanel(names)
+        self.au_bars, self.panel_title = self.face_panel.au_bars, self.face_panel.title
+        self._dock("Selected face", self.face_panel, Qt.RightDockWidgetArea)
 
         self.signals = plot_signals(names["au"], names["emotions"])
         self.plots, self.plot_choices = [], []
@@ -171,7 +155,8 @@ class MainWindow(QMainWindow):
         for button, slot in ((c.choose, self.choose_source), (c.run_button, self.toggle_running),
                              (c.add_camera, self.choose_camera), (c.remove_camera, self.remove_camera),
                              (c.record_button, self.toggle_recording), (c.enrol, self.enrol_selected),
-                             (c.photo, self.enrol_photo), (c.shot, self.screenshot)):
+                             (c.photo, self.enrol_photo), (c.shot, self.screenshot), (c.open_session, self.open_session),
+                             (c.open_last, lambda: self.open_review(self.controller.last_folder))):
             button.clicked.connect(slot)
         c.detector.currentTextChanged.connect(
             lambda t: self.controller.update_options(detector=None if t == "auto" else t))
@@ -399,16 +384,7 @@ class MainWindow(QMainWindow):
             self.update_panels(shown, i)
 
     def update_panels(self, shown: Shown, i: Optional[int]) -> None:
-        f = shown.result.faces
-        self.au_bars.set_values(None if i is None else f.au[i])
-        self.emotion_bars.set_values(None if i is None else f.emotions[i])
-        self.blend_bars.set_values(None if i is None else f.blendshapes[i])
-        self.va.set_value(None if i is None else f.va[i])
-        if i is None:
-            self.panel_title.setText("no face")
-        else:
-            tid = int(shown.result.track_ids[i])
-            self.panel_title.setText("face " + geometry.label_of(tid, shown.names[i] if i < len(shown.names) else ""))
+        self.face_panel.show_face(shown.result, i, shown.names)
 
     def on_results(self, results: list, pane: Optional[CameraPane] = None) -> None:
         """Every result goes into the plots' buffers; the plots are redrawn at most every PLOT_REDRAW_S
@@ -491,7 +467,8 @@ class MainWindow(QMainWindow):
 
     def toggle_recording(self) -> None:
         if self.controller.recording_path is None:
-            self.controller.start_recording(self.sessions_dir, self.label_edit.text().strip())
+            self.controller.start_recording(self.sessions_dir, self.label_edit.text().strip(),
+                                            ("mesh", "embedding") if self.controls.lean.isChecked() else ())
         else:
             self.controller.stop_recording()
         self.on_recording(self.controller.recording_path)  # `clicked` is not emitted by setChecked
@@ -543,9 +520,35 @@ class MainWindow(QMainWindow):
     def show_help(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts", help_text())
 
+    # -- the session viewer --------------------------------------------------------------------------------
+    def open_session(self) -> None:
+        """Pick a recorded session folder (non-blocking) and open it in the viewer."""
+        dialog = QFileDialog(self, "Open a recorded session", str(self.sessions_dir))
+        dialog.setFileMode(QFileDialog.Directory)
+        dialog.fileSelected.connect(lambda folder: self.open_review(Path(folder)))
+        self.session_dialog = dialog
+        dialog.open()
+
+    def open_review(self, folder: Path):
+        """The viewer on `folder`, a window of its own beside this one; None (one log line) if it is not a session."""
+        from realtime_feat import load_session
+
+        from .review_window import build_review_window
+
+        try:
+            window = build_review_window(load_session(folder))
+        except (OSError, ValueError) as exc:
+            log.error("cannot open %s: %s", folder, first_line(exc))
+            return None
+        window.show()
+        self.review_windows = [w for w in self.review_windows if w.isVisible()] + [window]
+        log.info("opened %s in the viewer", folder)
+        return window
+
     # -- status ------------------------------------------------------------------------------------
     def update_status(self) -> None:
         self.log_queue.drain(self.log_pane)
+        self.controls.open_last.setEnabled(self.controller.last_folder is not None)
         if self._plots_dirty:  # the last samples, when results have stopped coming
             self.redraw_plots()
         if self.session is None:
@@ -612,5 +615,7 @@ class MainWindow(QMainWindow):
         if getattr(self, "camera_probe", None) is not None:
             self.camera_probe.wait()
         self.controller.close()  # loaders, the session, a recording finalised, background jobs joined
+        for window in self.review_windows:
+            window.close()
         logging.getLogger("realtime_feat").removeHandler(self.log_queue)
         super().closeEvent(event)

@@ -4,10 +4,14 @@ ones written to disk."""
 from __future__ import annotations
 
 import collections
+from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QLabel, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+
+from . import geometry
 
 
 def _fixed_plot(widget: pg.PlotWidget) -> pg.PlotItem:
@@ -70,3 +74,41 @@ class VAPlane(pg.PlotWidget):
             self.point.setData(pos=[va])
         xy = np.array(self.trail) if self.trail else np.zeros((0, 2))
         self.curve.setData(*xy.T)
+
+
+class FacePanel(QWidget):
+    """The selected face's bars (AUs, emotions, blendshapes in tabs) and VA plane, titled with who it is;
+    the live window and the session viewer show the same one."""
+
+    def __init__(self, names: dict[str, list[str]]):
+        super().__init__()
+        self.au_bars = Bars(names["au"])
+        self.emotion_bars = Bars(names["emotions"], colour=(255, 150, 60))
+        self.blend_bars = Bars(names["blendshapes"], colour=(150, 220, 120))
+        self.va = VAPlane()
+        tabs = QTabWidget()
+        tabs.addTab(self.au_bars, "Action units")
+        tabs.addTab(self.emotion_bars, "Emotions")
+        self.blend_bars.setMinimumHeight(16 * len(names["blendshapes"]))  # 52 readable names: scrolled
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setWidget(self.blend_bars)
+        tabs.addTab(scroll, "Blendshapes")
+        self.title = QLabel("no face")
+        self.setMinimumWidth(400)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(tabs, 3)
+        layout.addWidget(self.va, 2)
+
+    def show_face(self, result, i: Optional[int], names: tuple[str, ...]) -> None:
+        """Face `i` of `result` (None: no face)."""
+        f = None if result is None else result.faces
+        self.au_bars.set_values(None if i is None else f.au[i])
+        self.emotion_bars.set_values(None if i is None else f.emotions[i])
+        self.blend_bars.set_values(None if i is None else f.blendshapes[i])
+        self.va.set_value(None if i is None else f.va[i])
+        if i is None:
+            self.title.setText("no face")
+        else:
+            tid = int(result.track_ids[i])
+            self.title.setText("face " + geometry.label_of(tid, names[i] if i < len(names) else ""))

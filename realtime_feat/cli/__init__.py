@@ -12,25 +12,26 @@ from typing import Optional
 
 from ..errors import PROG, UserError
 from .console import err, log_to_terminal
-from .parser import build_parser
+from .parser import build_parser, join_ranges
 
 __all__ = ["main", "build_parser", "PROG"]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv or ["app"])  # no command: the desktop app
+    args = build_parser().parse_args(join_ranges(argv) or ["app"])  # no command: the desktop app
     if getattr(args, "backend", "auto") != "torch":
         # Idle OpenMP threads of torch (crop, resize) would otherwise spin on the cores the inference
         # engine needs next (~6% of a frame on 2 cores); torch's own eager path is faster with spinning.
         # Only effective before torch is first imported.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     log_to_terminal()
-    from . import live, process, tools
+    from . import live, process, review, tools
 
     commands = {"process": process.cmd_process, "live": live.cmd_live, "record": live.cmd_record,
                 "cameras": live.cmd_cameras, "app": tools.cmd_app, "doctor": tools.cmd_doctor,
-                "export": tools.cmd_export, "download": tools.cmd_download}
+                "export": tools.cmd_export, "download": tools.cmd_download, "view": review.cmd_view,
+                "epochs": review.cmd_epochs, "report": review.cmd_report}
     try:
         return commands[args.command](args)
     except UserError as exc:

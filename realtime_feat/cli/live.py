@@ -155,7 +155,7 @@ def cmd_record(args) -> int:
 
     def begin(session):
         try:
-            folder = session.start_recording(args.out, args.label, args.codec)
+            folder = session.start_recording(args.out, args.label, args.codec, leave_out=args.leave_out)
         except OSError as exc:
             raise UserError(f"cannot create a session folder in {args.out}: {exc}") from None
         print(f"{PROG}: recording to {folder} (type a label + Enter for a marker; Ctrl-C ends)", file=sys.stderr)

@@ -3,6 +3,7 @@ Every help text states the default the code applies."""
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="record markers from the LSL stream with this name (or type) into markers.csv")
     rec.add_argument("--no-analysis", dest="analysis", action="store_false",
                      help="record video and frames.csv only, load no model")
+    rec.add_argument("--leave-out", type=_leave_out, default=(), metavar="mesh,embedding",
+                     help="leave the 478-point mesh and/or the ArcFace embedding out of fex.csv (their cells stay "
+                          "empty; together 90%% of each row; said in metadata.json) (default: keep both)")
     for p in (lv, rec):
         _add_live_options(p, "camera index (0, 1, ...), video file, stream URL (rtsp://, http://) or image folder; "
                              "repeat it for several cameras in one session (each its own subfolder, CSV and LSL "
@@ -112,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where recordings and screenshots go (default: ~/Documents/realtime-feat)")
     _add_model_options(ap, detector=None)
 
+    _add_review_commands(sub)
+
     ex = sub.add_parser("export", help="build the backend's exports or engines now (TensorRT: minutes)")
     ex.add_argument("--size", default="720x1280", metavar="HxW",
                     help="frame size the detector engine is built for (default 720x1280)")
@@ -123,6 +129,58 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("download", help="download every model's weights into the Hugging Face cache")
     d.add_argument("--no-identity", dest="identity", action="store_false", help="skip ArcFace (default: include it)")
     return parser
+
+
+def _add_review_commands(sub) -> None:
+    v = sub.add_parser("view", help="review a recorded session: its video with the recorded overlays, a timeline, "
+                                    "annotations and identity curation")
+    v.add_argument("session", type=Path, metavar="SESSION_DIR")
+    ep = sub.add_parser("epochs", help="per marker x person: mean and peak of each AU, emotion and valence/arousal "
+                                       "in a window around the markers, as a long-format CSV",
+                        epilog="excluded rows (annotations.csv) are left out and counted; persons follow "
+                               "identities.json; markers are markers.csv's and the viewer's events")
+    ep.add_argument("session", type=Path, metavar="SESSION_DIR")
+    ep.add_argument("--markers", required=True, metavar="LABEL[,LABEL...]", help="the marker labels to lock to")
+    ep.add_argument("--window", default="-1,3", metavar="START,END",
+                    help="seconds around each marker, both ends included (default -1,3)")
+    ep.add_argument("--baseline", metavar="START,END",
+                    help="subtract each person's mean in this window (seconds around the marker), e.g. -1,0, from "
+                         "the mean and the peak (default: none)")
+    ep.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.csv")
+    rp = sub.add_parser("report", help="one self-contained HTML file on a recorded session: rates, drops, gaps, "
+                                       "people, quality flags, time courses, marker-locked averages")
+    rp.add_argument("session", type=Path, metavar="SESSION_DIR")
+    rp.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.html")
+    rp.add_argument("--window", default="-1,3", metavar="START,END",
+                    help="seconds around each marker for the marker-locked averages (default -1,3)")
+    rp.add_argument("--signals", default="valence,arousal,AU12,AU04", metavar="NAME[,NAME...]",
+                    help="fex.csv columns plotted (default valence,arousal,AU12,AU04)")
+    rp.add_argument("--min-score", type=float, default=0.8, help="flag rows with a lower detection score (default 0.8)")
+    rp.add_argument("--max-turn", type=float, default=40.0, metavar="DEGREES",
+                    help="flag rows with the head's pitch or yaw beyond +-DEGREES (default 40)")
+    rp.add_argument("--min-face", type=float, default=48.0, metavar="PX",
+                    help="flag rows whose face box's shorter side is below PX pixels (default 48)")
+
+
+def _leave_out(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names or set(names) - {"mesh", "embedding"}:
+        raise argparse.ArgumentTypeError(f"choose mesh, embedding or mesh,embedding, got {text!r}")
+    return names
+
+
+RANGE_OPTIONS = ("--window", "--baseline")
+
+
+def join_ranges(argv: list[str]) -> list[str]:
+    """`--window -1,3` as `--window=-1,3`: argparse takes a value that starts with '-' for an option."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in RANGE_OPTIONS and re.match(r"-[\d.]", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _add_ray_options(p: argparse.ArgumentParser) -> None:

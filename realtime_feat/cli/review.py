@@ -1,0 +1,96 @@
+"""`realtime-feat view`, `epochs` and `report`: reviewing a recorded session (its folder as `record` and
+the app write it), over `load_session`. What review adds (annotations.csv, identities.json) is applied
+here as everywhere; the recorded files are never rewritten."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..errors import PROG, UserError, first_line
+
+
+def open_session(folder: Path):
+    from ..session_files import load_session
+
+    try:
+        return load_session(folder)
+    except (OSError, ValueError) as exc:
+        raise UserError(first_line(exc)) from None
+
+
+def _range(text: str, option: str) -> tuple[float, float]:
+    from ..epochs import parse_range
+
+    try:
+        return parse_range(text, option)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _arrays(session) -> None:
+    """The session's arrays, said when they must first be built from fex.csv (a minute per GB, once)."""
+    from ..fex_arrays import ArraysBuild
+
+    build = ArraysBuild(session.folder, mesh=session.has_mesh)
+    if not build.start().done:
+        print(f"{PROG}: reading {session.folder / 'fex.csv'} into {build.target} (once)", file=sys.stderr)
+    try:
+        session.__dict__["arrays"] = build.wait()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{session.folder / 'fex.csv'}: cannot be read ({first_line(exc)})") from None
+
+
+def cmd_epochs(args) -> int:
+    from ..epochs import epochs
+
+    window = _range(args.window, "--window")
+    baseline = _range(args.baseline, "--baseline") if args.baseline else None
+    labels = [label.strip() for label in args.markers.split(",") if label.strip()]
+    started = time.perf_counter()
+    session = open_session(args.session)
+    _arrays(session)
+    try:
+        table = epochs(session, labels, window, baseline)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    table.to_csv(args.output, index=False, float_format="%.6g")
+    markers = table[["marker", "occurrence"]].drop_duplicates()
+    excluded = table.drop_duplicates(["marker", "occurrence", "person"])["n_excluded"].sum()
+    print(f"{PROG}: {len(markers)} marker(s) x {table['person'].nunique()} person(s) x {table['signal'].nunique()} "
+          f"signals: {len(table)} rows to {args.output}; {excluded} excluded row(s) left out "
+          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ..report import write_report
+
+    window = _range(args.window, "--window")
+    started = time.perf_counter()
+    session = open_session(args.session)
+    _arrays(session)
+    signals = [name.strip() for name in args.signals.split(",") if name.strip()]
+    unknown = [name for name in signals if name not in session.arrays.columns]
+    if unknown:
+        raise UserError(f"--signals: {', '.join(unknown)} not in fex.csv (e.g. valence, arousal, AU12, Happy)")
+    out = write_report(session, args.output, window, signals, args.min_score, args.max_turn, args.min_face)
+    print(f"{PROG}: report of {session.folder.name} to {out} ({time.perf_counter() - started:.1f} s)",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_view(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("PySide6") is None or importlib.util.find_spec("pyqtgraph") is None:
+        raise UserError("the viewer needs PySide6 and pyqtgraph: pip install -e '.[app]'")
+    from ..ui.app import has_display, view_main
+
+    session = open_session(args.session)
+    if not len(session.frames):
+        raise UserError(f"{session.folder}: no frame was recorded (frames.csv has no row): nothing to view")
+    if not has_display():
+        raise UserError("no display to open a window on (DISPLAY is unset): run it under `xvfb-run -a "
+                        "realtime-feat view ...`, or use `realtime-feat report` for a file")
+    return view_main(session)

@@ -1,0 +1,88 @@
+"""Epochs: for each marker (markers.csv, and review's events) × person, the mean and the peak of every AU,
+emotion, valence and arousal in a window around it, optionally minus the mean of a baseline window; one
+tidy long-format table (`realtime-feat epochs`).
+
+    marker, occurrence (1, 2, ... per label), t_marker (s from the session's first frame), person,
+    signal, mean, peak (the largest value), baseline (the mean subtracted from both; empty without one),
+    n_rows (rows averaged), n_excluded (rows in the window that an exclusion left out), n_baseline
+
+Rows are the analysed frames' rows of each person (identities.json applied); windows are on the capture
+clock (t_monotonic), both ends included.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["marker", "occurrence", "t_marker", "person", "signal", "mean", "peak", "baseline", "n_rows",
+           "n_excluded", "n_baseline"]
+
+
+def signal_names(arrays) -> list[str]:
+    return [*arrays.names("au"), *arrays.names("emotions"), *arrays.names("va")]
+
+
+def parse_range(text: str, option: str) -> tuple[float, float]:
+    """"-1,3" → (-1.0, 3.0); a ValueError names the option."""
+    try:
+        start, end = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} expects START,END in seconds around the marker (e.g. -1,3), got {text!r}") from None
+    if not start < end:
+        raise ValueError(f"{option}: START must be before END, got {text!r}")
+    return start, end
+
+
+def events_of(session, labels: list[str]) -> pd.DataFrame:
+    """The markers and review events with these labels, numbered per label; a ValueError lists the labels
+    there are when none matches."""
+    events = session.events()
+    chosen = events[events["label"].isin(labels)].copy()
+    if chosen.empty:
+        there = ", ".join(sorted(events["label"].unique())) or "none"
+        raise ValueError(f"{session.folder}: no marker or event labelled {', '.join(labels)} (labels there: {there})")
+    chosen["occurrence"] = chosen.groupby("label").cumcount() + 1
+    return chosen
+
+
+def epochs(session, labels: list[str], window: tuple[float, float] = (-1.0, 3.0),
+           baseline: Optional[tuple[float, float]] = None) -> pd.DataFrame:
+    events = events_of(session, labels)
+    signals = signal_names(session.arrays)
+    table = session.table(signals)
+    table = table[table["person"] != ""]
+    people = sorted(table["person"].unique())
+    t = table["t_monotonic"].to_numpy()
+    order = np.argsort(t, kind="stable")
+    table, t = table.iloc[order], t[order]
+
+    def rows(t_marker: float, span: tuple[float, float]) -> pd.DataFrame:
+        lo, hi = np.searchsorted(t, t_marker + span[0], "left"), np.searchsorted(t, t_marker + span[1], "right")
+        return table.iloc[lo:hi]
+
+    out = []
+    for e in events.itertuples():
+        win = rows(e.t_monotonic, window)
+        kept = win[~win["excluded"]].groupby("person")
+        stats = pd.DataFrame({"mean": kept[signals].mean().stack(),
+                              "peak": kept[signals].max().stack()})
+        stats = stats.reindex(pd.MultiIndex.from_product([people, signals], names=["person", "signal"]))
+        n_rows = kept.size().reindex(people, fill_value=0)
+        n_excluded = win[win["excluded"]].groupby("person").size().reindex(people, fill_value=0)
+        part = stats.reset_index()
+        part["baseline"], part["n_baseline"] = np.nan, 0
+        if baseline is not None:
+            base = rows(e.t_monotonic, baseline)
+            base = base[~base["excluded"]].groupby("person")
+            level = base[signals].mean().stack().reindex(stats.index).to_numpy()
+            part["baseline"] = level
+            part["mean"] -= level
+            part["peak"] -= level
+            part["n_baseline"] = base.size().reindex(people, fill_value=0).reindex(part["person"]).to_numpy()
+        part["n_rows"] = n_rows.reindex(part["person"]).to_numpy()
+        part["n_excluded"] = n_excluded.reindex(part["person"]).to_numpy()
+        part["marker"], part["occurrence"], part["t_marker"] = e.label, e.occurrence, e.t_monotonic - session.t0
+        out.append(part)
+    return pd.concat(out, ignore_index=True)[COLUMNS] if out else pd.DataFrame(columns=COLUMNS)
