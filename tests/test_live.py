@@ -202,7 +202,10 @@ class DroppingStream:
         return None if 30 <= self.reads < 33 else self.video.read()
 
     def close(self):
-        pass  # the link dropped; the stream itself goes on
+        if self.reads < 30:  # the check before the models load: the stream starts afresh for capture
+            self.video.close()
+            self.opened = False
+        # else the link dropped; the stream itself goes on
 
 
 def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir, sample_data, fast_analyser,
