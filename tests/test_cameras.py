@@ -233,8 +233,8 @@ def test_a_multisession_with_one_camera_records_the_one_camera_layout(tmp_path, 
     assert session.status().recording == folder and session.recording
     assert session.wait(timeout=60)
     session.stop()
-    assert sorted(p.name for p in folder.iterdir()) == ["fex.csv", "frames.csv", "markers.csv", "metadata.json",
-                                                        "video.mp4"]
+    assert sorted(p.name for p in folder.iterdir()) == ["fex.arrays", "fex.csv", "frames.csv", "markers.csv",
+                                                        "metadata.json", "video.mp4"]
     loaded = load_session(folder)
     assert loaded.cameras == {} and len(loaded.frames) == 48 and loaded.video == folder / "video.mp4"
 

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 import pytest
 
 from realtime_feat.live import ResultsBus
 from realtime_feat.session import LiveSession
-from test_session import FakeAnalyser, Synthetic
-
-
-def eventually(condition, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
+from test_session import FakeAnalyser, Synthetic, eventually
 
 
 def test_a_raising_subscriber_is_detached_named_once_and_analysis_goes_on(caplog):
@@ -74,8 +66,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails wi
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 sys.path.insert(0, sys.argv[1])
 from realtime_feat.session import LiveSession
-from test_sinks import eventually
-from test_session import FakeAnalyser, Synthetic
+from test_session import FakeAnalyser, Synthetic, eventually
 
 session = LiveSession(Synthetic(n=10**9, interval=0.001), FakeAnalyser(cost=0.0), csv_path=sys.argv[2])
 results = []

@@ -23,16 +23,21 @@ class Shortcut:
     help: str
 
 
-SHORTCUTS = (
-    *(Shortcut(str(k), "marker", k, f"marker {k} (names editable in the Markers panel)") for k in range(1, 10)),
-    Shortcut("Space", "toggle_running", None, "start / stop the source"),
-    Shortcut("R", "toggle_recording", None, "start / stop recording"),
+# the overlay toggles, the same keys in the live window and the session viewer
+OVERLAY_SHORTCUTS = (
     Shortcut("B", "toggle_overlay", "boxes", "face boxes"),
     Shortcut("T", "toggle_overlay", "labels", "track id / name labels"),
     Shortcut("L", "toggle_overlay", "landmarks", "68 landmarks"),
     Shortcut("M", "toggle_overlay", "mesh", "478-point mesh"),
     Shortcut("P", "toggle_overlay", "pose", "head-pose axes"),
     Shortcut("G", "toggle_overlay", "gaze", "gaze arrows"),
+)
+
+SHORTCUTS = (
+    *(Shortcut(str(k), "marker", k, f"marker {k} (names editable in the Markers panel)") for k in range(1, 10)),
+    Shortcut("Space", "toggle_running", None, "start / stop the source"),
+    Shortcut("R", "toggle_recording", None, "start / stop recording"),
+    *OVERLAY_SHORTCUTS,
     Shortcut("V", "toggle_live_video", None, "live video (newest frames, last analysed overlays) / locked to analysis"),
     Shortcut("E", "enrol_selected", None, "name the selected face (click a face to select it)"),
     Shortcut("Ctrl+O", "choose_source", None, "choose a source"),

@@ -90,6 +90,15 @@ def largest_face(result: FrameResult) -> Optional[int]:
     return int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
 
 
+def selected_face(result: FrameResult, track_id: Optional[int]) -> Optional[int]:
+    """The face of the selected track in `result`, else the largest (None: no face)."""
+    if track_id is not None:
+        hits = np.flatnonzero(result.track_ids == track_id)
+        if len(hits):
+            return int(hits[0])
+    return largest_face(result)
+
+
 def label_of(track_id: int, name: str) -> str:
     """What a face box is labelled with: the enrolled name, else the track id, else '…' while tentative."""
     if name and name != "unknown":

@@ -14,10 +14,8 @@ from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
-                               QMainWindow, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget)
 
 from realtime_feat import first_line
 
@@ -26,6 +24,7 @@ from .bridge import Shown
 from .camera_pane import CameraPane
 from .controller import AppOptions, SessionController
 from .controls import SHORTCUTS, CameraProbe, ControlPanel, SourceDialog, help_text
+from .docked_window import DockedWindow
 from .logpane import LogQueue
 from .panels import FacePanel
 from .timeseries import RollingPlot, plot_signals, y_range
@@ -39,7 +38,7 @@ def _ms(value: float) -> str:
     return "–" if np.isnan(value) else f"{value:.0f}"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(DockedWindow):
     def __init__(self, options: AppOptions, names: dict[str, list[str]], sessions_dir: Path):
         super().__init__()
         self.controller = SessionController(options, self)
@@ -50,7 +49,6 @@ class MainWindow(QMainWindow):
         self.notice = ""   # a line kept in the banner while nothing worse is to say (a camera that failed)
         self.review_windows: list = []   # session viewers opened from here
         self.setWindowTitle("realtime-feat")
-        self.docks: dict[str, QDockWidget] = {}
         # the first camera's pane is the only one with one source; its view and bridge keep their names
         self.primary = self.current_pane = self._new_pane()
         self.panes: list[CameraPane] = [self.primary]
@@ -126,13 +124,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.rec_label)
         self.statusBar().addPermanentWidget(self.view_mode)
         self.statusBar().addPermanentWidget(self.backend_label)
-        for s in SHORTCUTS:
-            action = QAction(s.help, self)
-            action.setShortcut(QKeySequence(s.key))
-            action.setShortcutContext(Qt.ApplicationShortcut)
-            method = getattr(self, s.action)
-            action.triggered.connect(lambda _=False, m=method, a=s.arg: m() if a is None else m(a))
-            self.addAction(action)
+        self._add_shortcuts(SHORTCUTS, Qt.ApplicationShortcut)
         self.status_timer = QTimer(self)
         self.status_timer.setInterval(250)
         self.status_timer.timeout.connect(self.update_status)
@@ -140,14 +132,6 @@ class MainWindow(QMainWindow):
         self._wire_controller()
 
     # -- layout ------------------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(title)
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
-        self.addDockWidget(area, dock)
-        self.docks[title] = dock
-        return dock
 
     def _build_controls(self) -> None:
         c = self.controls = ControlPanel(self.controller.options, self.controller.source,
@@ -361,11 +345,7 @@ class MainWindow(QMainWindow):
 
     # -- results -----------------------------------------------------------------------------------
     def selected_index(self, result) -> Optional[int]:
-        if self.selected_track is not None:
-            hits = np.flatnonzero(result.track_ids == self.selected_track)
-            if len(hits):
-                return int(hits[0])
-        return geometry.largest_face(result)
+        return geometry.selected_face(result, self.selected_track)
 
     def on_shown(self, shown: Shown, pane: Optional[CameraPane] = None) -> None:
         pane = pane or self.primary

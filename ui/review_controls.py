@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFo
                                QHeaderView, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from .controls import Shortcut
+from .controls import OVERLAY_SHORTCUTS, Shortcut
 from .timeseries import PALETTE
 
 
@@ -29,12 +29,7 @@ SHORTCUTS = (
     Shortcut("[", "span_start", None, "an exclusion span starts at the cursor"),
     Shortcut("]", "span_end", None, "the exclusion span ends at the cursor (asks for its label)"),
     Shortcut("Delete", "delete_annotation", None, "delete the annotation selected in the list"),
-    Shortcut("B", "toggle_overlay", "boxes", "face boxes"),
-    Shortcut("T", "toggle_overlay", "labels", "person labels"),
-    Shortcut("L", "toggle_overlay", "landmarks", "68 landmarks"),
-    Shortcut("M", "toggle_overlay", "mesh", "478-point mesh"),
-    Shortcut("P", "toggle_overlay", "pose", "head-pose axes"),
-    Shortcut("G", "toggle_overlay", "gaze", "gaze arrows"),
+    *OVERLAY_SHORTCUTS,
     Shortcut("Ctrl+E", "export_epochs", None, "export epochs around markers (CSV)"),
     Shortcut("Ctrl+R", "export_report", None, "write the session's report (HTML)"),
     Shortcut("F1", "show_help", None, "this help (Shift+drag on a plot: an exclusion span; drag a span or "

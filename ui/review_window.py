@@ -12,10 +12,9 @@ from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog,
-                               QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QInputDialog, QLabel,
+                               QMessageBox, QProgressBar, QPushButton, QSlider, QSplitter, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from realtime_feat import first_line
 from realtime_feat.annotations import Annotation
@@ -25,6 +24,7 @@ from realtime_feat.session_review import ReviewFrame, SessionReview
 from . import geometry
 from .bridge import Shown
 from .controls import help_text
+from .docked_window import DockedWindow
 from .panels import FacePanel
 from .player import Player
 from .review_controls import SHORTCUTS, AnnotationsPanel, EpochsDialog, PeoplePanel
@@ -36,7 +36,7 @@ SPEEDS = ("0.25×", "0.5×", "1×", "2×", "4×")
 DEFAULT_SIGNALS = ("AU12", "valence")
 
 
-class ReviewWindow(QMainWindow):
+class ReviewWindow(DockedWindow):
     jobDone = Signal(str)   # an export finished (or failed): one line, from its thread
 
     def __init__(self, session, build=None):
@@ -47,7 +47,6 @@ class ReviewWindow(QMainWindow):
         self.selected_track: Optional[int] = None
         self.span_from: Optional[float] = None   # an exclusion span started with [
         self.jobs: list[threading.Thread] = []
-        self.docks: dict[str, QDockWidget] = {}
         self.player = Player(self.review, parent=self)
         self.player.shown.connect(self.on_shown)
         self.player.playingChanged.connect(
@@ -99,13 +98,7 @@ class ReviewWindow(QMainWindow):
         self.status = QLabel("")
         self.statusBar().addWidget(self.status, 1)
         self.statusBar().addPermanentWidget(self.progress)
-        for s in SHORTCUTS:
-            action = QAction(s.help, self)
-            action.setShortcut(QKeySequence(s.key))
-            action.setShortcutContext(Qt.WindowShortcut)
-            method = getattr(self, s.action)
-            action.triggered.connect(lambda _=False, m=method, a=s.arg: m() if a is None else m(a))
-            self.addAction(action)
+        self._add_shortcuts(SHORTCUTS, Qt.WindowShortcut)
 
         self.timeline.set_duration(self.review.duration)
         self.timeline.set_spans(self.review.spans())
@@ -118,14 +111,6 @@ class ReviewWindow(QMainWindow):
         self.player.seek(0)
 
     # -- layout ---------------------------------------------------------------------------------------------
-    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(title)
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
-        self.addDockWidget(area, dock)
-        self.docks[title] = dock
-        return dock
 
     def _build_left(self) -> None:
         view = QWidget()
@@ -191,11 +176,7 @@ class ReviewWindow(QMainWindow):
             QTimer.singleShot(0, self.on_analysis_grew)
 
     def selected_index(self, result) -> Optional[int]:
-        if self.selected_track is not None:
-            hits = np.flatnonzero(result.track_ids == self.selected_track)
-            if len(hits):
-                return int(hits[0])
-        return geometry.largest_face(result)
+        return geometry.selected_face(result, self.selected_track)
 
     def on_analysis_grew(self) -> None:
         """More of fex.csv is read (or all of it): plots, people and the progress bar follow."""
