@@ -295,3 +295,28 @@ def test_report_writes_one_self_contained_file_with_its_plots(session_copy, caps
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "src=\"http" not in text and "<script" not in text  # nothing to fetch: opens offline
     assert ">Al<" in text and "stim (2 occurrences)" in text and "captured" in text
+
+
+def test_epochs_and_report_of_a_two_camera_session_cover_each_camera(tmp_path, capsys):
+    """Several cameras: `epochs` gives each camera's rows with a `camera` column, `report` one file per
+    camera, both from the session's top folder."""
+    from realtime_feat.cli import main
+    from realtime_feat.multisession import MultiSession
+
+    sources = [Synthetic(n=60, interval=0.01, size=(64, 64)) for _ in range(2)]
+    sources[0].id, sources[1].id = "left", "right"
+    session = MultiSession(sources, KnownFaces(cost=0.001))
+    folder = session.start_recording(tmp_path, label="pair")
+    session.start()
+    time.sleep(0.3)
+    session.mark("stim")
+    assert session.wait(timeout=60)
+    session.stop()
+    out = tmp_path / "epochs.csv"
+    assert main(["epochs", str(folder), "--markers", "stim", "--window", "-0.1,0.1", "-o", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns[:2]) == ["camera", "marker"] and set(table["camera"]) == {"left", "right"}
+    for camera, rows in table.groupby("camera"):  # each camera's own people, the one marker in each
+        assert set(rows["occurrence"]) == {1} and rows["n_rows"].max() > 0, camera
+    assert main(["report", str(folder), "-o", str(tmp_path / "report.html")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("report*.html")) == ["report-left.html", "report-right.html"]

@@ -344,3 +344,30 @@ def test_a_session_recorded_without_analysis_opens_and_one_without_frames_is_one
     assert main(["view", str(folder)]) == 2
     assert capsys.readouterr().err.strip() == (f"realtime-feat: error: {folder}: no frame was recorded (frames.csv has "
                                                "no row): nothing to view")
+
+
+def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
+    """Several cameras: `view` and "Open session…" give each camera its viewer, titled with its name."""
+    from realtime_feat.multisession import MultiSession
+    from realtime_feat.ui.review_window import review_windows
+    from test_review_data import KnownFaces
+    from test_session import Synthetic
+
+    sources = [Synthetic(n=30, interval=0.01, size=(64, 64)) for _ in range(2)]
+    sources[0].id, sources[1].id = "left", "right"
+    session = MultiSession(sources, KnownFaces(cost=0.001))
+    folder = session.start_recording(tmp_path, label="pair")
+    session.start()
+    assert session.wait(timeout=60)
+    session.stop()
+    windows = review_windows(load_session(folder))
+    for win in windows:
+        qtbot.addWidget(win)
+        win.show()
+    for win in windows:
+        qtbot.waitUntil(lambda: win.shown_position == 0 and not win.review.loading, timeout=60_000)
+    assert [w.windowTitle() for w in windows] == [f"realtime-feat · review · {folder.name} · {name}"
+                                                   for name in ("left", "right")]
+    assert [w.review.session.folder for w in windows] == [folder / "left", folder / "right"]
+    for win in windows:
+        win.close()

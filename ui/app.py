@@ -45,17 +45,17 @@ def build_window(options: AppOptions = AppOptions()):
     return window
 
 
-def _close_on_signals(window) -> None:
-    """Ctrl-C on the terminal, or SIGTERM (a logout, `kill`), closes the window as its close button
-    does, so a recording in progress is finalised (metadata counts included). Python runs signal
+def _close_on_signals(*windows) -> None:
+    """Ctrl-C on the terminal, or SIGTERM (a logout, `kill`), closes the windows as their close buttons
+    do, so a recording in progress is finalised (metadata counts included). Python runs signal
     handlers only between its own instructions: a timer gives it that chance while Qt's loop waits."""
     import signal
 
     from PySide6.QtCore import QTimer
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: window.close())
-    timer = QTimer(window)
+        signal.signal(sig, lambda *_: [window.close() for window in windows])
+    timer = QTimer(windows[0])
     timer.timeout.connect(lambda: None)
     timer.start(200)
 
@@ -64,15 +64,27 @@ def view_main(session) -> int:
     """`realtime-feat view SESSION_DIR`: the session viewer alone (py-feat and torch are not loaded)."""
     from PySide6.QtWidgets import QApplication
 
-    from .review_window import build_review_window
+    from .review_window import review_windows
 
-    sys.excepthook = _log_uncaught
+    _install_error_hooks()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("realtime-feat")
-    window = build_review_window(session)
-    window.show()
-    _close_on_signals(window)
+    windows = review_windows(session)
+    for window in windows:
+        window.show()
+    _close_on_signals(*windows)
     return app.exec()
+
+
+def _install_error_hooks() -> None:
+    """An error in a slot or a thread: one line in the log pane, the traceback in the log file."""
+    import threading
+
+    from realtime_feat import logfile
+
+    logfile.install_log_file()
+    sys.excepthook = logfile.excepthook
+    threading.excepthook = lambda a: logfile.excepthook(a.exc_type, a.exc_value, a.exc_traceback)
 
 
 def main(options: AppOptions) -> int:
@@ -80,14 +92,7 @@ def main(options: AppOptions) -> int:
     from PySide6.QtWidgets import QApplication, QSplashScreen
     from PySide6.QtGui import QPixmap
 
-    import threading
-
-    from realtime_feat import logfile
-
-    # an error in a slot or a thread: one line in the log pane, the traceback in the log file
-    logfile.install_log_file()
-    sys.excepthook = logfile.excepthook
-    threading.excepthook = lambda a: logfile.excepthook(a.exc_type, a.exc_value, a.exc_traceback)
+    _install_error_hooks()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("realtime-feat")
     splash = QSplashScreen(QPixmap(420, 120))

@@ -510,20 +510,22 @@ class MainWindow(DockedWindow):
         dialog.open()
 
     def open_review(self, folder: Path):
-        """The viewer on `folder`, a window of its own beside this one; None (one log line) if it is not a session."""
+        """The viewer on `folder` (one per camera), windows of their own beside this one; the first, or None
+        (one log line) if it is not a session."""
         from realtime_feat import load_session
 
-        from .review_window import build_review_window
+        from .review_window import review_windows
 
         try:
-            window = build_review_window(load_session(folder))
+            windows = review_windows(load_session(folder))
         except (OSError, ValueError) as exc:
             log.error("cannot open %s: %s", folder, first_line(exc))
             return None
-        window.show()
-        self.review_windows = [w for w in self.review_windows if w.isVisible()] + [window]
+        for window in windows:
+            window.show()
+        self.review_windows = [w for w in self.review_windows if w.isVisible()] + windows
         log.info("opened %s in the viewer", folder)
-        return window
+        return windows[0]
 
     # -- status ------------------------------------------------------------------------------------
     def update_status(self) -> None:

@@ -416,3 +416,16 @@ def build_review_window(session) -> ReviewWindow:
     window.resize(1500, 950)
     window.resizeDocks([window.docks["Review"], window.docks["Selected face"]], [340, 380], Qt.Horizontal)
     return window
+
+
+def review_windows(session) -> list[ReviewWindow]:
+    """A viewer for `session`, or one per camera of a several-camera session (each camera has its own
+    video, tracks and review files; all are on the one clock)."""
+    if not session.cameras:
+        return [build_review_window(session)]
+    windows = []
+    for name, each in session.cameras.items():
+        window = build_review_window(each)
+        window.setWindowTitle(f"realtime-feat · review · {session.folder.name} · {name}")
+        windows.append(window)
+    return windows

@@ -49,11 +49,18 @@ def cmd_epochs(args) -> int:
     labels = [label.strip() for label in args.markers.split(",") if label.strip()]
     started = time.perf_counter()
     session = open_session(args.session)
-    _arrays(session)
-    try:
-        table = epochs(session, labels, window, baseline)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    tables = {}
+    for name, each in _each_camera(session):
+        _arrays(each)
+        try:
+            tables[name] = epochs(each, labels, window, baseline)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    # several cameras: each camera's epochs (its own people and markers' frames), with a `camera` column first
+    import pandas as pd
+
+    table = tables[None] if None in tables else pd.concat(tables, names=["camera", None]).reset_index(level="camera") \
+        .reset_index(drop=True)
     table.to_csv(args.output, index=False, float_format="%.6g")
     markers = table[["marker", "occurrence"]].drop_duplicates()
     excluded = table.drop_duplicates(["marker", "occurrence", "person"])["n_excluded"].sum()
@@ -69,15 +76,23 @@ def cmd_report(args) -> int:
     window = _range(args.window, "--window")
     started = time.perf_counter()
     session = open_session(args.session)
-    _arrays(session)
     signals = [name.strip() for name in args.signals.split(",") if name.strip()]
-    unknown = [name for name in signals if name not in session.arrays.columns]
-    if unknown:
-        raise UserError(f"--signals: {', '.join(unknown)} not in fex.csv (e.g. valence, arousal, AU12, Happy)")
-    out = write_report(session, args.output, window, signals, args.min_score, args.max_turn, args.min_face)
-    print(f"{PROG}: report of {session.folder.name} to {out} ({time.perf_counter() - started:.1f} s)",
-          file=sys.stderr)
+    for name, each in _each_camera(session):
+        _arrays(each)
+        unknown = [signal for signal in signals if signal not in each.arrays.columns]
+        if unknown:
+            raise UserError(f"--signals: {', '.join(unknown)} not in fex.csv (e.g. valence, arousal, AU12, Happy)")
+        # several cameras: a report each, named after its camera
+        path = Path(args.output) if name is None else Path(args.output).with_stem(f"{Path(args.output).stem}-{name}")
+        out = write_report(each, path, window, signals, args.min_score, args.max_turn, args.min_face)
+        print(f"{PROG}: report of {session.folder.name}{'' if name is None else ' ' + name} to {out} "
+              f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _each_camera(session):
+    """(None, session) for one camera; (name, its session) for each camera of a several-camera one."""
+    return list(session.cameras.items()) or [(None, session)]
 
 
 def cmd_view(args) -> int:
