@@ -163,7 +163,7 @@ class FakeSession:
         return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, self.recording, 0.0, 0, 0, self.error,
                              self.sink_errors, self.recording_error)
 
-    def start_recording(self, root, label="", codec="h264"):
+    def start_recording(self, root, label="", codec="h264", leave_out=()):
         self.recording = root / "20261129-120000_fake"
         return self.recording
 
