@@ -92,7 +92,7 @@ class RecordedSession:
             return _joined({name: s.fex for name, s in self.cameras.items()})
 
         fex = read_feat(str(self.folder / "fex.csv"))
-        labels = fex["identity"].fillna("").astype(str).to_numpy() if "identity" in fex else np.full(len(fex), "")
+        labels = fex["identity"].astype(object).fillna("").astype(str).to_numpy() if "identity" in fex else np.full(len(fex), "")
         track = pd.to_numeric(fex["track_id"], errors="coerce").to_numpy(np.float64)
         person = self.identities.persons(track, enrolled_names(track, labels))
         with warnings.catch_warnings():  # py-feat's Fex is built column by column: pandas warns on any insert
