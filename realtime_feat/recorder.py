@@ -86,6 +86,11 @@ def write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def check_codec(codec: str) -> None:
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
+
+
 class RecordingError(OSError):
     """A recording that could not go on (disk full, folder removed, encoder error); the message is one line."""
 
@@ -101,8 +106,7 @@ class Recorder:
                  analysing: Callable[[], bool], identities: Optional[Callable] = None, metadata: Optional[dict] = None,
                  on_failure: Optional[Callable[["Recorder"], None]] = None, hang_s: float = 60.0,
                  flush_s: float = 0.5, leave_out: tuple[str, ...] = ()):
-        if codec not in CODECS:
-            raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
+        check_codec(codec)
         from .fex import N_VALUES, FexWriter, columns
         from .fex_arrays import FOLDER, ArraysWriter
 

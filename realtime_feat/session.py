@@ -336,10 +336,9 @@ class LiveSession:
         return self.record_into(session_folder(root, label), label, codec, leave_out)
 
     def _check_can_record(self, codec: str) -> None:
-        from .recorder import CODECS
+        from .recorder import check_codec
 
-        if codec not in CODECS:
-            raise ValueError(f"unknown codec {codec!r}; choose {' or '.join(CODECS)}")
+        check_codec(codec)  # before a folder is made for it
         if self._recorder is not None:
             raise RuntimeError(f"already recording to {self._recorder.folder}")
         if self._stopped:
