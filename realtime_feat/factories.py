@@ -76,10 +76,10 @@ def enrolments(analyser, people: tuple[Enrolment, ...]) -> dict[str, np.ndarray]
 
 def largest_face_embedding(analyser, frames, what: str) -> np.ndarray:
     result = analyser.analyse(frames)[0]
-    if result.n_faces == 0:
+    largest = result.detections.largest()
+    if largest is None:
         raise UserError(f"{what}: no face found in {result.source_id}")
-    areas = np.prod(result.detections.xyxy[:, 2:] - result.detections.xyxy[:, :2], axis=1)
-    return result.faces.embedding[int(np.argmax(areas))]
+    return result.faces.embedding[largest]
 
 
 def make_tracker(options: PipelineOptions, people: dict, clock: str = "capture"):

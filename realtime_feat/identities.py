@@ -95,7 +95,3 @@ class Identities:
         labels = np.array([self.person(int(t), enrolled) for t in uniques], object)
         out[valid] = labels[inverse] if len(uniques) else []
         return out
-
-    def tracks_of(self, root: int, tracks) -> list[int]:
-        """The tracks among `tracks` that are `root`'s person."""
-        return [t for t in tracks if self.root(t) == root]

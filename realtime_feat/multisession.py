@@ -324,10 +324,6 @@ class MultiSession:
 
     # -- status ----------------------------------------------------------------------------------
     @property
-    def frame_sizes(self) -> dict[str, Optional[tuple[int, int]]]:
-        return {name: camera.frame_size for name, camera in self.cameras.items()}
-
-    @property
     def sink_failures(self) -> tuple[SinkFailure, ...]:
         return tuple(f for camera in self.cameras.values() for f in camera.sink_failures)
 

@@ -83,6 +83,13 @@ class Detections(_Faces):
     def empty(cls) -> "Detections":
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
 
+    def largest(self) -> Optional[int]:
+        """The index of the face with the largest box (None: no face)."""
+        if len(self.xyxy) == 0:
+            return None
+        b = self.xyxy
+        return int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
+
 
 @dataclass(frozen=True, slots=True)
 class FaceAnalysis(_Faces):

@@ -84,10 +84,7 @@ def face_at(result: Optional[FrameResult], x: float, y: float) -> Optional[int]:
 
 
 def largest_face(result: FrameResult) -> Optional[int]:
-    if result.n_faces == 0:
-        return None
-    b = result.detections.xyxy
-    return int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
+    return result.detections.largest()
 
 
 def selected_face(result: FrameResult, track_id: Optional[int]) -> Optional[int]:
