@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ import pytest
 
 from realtime_feat.multisession import MultiSession
 from realtime_feat.session_files import load_session
-from test_recorder import decode
+from test_recorder import decode, record_then_kill
 from test_session import FakeAnalyser, People, Synthetic, eventually
 
 
@@ -309,7 +306,7 @@ def test_record_two_sources_from_the_command_line(capsys, tmp_path, two_videos):
                  "--no-analysis"]) == 0
     err = capsys.readouterr().err
     (folder,) = tmp_path.iterdir()
-    assert f"left: 48 frames captured" in err and f"right: 60 frames captured" in err
+    assert "left: 48 frames captured" in err and "right: 60 frames captured" in err
     assert f"recorded 48 frames (48 in the video, 0 dropped by the encoder queue) and 0 marker(s) to {folder / 'left'}" in err
     assert "   right: " in err  # a status line per camera
     session = load_session(folder)
@@ -369,22 +366,10 @@ def test_a_killed_two_camera_recording_leaves_both_folders_readable(tmp_path, we
 
     video = sample_data / "WolfgangLanger_Pexels.mp4"
     copy = shutil.copy(video, tmp_path / "second.mp4")
-    proc = subprocess.Popen([sys.executable, "-m", "realtime_feat.cli", "record", "--source", str(video),
-                             "--source", str(copy), "--out", str(tmp_path / "out"), "--weights", str(weights_dir),
-                             "--backend", "onnxruntime"], stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        for line in proc.stderr:  # frames flow once each camera's status line came twice
-            lines.append(line)
-            if sum(" second: " in ln and "fps" in ln for ln in lines) >= 2:
-                break
-        proc.stdin.write("stimulus on\n")
-        proc.stdin.flush()
-        time.sleep(2.0)
-        killed_at = time.monotonic()
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    # frames flow once the second camera's status line came twice
+    killed_at = record_then_kill(["--source", str(video), "--source", str(copy), "--out", str(tmp_path / "out"),
+                                  "--weights", str(weights_dir), "--backend", "onnxruntime"],
+                                 lambda line: " second: " in line and "fps" in line, after_s=2.0)
     (folder,) = (tmp_path / "out").iterdir()
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["ended"] is None and not meta["complete"] and [c["name"] for c in meta["cameras"]] == [
@@ -393,6 +378,7 @@ def test_a_killed_two_camera_recording_leaves_both_folders_readable(tmp_path, we
         sub = folder / name
         frames = pd.read_csv(sub / "frames.csv")
         assert len(frames) > 20 and list(frames["frame"]) == list(range(len(frames)))
+        # a bound in seconds, as in test_recorder's kill test: what a kill may cost is time
         assert killed_at - frames["t_monotonic"].iloc[-1] < 5.0
         analysed = frames[frames["analysed"] == 1]
         assert len(read_feat(str(sub / "fex.csv"))) >= len(analysed) > 0

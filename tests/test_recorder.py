@@ -12,6 +12,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -328,28 +329,37 @@ def test_a_full_disk_ends_the_session_with_what_was_written(tmp_path):
     assert 0 < len(decode(folder / "video.mp4", cut_off=True)[0])
 
 
+def record_then_kill(options: list[str], status: Callable[[str], bool], after_s: float) -> float:
+    """`realtime-feat record OPTIONS` in its own process: once two stderr lines satisfy `status` (frames
+    flow), a marker typed on its terminal, then SIGKILL `after_s` later. Returns when it was killed, on
+    CLOCK_MONOTONIC: the same clock as the child's stamps."""
+    proc = subprocess.Popen([sys.executable, "-m", "realtime_feat.cli", "record", *options],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = 0
+        for line in proc.stderr:
+            seen += status(line)
+            if seen >= 2:
+                break
+        proc.stdin.write("stimulus on\n")
+        proc.stdin.flush()
+        time.sleep(after_s)
+        killed_at = time.monotonic()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    return killed_at
+
+
 def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weights_dir, fast_analyser):
     """SIGKILL mid-session: fex.csv loads in py-feat, frames.csv is whole up to the end, the video
     decodes to within its last second, and a marker typed on the terminal is in markers.csv."""
     from feat.utils.io import read_feat
 
-    proc = subprocess.Popen([sys.executable, "-m", "realtime_feat.cli", "record", "--source",
-                             "pyfeat:WolfgangLanger_Pexels.mp4", "--out", str(tmp_path), "--label", "kill",
-                             "--weights", str(weights_dir), "--backend", "onnxruntime"],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        lines = []
-        for line in proc.stderr:  # frames are flowing and analysed once two status lines came
-            lines.append(line)
-            if sum("capture" in ln and "fps" in ln for ln in lines) >= 2:
-                break
-        proc.stdin.write("stimulus on\n")
-        proc.stdin.flush()
-        time.sleep(2.5)
-        killed_at = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the child's stamps
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
+    # frames are flowing and analysed once two status lines came
+    killed_at = record_then_kill(["--source", "pyfeat:WolfgangLanger_Pexels.mp4", "--out", str(tmp_path), "--label",
+                                  "kill", "--weights", str(weights_dir), "--backend", "onnxruntime"],
+                                 lambda line: "capture" in line and "fps" in line, after_s=2.5)
     (folder,) = tmp_path.iterdir()
     frames = pd.read_csv(folder / "frames.csv")
     assert len(frames) > 30 and list(frames["frame"]) == list(range(len(frames)))
