@@ -149,8 +149,8 @@ def live_session(options: PipelineOptions, source, progress: Callable[[str], Non
 
 def multi_session(options: PipelineOptions, sources, progress: Callable[[str], None] = log.info,
                   analysis: bool = True, **session_options):
-    """A MultiSession (not started) on several sources: one analyser for all, a tracker per camera that
-    knows every enrolled person; as `live_session` otherwise."""
+    """A MultiSession (not started) on one source or several: one analyser for all, a tracker per camera
+    that knows every enrolled person; as `live_session` otherwise."""
     from .multisession import MultiSession
 
     analyser, people, settings = _analysis(options, progress, analysis)

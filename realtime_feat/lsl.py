@@ -38,6 +38,11 @@ def _pylsl():
     return pylsl
 
 
+def lsl_clock() -> Callable[[], float]:
+    """pylsl's local_clock: the frames' and markers' clock when LSL is on."""
+    return _pylsl().local_clock
+
+
 def data_channels() -> list[tuple[str, str, str]]:
     """(label, unit, type) of each channel of the face-data outlet, in sample order."""
     from feat.multitask import AU_NAMES_V24, EMOTION_NAMES_V24, VA_COLUMNS_V2

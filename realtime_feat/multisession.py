@@ -14,15 +14,17 @@ frame of each camera in turn.
 
 Cameras are named after their sources (`camera0`, a file's stem, ...; `-2` on a clash); the same
 source given twice is refused. An enrolled person is named in whichever camera they appear (every
-camera's tracker knows everyone enrolled). A camera that is lost or fails is a line in
-`status().lost` while the others go on; analysis or a camera's recording failing is `status().error`.
+camera's tracker knows everyone enrolled). A camera that is lost or fails, or whose recording fails
+(detached alone, its folder finalised with what was written), is a line in `status().lost` while the
+others go on; analysis failing, or the recording failing in every camera, is `status().error`.
+MultiSession is a `LivePipeline`, as LiveSession is: code that runs one runs the other alike.
 """
 from __future__ import annotations
 
 import re
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 from urllib.parse import urlparse
@@ -32,7 +34,7 @@ import numpy as np
 from .errors import first_line
 from .live import LiveSettings, SinkFailure
 from .scheduler import AnalysisThread
-from .session import LiveSession, Marker, SessionStatus, lsl_clock, lsl_marker
+from .session import LivePipeline, LiveSession, Marker, SessionStatus
 from .sources import Source, open_source
 
 
@@ -78,13 +80,14 @@ def unique_name(name: str, taken) -> str:
 @dataclass(frozen=True)
 class MultiStatus:
     cameras: dict[str, SessionStatus]   # each camera's own status (captured / analysed fps, drops, state)
-    lost: dict[str, str]                # camera name → one line, for each camera lost or failed
-    error: Optional[str]                # what stops the session: analysis, or a camera's recording
-    recording: Optional[Path]           # the session folder while recording
+    lost: dict[str, str]                # camera name → one line, for each camera lost, failed or whose
+                                        # recording failed, while the others go on
+    error: Optional[str]                # what stops the session: analysis, or the recording in every camera
+    recording: Optional[Path]           # the session folder while some camera records
     recording_s: float
 
 
-class MultiSession:
+class MultiSession(LivePipeline):
     """See the module's docstring. `tracker_factory()` makes each camera's tracker (knowing the people
     enrolled at the start); `csv_dir`: each camera's analysed rows into `<csv_dir>/<camera>.csv`."""
 
@@ -99,7 +102,7 @@ class MultiSession:
         self.lsl, self.lsl_markers = lsl, lsl_markers
         self.realtime, self.source_options = realtime, source_options
         self.analysis = AnalysisThread(until_done=False) if analyser is not None else None
-        self.cameras: dict[str, LiveSession] = {}
+        self._cameras: dict[str, LiveSession] = {}
         self.markers: list[Marker] = []
         self.started: Optional[float] = None
         self._recording = None           # the MultiRecording while recording several cameras
@@ -115,6 +118,10 @@ class MultiSession:
         for source in opened:
             self._add(source)
 
+    @property
+    def cameras(self) -> dict[str, LiveSession]:
+        return self._cameras
+
     def _source(self, source: Union[str, Source]) -> Source:
         return open_source(source, realtime=self.realtime, **self.source_options) if isinstance(source, str) else source
 
@@ -125,6 +132,8 @@ class MultiSession:
                              csv_path=self.csv_dir / f"{name}.csv" if self.csv_dir else None, lsl=self.lsl,
                              name=name, analysis=self.analysis)
         if self.lsl_markers and camera.capture.clock is None:  # markers from LSL: frames on its clock too
+            from .lsl import lsl_clock
+
             camera.capture.clock = lsl_clock()
         for person, refs in self._enrolled.items():
             camera.enrol(person, refs)
@@ -148,11 +157,8 @@ class MultiSession:
             self.analysis.start()
         if self._recording is not None:  # started before start(): sizes and modes are known only now
             self._recording.describe(self._camera_metadata())
-        if self.lsl_markers:
-            from .lsl import MarkerInlet
-
-            first = next(iter(self.cameras.values()))  # the inlet's failure shows among its sink errors
-            self._inlet = MarkerInlet(self.lsl_markers, self._lsl_marker, first.bus).start()
+        if self.lsl_markers:  # the inlet's failure shows among the first camera's sink errors
+            self._inlet = self._marker_inlet(next(iter(self.cameras.values())).bus)
 
     def add_camera(self, source: Union[str, Source]) -> str:
         """A camera more (started at once when the session runs); its name. Not while recording."""
@@ -214,18 +220,9 @@ class MultiSession:
         self.analysis.start()
 
     # -- changes shared by every camera, applied between frames ----------------------------------
-    @property
-    def settings(self) -> LiveSettings:
-        return self._settings
-
-    def update_settings(self, **changes) -> LiveSettings:
-        unknown = set(changes) - {f.name for f in fields(LiveSettings)}
-        if unknown:
-            raise ValueError(f"MultiSession.update_settings: no setting {', '.join(sorted(unknown))}")
-        self._settings = replace(self._settings, **changes)
-        for camera in self.cameras.values():
-            camera.settings = self._settings
-        return self._settings
+    def _use_settings(self, settings: LiveSettings) -> None:
+        for camera in list(self.cameras.values()):
+            camera.settings = settings
 
     def set_threshold(self, value: float) -> None:
         """The shared face detector's score threshold, applied between frames."""
@@ -266,7 +263,7 @@ class MultiSession:
             started = []
             try:
                 for name, camera in self.cameras.items():
-                    camera.record_into(folder / name, label, codec, leave_out)
+                    camera.record_into(folder / name, label, codec, leave_out, named=True)
                     started.append(camera)
             except BaseException:
                 for camera in started:
@@ -303,18 +300,8 @@ class MultiSession:
                         "counts": None if rec is None else rec.counts()})
         return out
 
-    def mark(self, label: str, origin: str = "code") -> Marker:
-        """One marker now, on the capture clocks, in every camera's timeline (each with its newest frame)."""
-        clock = next((c.capture.clock for c in self.cameras.values() if c.capture.clock), None)
-        return self._add_marker(Marker(label, time.monotonic_ns(), time.time_ns(), clock() if clock else None, -1,
-                                       origin))
-
-    def _lsl_marker(self, label: str, t_lsl: float, origin: str) -> None:
-        from pylsl import local_clock
-
-        self._add_marker(lsl_marker(label, t_lsl, origin, local_clock))
-
-    def _add_marker(self, marker: Marker) -> Marker:
+    def add_marker(self, marker: Marker) -> Marker:
+        """`marker` in every camera's timeline (each with its newest frame) and the top markers.csv."""
         frames = {name: camera.add_marker(marker).frame for name, camera in list(self.cameras.items())}
         self.markers.append(marker)
         recording = self._recording
@@ -331,17 +318,31 @@ class MultiSession:
     def essential_failure(self) -> Optional[SinkFailure]:
         return next((c.essential_failure for c in self.cameras.values() if c.essential_failure), None)
 
+    @property
+    def analysis_error(self) -> Optional[BaseException]:
+        return None if self.analysis is None else self.analysis.error
+
     def status(self) -> MultiStatus:
         cameras = {name: camera.status() for name, camera in list(self.cameras.items())}
+        multi, flat = self._recording, self._flat
+        # a camera whose recording failed is off it (its `recording` None): detached alone, the others record on
+        failed = {name: s.recording_error for name, s in cameras.items()
+                  if (multi is not None or flat is not None) and s.recording is None and s.recording_error}
+        over = bool(failed) and len(failed) == len(cameras)  # the recording failed in every camera
         others = "; the other cameras go on" if len(cameras) > 1 else ""
-        lost = {name: (f"{name} lost ({self.cameras[name].source.id} delivers no frame)" if s.state == "lost" else
-                       f"{name} failed: {s.error}") + others
-                for name, s in cameras.items() if s.state in ("lost", "failed")}
-        analysis = None if self.analysis is None else self.analysis.error
+        lost = {}
+        for name, s in cameras.items():
+            if s.state == "lost":
+                lost[name] = f"{name} lost ({self.cameras[name].source.id} delivers no frame){others}"
+            elif s.state == "failed":
+                lost[name] = f"{name} failed: {s.error}{others}"
+            elif name in failed:
+                lost[name] = f"{name}: {failed[name]}" + ("" if over else "; the other cameras record on")
+        analysis = self.analysis_error
         error = (f"analysis stopped: {first_line(analysis)}" if analysis is not None else
-                 next((f"{name}: {s.recording_error}" for name, s in cameras.items() if s.recording_error), None))
-        recording, flat = self._recording, self._flat
+                 next(f"{name}: {line}" for name, line in failed.items()) if over else None)
+        if over:
+            return MultiStatus(cameras, lost, error, None, 0.0)
         if flat is not None and flat.name in cameras:
             return MultiStatus(cameras, lost, error, cameras[flat.name].recording, cameras[flat.name].recording_s)
-        return MultiStatus(cameras, lost, error, recording.folder if recording else None,
-                           recording.elapsed_s if recording else 0.0)
+        return MultiStatus(cameras, lost, error, multi.folder if multi else None, multi.elapsed_s if multi else 0.0)

@@ -100,12 +100,13 @@ class Recorder:
     `frames`: this recorder's capture subscription; `slot`: the analysis slot (which frames analysis
     took); `analysing()`: whether analysis is still running; `identities(track_ids)`: the tracker's labels;
     `on_failure(recorder)`: called on the recorder's thread the moment it fails, before it finalises;
-    `hang_s`: how long a frame analysis took may go without a result before analysis counts as hung."""
+    `hang_s`: how long a frame analysis took may go without a result before analysis counts as hung;
+    `name`: the camera's, naming its failure in the log (with several cameras)."""
 
     def __init__(self, folder: Path, codec: str, frames: Subscriber, slot: LatestSlot,
                  analysing: Callable[[], bool], identities: Optional[Callable] = None, metadata: Optional[dict] = None,
                  on_failure: Optional[Callable[["Recorder"], None]] = None, hang_s: float = 60.0,
-                 flush_s: float = 0.5, leave_out: tuple[str, ...] = ()):
+                 flush_s: float = 0.5, leave_out: tuple[str, ...] = (), name: str = ""):
         check_codec(codec)
         from .fex import N_VALUES, FexWriter, columns
         from .fex_arrays import FOLDER, ArraysWriter
@@ -113,7 +114,7 @@ class Recorder:
         self.folder, self.codec = Path(folder), codec
         self.frames, self.slot, self.analysing, self.identities = frames, slot, analysing, identities
         self.metadata = dict(metadata or {}, fex={"left_out": list(leave_out)})
-        self.on_failure, self.hang_s, self.flush_s = on_failure, hang_s, flush_s
+        self.on_failure, self.hang_s, self.flush_s, self.name = on_failure, hang_s, flush_s, name
         self.video_path = self.folder / "video.mp4"
         self.encoded = 0
         self.rows = 0                 # frames.csv rows
@@ -374,7 +375,7 @@ class Recorder:
         self._discard_queued()
         self.error = RecordingError(f"recording stopped: {self._why(exc)}; {self.rows} frames are in frames.csv, "
                                     f"{self.encoded} in the video")
-        log.error("%s", self.error)
+        log.error("%s%s", f"{self.name}: " if self.name else "", self.error)
         for close in (self._close_video_quietly, self._close_files):
             try:
                 close()

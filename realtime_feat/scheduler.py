@@ -3,7 +3,8 @@
 delivers) and hands it to that source's worker (`live.LiveWorker`: its own detection skipping,
 tracker and results bus). One analyser shared by several cameras is thus never called from two
 threads at once. Changes to what the workers share (the analyser's threshold, a tracker's people,
-settings) are queued with `between_frames` and applied by this thread between two frames.
+settings) are queued with `between_frames` and applied by this thread between two frames; any other
+use of the shared analyser while the thread runs (a camera added warms it up) goes through `call`.
 
 A worker here needs: `slot` (its `LatestSlot`), `last` (the index of the newest frame it analysed),
 `step(frame)` (analyse and publish) and `finish()` (its source is done, or it was removed).
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class AnalysisThread:
@@ -32,6 +34,7 @@ class AnalysisThread:
         self._lock = threading.Lock()
         self._changes: list[Callable[[], None]] = []
         self._accepting = True
+        self._starting = threading.Lock()  # held by start(), and by a `call` run here before the start
         self._next = 0                    # the worker whose turn comes first
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         for worker in workers:
@@ -52,7 +55,8 @@ class AnalysisThread:
         worker.finish()
 
     def start(self) -> "AnalysisThread":
-        self._thread.start()
+        with self._starting:
+            self._thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -74,6 +78,28 @@ class AnalysisThread:
             self._changes.append(change)
         self._bell.set()
         return True
+
+    def call(self, job: Callable[[], T]) -> T:
+        """`job()` on this thread between two frames, waited for: its result, or what it raised. Run here
+        when the thread is not running (not started yet, or ended): nothing else uses what it shares then."""
+        with self._starting:
+            if self._thread.ident is None or threading.current_thread() is self._thread:
+                return job()
+        done, outcome = threading.Event(), {}
+
+        def run():
+            try:
+                outcome["result"] = job()
+            except BaseException as exc:  # the caller's error, not the analysis thread's
+                outcome["error"] = exc
+            done.set()
+
+        if not self.between_frames(run):
+            run()  # the thread has ended
+        done.wait()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["result"]
 
     def _apply_changes(self) -> None:
         with self._lock:

@@ -1,6 +1,7 @@
 """One live pipeline object: source → capture thread → analysis worker → results bus → sinks (Fex CSV,
 recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipeline object").
-`realtime-feat live`, `realtime-feat record` and the desktop app are thin shells around it.
+`realtime-feat live`, `realtime-feat record` and the desktop app are thin shells around it, through
+`LivePipeline`: what a `LiveSession` and a `MultiSession` (several cameras) both are.
 
     session = LiveSession(source, analyser, tracker=None, settings=None, csv_path=None,
                           lsl=False, lsl_markers=None, realtime=True, **source_options)
@@ -15,9 +16,10 @@ recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipelin
     session.stop()                       # idempotent: threads, CSV, recording, LSL
     session.restart_analysis()           # after an analysis crash: a new worker on the same capture
 
-`name` names the source in LSL outlets (default: the source's file or camera name); `analysis`, an
-`AnalysisThread` shared with other sources' sessions (`MultiSession`), runs this session's analysis
-instead of a thread of its own. `record_into(folder, label, codec)` records into a folder given.
+`name` names the source in LSL outlets and `cameras` ({name: session}; default: the source's file or
+camera name); `analysis`, an `AnalysisThread` shared with other sources' sessions (`MultiSession`), runs
+this session's analysis instead of a thread of its own (and its warm-up, when that thread runs).
+`record_into(folder, label, codec)` records into a folder given.
 
 `mark()` returns the `Marker` (label, t_monotonic_ns, t_wall_ns, t_lsl, frame, origin); `markers` lists
 them all (terminal and LSL ones too). `last_recording` is the latest `Recorder` (its folder, counts and
@@ -45,7 +47,9 @@ Calling `start_recording` before `start()` records from the very first captured 
 """
 from __future__ import annotations
 
+import abc
 import collections
+import functools
 import threading
 import time
 from dataclasses import dataclass, fields, replace
@@ -83,6 +87,17 @@ class SessionStatus:
     recording_error: Optional[str] = None  # one line: why the latest recording failed (it is over)
     mode: Optional[str] = None     # a camera's mode as its driver gave it ("MJPG 1280×720 @ 30 fps")
     slow: Optional[str] = None     # one line while a camera delivers fewer frames than asked
+    name: str = ""                 # the camera's name (its session's `name`)
+
+    # As MultiStatus has them, so that code reads one camera's status and several cameras' alike.
+    @property
+    def cameras(self) -> dict[str, "SessionStatus"]:
+        return {self.name: self}
+
+    @property
+    def lost(self) -> dict[str, str]:
+        """Cameras lost or failed while the others go on: none with one camera (`state`, `error` say it)."""
+        return {}
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,131 @@ class Marker:
     t_lsl: Optional[float]
     frame: int
     origin: str             # "code", "terminal" or "lsl:<stream name>"
+
+
+class LivePipeline(abc.ABC):
+    """A live session with one camera (`LiveSession`) or several (`MultiSession`), used alike:
+
+        session.cameras                  {camera name: its LiveSession} (a LiveSession: {name: itself})
+        session.start(); session.wait(timeout); session.stop()
+        session.status()                 .cameras {name: SessionStatus}, .lost {name: line}, .error,
+                                         .recording, .recording_s
+        session.mark(label)              a Marker on the capture clocks, in every camera's timeline
+        session.start_recording(root, label, codec, leave_out); session.stop_recording(); session.recording
+        session.enrol(name, embeddings); session.set_threshold(value)
+        session.settings = ...; session.update_settings(**changes)   # applied between frames
+        session.restart_analysis(); session.analysis_error; session.sink_failures; session.essential_failure
+
+    `analyser`, `started` (time.monotonic() at start(), else None) and `markers` are attributes of both.
+    """
+
+    analyser: object
+    started: Optional[float]
+    markers: list
+    lsl_markers: Optional[str]
+    _settings: LiveSettings
+
+    @property
+    @abc.abstractmethod
+    def cameras(self) -> dict[str, "LiveSession"]:
+        """{camera name: its LiveSession}."""
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """True once capture and analysis have ended (a file's end, a failure, stop())."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop capture and analysis, finalise the CSVs, the recording and LSL. Idempotent."""
+
+    @abc.abstractmethod
+    def status(self): ...
+
+    @abc.abstractmethod
+    def start_recording(self, root: Path, label: str = "", codec: str = "h264",
+                        leave_out: tuple[str, ...] = ()) -> Path: ...
+
+    @abc.abstractmethod
+    def stop_recording(self) -> Optional[Path]: ...
+
+    @property
+    @abc.abstractmethod
+    def recording(self) -> bool: ...
+
+    @abc.abstractmethod
+    def enrol(self, name: str, embeddings: np.ndarray) -> None: ...
+
+    @abc.abstractmethod
+    def set_threshold(self, value: float) -> None: ...
+
+    @abc.abstractmethod
+    def restart_analysis(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def analysis_error(self) -> Optional[BaseException]:
+        """What stopped the analysis (restart_analysis() starts it again), or None."""
+
+    @property
+    @abc.abstractmethod
+    def sink_failures(self) -> tuple[SinkFailure, ...]: ...
+
+    @property
+    @abc.abstractmethod
+    def essential_failure(self) -> Optional[SinkFailure]: ...
+
+    @abc.abstractmethod
+    def add_marker(self, marker: Marker) -> Marker:
+        """`marker` (stamped by the caller) kept and recorded, with each camera's newest frame."""
+
+    @abc.abstractmethod
+    def _use_settings(self, settings: LiveSettings) -> None:
+        """`settings` for the running analysis, between frames."""
+
+    # -- what both do alike ----------------------------------------------------------------------
+    @property
+    def settings(self) -> LiveSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: LiveSettings) -> None:
+        if not isinstance(value, LiveSettings):
+            raise ValueError(f"{type(self).__name__}.settings must be LiveSettings, got {type(value).__name__}")
+        self._settings = value  # what a next worker or camera starts with
+        self._use_settings(value)
+
+    def update_settings(self, **changes) -> LiveSettings:
+        """The settings with `changes` (LiveSettings fields), applied between frames; the new settings."""
+        unknown = set(changes) - {f.name for f in fields(LiveSettings)}
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.update_settings: no setting {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(f.name for f in fields(LiveSettings))}")
+        self.settings = replace(self._settings, **changes)
+        return self._settings
+
+    def mark(self, label: str, origin: str = "code") -> Marker:
+        """A marker now, on the capture clocks."""
+        clock = next((c.capture.clock for c in self.cameras.values() if c.capture.clock), None)
+        return self.add_marker(Marker(label, time.monotonic_ns(), time.time_ns(), clock() if clock else None, -1,
+                                      origin))
+
+    def _marker_inlet(self, bus: ResultsBus):
+        """The LSL inlet of `lsl_markers`, started; its failure is `bus`'s (a sink's: the session goes on)."""
+        from .lsl import MarkerInlet
+
+        return MarkerInlet(self.lsl_markers, self._lsl_marker, bus).start()
+
+    def _lsl_marker(self, label: str, t_lsl: float, origin: str) -> None:
+        """A marker from the LSL inlet, stamped by its sender on pylsl's local_clock: put on our clocks by
+        its age."""
+        from .lsl import lsl_clock
+
+        local_clock = lsl_clock()
+        age_ns = int((local_clock() - t_lsl) * 1e9)
+        self.add_marker(Marker(label, time.monotonic_ns() - age_ns, time.time_ns() - age_ns, t_lsl, -1, origin))
 
 
 def probe_source(source: Source) -> Optional[tuple[int, int]]:
@@ -141,11 +281,12 @@ class _Rates:
         return cap, ana, float(p50), float(p99), faces
 
 
-class LiveSession:
+class LiveSession(LivePipeline):
     def __init__(self, source: Union[str, Source], analyser, *, tracker=None, settings: Optional[LiveSettings] = None,
                  csv_path: Optional[Path] = None, lsl: bool = False, lsl_markers: Optional[str] = None,
                  realtime: bool = True, name: Optional[str] = None, analysis: Optional[AnalysisThread] = None,
                  **source_options):
+        from .lsl import lsl_clock
         from .tracking import FaceTracker
 
         self.source = open_source(source, realtime=realtime, **source_options) if isinstance(source, str) else source
@@ -178,28 +319,15 @@ class LiveSession:
         self.bus.subscribe(self._rates.on_result, "status rates")
         self.bus.subscribe(self._to_recorder, "recorder")
 
-    # -- settings shared with the running worker -------------------------------------------------
     @property
-    def settings(self) -> LiveSettings:
-        return self._settings
+    def cameras(self) -> dict[str, "LiveSession"]:
+        return {self.name: self}
 
-    @settings.setter
-    def settings(self, value: LiveSettings) -> None:
-        if not isinstance(value, LiveSettings):
-            raise ValueError(f"LiveSession.settings must be LiveSettings, got {type(value).__name__}")
-        self._settings = value  # what the next worker starts with; the running one takes it between frames
+    # -- settings shared with the running worker -------------------------------------------------
+    def _use_settings(self, settings: LiveSettings) -> None:
         worker = self.worker
         if worker is not None:
-            worker.between_frames(lambda: worker.use_settings(value))
-
-    def update_settings(self, **changes) -> LiveSettings:
-        """The settings with `changes` (LiveSettings fields), applied between frames; the new settings."""
-        unknown = set(changes) - {f.name for f in fields(LiveSettings)}
-        if unknown:
-            raise ValueError(f"LiveSession.update_settings: no setting {', '.join(sorted(unknown))}; "
-                             f"choose from {', '.join(f.name for f in fields(LiveSettings))}")
-        self.settings = replace(self._settings, **changes)
-        return self._settings
+            worker.between_frames(lambda: worker.use_settings(settings))
 
     def set_threshold(self, value: float) -> None:
         """The face detector's score threshold, applied between frames."""
@@ -242,7 +370,9 @@ class LiveSession:
             self._rate_check = RateCheck(self.name, asked)
         if self.analyser is not None and self.frame_size:
             t = time.monotonic()  # engines, graphs and kernels for this frame size, before the first real frame
-            self.analyser.warm_up(*self.frame_size)
+            warm_up = functools.partial(self.analyser.warm_up, *self.frame_size)
+            # a shared analyser is used on its analysis thread only (it may be analysing other cameras)
+            self._shared.call(warm_up) if self._shared is not None else warm_up()
             self.warm_up_s = time.monotonic() - t
         if self.csv_path:
             from .fex import FexWriter
@@ -254,9 +384,7 @@ class LiveSession:
 
             self._sinks.append(LslOutlets(self.capture, self.bus, f"realtime-feat {self.name}"))
         if self.lsl_markers:
-            from .lsl import MarkerInlet
-
-            self._sinks.append(MarkerInlet(self.lsl_markers, self._lsl_marker, self.bus).start())
+            self._sinks.append(self._marker_inlet(self.bus))
         self.started = time.monotonic()
         self._rates.sample(0, 0)
         try:
@@ -344,8 +472,10 @@ class LiveSession:
         if self._stopped:
             raise RuntimeError("LiveSession.start_recording: the session is stopped")
 
-    def record_into(self, folder: Path, label: str = "", codec: str = "h264", leave_out: tuple[str, ...] = ()) -> Path:
-        """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession)."""
+    def record_into(self, folder: Path, label: str = "", codec: str = "h264", leave_out: tuple[str, ...] = (),
+                    named: bool = False) -> Path:
+        """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession, `named`:
+        its failure is said with this camera's name)."""
         from .recorder import Recorder
 
         with self._lock:
@@ -357,7 +487,8 @@ class LiveSession:
             sub = self.capture.subscribe("recorder", maxsize=int(max(16, min(256, 400e6 // (h * w * 3)))))
             try:
                 recorder = Recorder(folder, codec, sub, self.capture.slot, self._analysing, self.tracker.identities,
-                                    self.metadata(label), on_failure=self._recording_failed, leave_out=leave_out)
+                                    self.metadata(label), on_failure=self._recording_failed, leave_out=leave_out,
+                                    name=self.name if named else "")
             except BaseException:
                 self.capture.unsubscribe(sub)
                 raise
@@ -433,15 +564,6 @@ class LiveSession:
                 "options": {k: v for k, v in vars(self.source).items() if not k.startswith("_") and isinstance(v, plain)},
                 **({"mode": mode.as_dict()} if mode is not None else {})}
 
-    def mark(self, label: str, origin: str = "code") -> Marker:
-        """A marker now, on the capture clocks."""
-        t_lsl = self.capture.clock() if self.capture.clock else None
-        return self.add_marker(Marker(label, time.monotonic_ns(), time.time_ns(), t_lsl, -1, origin))
-
-    def _lsl_marker(self, label: str, t_lsl: float, origin: str) -> None:
-        """A marker from the LSL inlet, stamped by its sender: put on our clocks by its age."""
-        self.add_marker(lsl_marker(label, t_lsl, origin, self.capture.clock))
-
     def add_marker(self, marker: Marker) -> Marker:
         """`marker` (stamped by the caller) with this source's newest frame, kept and recorded."""
         marker = replace(marker, frame=self.capture.frames - 1)
@@ -463,6 +585,14 @@ class LiveSession:
     @property
     def gaps(self) -> list[Gap]:
         return list(self.capture.gaps)
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    @property
+    def analysis_error(self) -> Optional[BaseException]:
+        return None if self.worker is None else self.worker.error
 
     @property
     def error(self) -> Optional[BaseException]:
@@ -495,22 +625,9 @@ class LiveSession:
             sink_errors=tuple(f.message for f in self.bus.failures),
             recording_error=None if last is None or last.error is None else first_line(last.error),
             mode=None if getattr(self.source, "mode", None) is None else str(self.source.mode),
-            slow=self._rate_check.observe(captured, self.capture.state == "running") if self._rate_check else None)
+            slow=self._rate_check.observe(captured, self.capture.state == "running") if self._rate_check else None,
+            name=self.name)
 
 
 _CSV_SINK = "CSV writer"
 
-
-def lsl_marker(label: str, t_lsl: float, origin: str, clock: Callable[[], float]) -> Marker:
-    """A marker from an LSL inlet, stamped by its sender on `clock` (pylsl's local_clock): put on our
-    clocks by its age (its frame is set by the session that keeps it)."""
-    age_ns = int((clock() - t_lsl) * 1e9)
-    return Marker(label, time.monotonic_ns() - age_ns, time.time_ns() - age_ns, t_lsl, -1, origin)
-
-
-def lsl_clock() -> Callable[[], float]:
-    try:
-        from pylsl import local_clock
-    except ImportError:
-        raise OSError("LSL needs pylsl: pip install 'realtime-feat[lsl]'") from None
-    return local_clock

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from realtime_feat.live import LiveSettings
 from realtime_feat.multisession import MultiSession
+from realtime_feat.session import LivePipeline, LiveSession
 from realtime_feat.session_files import load_session
-from test_recorder import decode, record_then_kill
+from test_recorder import BreakingEncoder, decode, record_then_kill
 from test_session import FakeAnalyser, People, Synthetic, eventually
 
 
@@ -85,6 +87,133 @@ def test_one_analysis_thread_serves_the_cameras_in_turn_none_starved():
     first = order[:60]
     assert first == ["a", "b", "c"] * 20  # round robin over the cameras that have a frame; one without waits
     assert all(w.done.is_set() for w in workers)  # the thread's end finishes its workers
+
+
+def test_a_job_for_the_analysis_thread_runs_there_and_its_outcome_comes_back():
+    """What else uses the shared analyser (a camera's warm-up) runs on the analysis thread between two
+    frames; before the thread starts, and after it ended, on the caller's."""
+    from realtime_feat.scheduler import AnalysisThread
+
+    order: list[str] = []
+    thread = AnalysisThread([Busy("a", order)], until_done=False)
+    assert thread.call(lambda: threading.current_thread()) is threading.current_thread()
+    thread.start()
+    try:
+        assert eventually(lambda: len(order) >= 3)
+        assert thread.call(lambda: threading.current_thread().name) == "analysis"
+        with pytest.raises(ZeroDivisionError):  # the job's error is the caller's
+            thread.call(lambda: 1 / 0)
+        served = len(order)
+        assert eventually(lambda: len(order) > served) and thread.error is None  # and analysis goes on
+    finally:
+        thread.stop()
+    assert not thread.alive and thread.call(lambda: threading.current_thread()) is threading.current_thread()
+
+
+class Loop(Synthetic):
+    """A camera showing `images` over and over, ~30 frames a second."""
+
+    def __init__(self, images, id):
+        super().__init__(n=10**9, interval=0.033)
+        self.images, self.id = images, id
+
+    def read(self):
+        i = self.i
+        return None if super().read() is None else self.images[i % len(self.images)]
+
+
+@pytest.mark.slow
+def test_a_camera_added_and_removed_while_two_are_analysed_leaves_openvino_to_the_analysis_thread(
+        tmp_path, weights_dir, sample_data, pinned_wheel):
+    """Fault: "Add camera…" warmed the shared analyser up on the caller's thread while the analysis thread
+    ran it (OpenVINO keeps one infer request per model: it raises, or outputs mix). A third camera, at
+    another frame size, is added and removed six times while two cameras are analysed: every analyser
+    call runs on the one analysis thread, nothing fails, and each result equals its frame analysed alone."""
+    import av
+
+    from realtime_feat.analyser import Analyser
+    from realtime_feat.engines import available_backends
+    from realtime_feat.engines.fast_detector import available
+
+    why = available_backends()["openvino"] or available()
+    if why:
+        pytest.skip(why)
+    analyser = Analyser("openvino", detector="fast", identity=False, weights_dir=weights_dir)
+    with av.open(str(sample_data / "WolfgangLanger_Pexels.mp4")) as container:
+        faces = [f.to_ndarray(format="rgb24") for _, f in zip(range(48), container.decode(video=0))]
+    cameras = [Loop(faces, f"camera:{i}") for i in (1, 2)]  # they run until stopped, however slow
+    third = write_video(tmp_path / "third.mp4", 30, 30, size=(120, 160))
+    # a detection on every frame: each result depends on its frame alone, as a single-thread run's
+    session = MultiSession(cameras, analyser, settings=LiveSettings(redetect_every=1))
+    results = {name: [] for name in session.cameras}
+    for name, camera in session.cameras.items():
+        camera.subscribe(lambda result, frame, got=results[name]: got.append((result, frame)))
+    session.start()
+    callers = set()
+    for method in ("analyse", "analyse_boxes"):  # warm_up calls these too
+        real = getattr(analyser, method)
+        setattr(analyser, method, lambda *a, real=real, **k: (callers.add(threading.current_thread().name),
+                                                              real(*a, **k))[1])
+    try:
+        for _ in range(6):
+            name = session.add_camera(str(third))
+            eventually(lambda: session.cameras[name].analysed > 0, timeout=5)  # three cameras take turns
+            session.remove_camera(name)
+        status = session.status()
+    finally:
+        session.stop()
+    del analyser.analyse, analyser.analyse_boxes
+    assert callers == {"analysis"}
+    assert status.error is None and session.analysis_error is None and not session.sink_failures
+    assert all(s.state == "running" for s in status.cameras.values())  # analysed all along
+    for pairs in results.values():
+        assert any(result.n_faces for result, _ in pairs)
+        for result, frame in pairs:
+            (alone,) = analyser.analyse([frame])
+            assert np.allclose(result.detections.xyxy, alone.detections.xyxy, atol=1e-4)
+            for field in ("face_rect", "au", "emotions", "va", "gaze", "pose", "landmarks68"):
+                assert np.allclose(getattr(result.faces, field), getattr(alone.faces, field), atol=1e-4), field
+
+
+@pytest.mark.parametrize("several", [False, True], ids=["one camera", "two cameras"])
+def test_one_camera_and_several_are_driven_alike_through_the_live_pipeline(tmp_path, several):
+    """The CLI and the app hold no type checks between LiveSession and MultiSession: the same code
+    records, names a person, changes the threshold and settings, marks, reads status and stops either."""
+    analyser = People(n=2)
+    sources = [Synthetic(n=10**9, interval=0.005, size=(48, 160)) for _ in range(1 + several)]
+    for i, source in enumerate(sources):
+        source.id = f"camera:{i}"
+    session = MultiSession(sources, analyser) if several else LiveSession(sources[0], analyser)
+    assert isinstance(session, LivePipeline)
+
+    def named(camera):
+        ids = [t.track_id for t in camera.tracker.tracks if t.track_id > 0]
+        return "Ana" in camera.tracker.identities(ids)[0]
+
+    folder = session.start_recording(tmp_path, "alike")
+    session.start()
+    try:
+        cameras = session.cameras
+        assert [c.source for c in cameras.values()] == sources
+        session.enrol("Ana", analyser.embeddings[0])
+        session.set_threshold(0.4)
+        assert session.update_settings(redetect_every=2) is session.settings
+        assert eventually(lambda: all(named(c) for c in cameras.values()))
+        assert eventually(lambda: all(c.worker.settings.redetect_every == 2 for c in cameras.values()))
+        marker = session.mark("stimulus on")
+        status = session.status()
+        assert list(status.cameras) == list(cameras) and status.lost == {} and status.error is None
+        assert all(s.state == "running" and s.analysed > 0 for s in status.cameras.values())
+        assert status.recording == folder and session.recording
+        assert session.stop_recording() == folder
+        assert not session.recording and session.status().recording is None
+    finally:
+        session.stop()
+    assert session.analysis_error is None and not session.sink_failures and session.essential_failure is None
+    assert analyser.decoder.threshold == 0.4 and session.markers == [marker]
+    for sub in [folder / name for name in cameras] if several else [folder]:  # DESIGN.md's layouts
+        assert list(pd.read_csv(sub / "markers.csv")["label"]) == ["stimulus on"]
+        assert json.loads((sub / "metadata.json").read_text())["complete"]
 
 
 # -- two files at different rates, recorded together -------------------------------------------
@@ -312,6 +441,39 @@ def test_record_two_sources_from_the_command_line(capsys, tmp_path, two_videos):
     session = load_session(folder)
     assert session.complete and session.frames.groupby("camera").size().to_dict() == {"left": 48, "right": 60}
     assert session.metadata["lsl"]["outlets"] is True
+
+
+def test_a_camera_whose_recording_fails_is_named_and_the_other_records_to_its_end(capsys, tmp_path, monkeypatch):
+    """Fault: in `record` with two cameras, the second's video encoder fails on its 20th frame. That
+    camera is detached and named in one line while the first records on to its file's end; the command
+    ends with exit 1 naming it."""
+    from realtime_feat import recorder
+    from realtime_feat.cli import main
+
+    left, right = write_video(tmp_path / "left.mp4", 24, 96), write_video(tmp_path / "right.mp4", 30, 60)
+    real_open_video = recorder.Recorder._open_video
+
+    def open_video(self, frame):
+        real_open_video(self, frame)
+        if self.folder.name == "right":
+            self._stream = BreakingEncoder(self._stream, at=20)
+
+    monkeypatch.setattr(recorder.Recorder, "_open_video", open_video)
+    out = tmp_path / "sessions"
+    assert main(["record", "--source", str(left), "--source", str(right), "--out", str(out), "--no-analysis"]) == 1
+    err = capsys.readouterr().err
+    (folder,) = out.iterdir()
+    cameras = {c["name"]: c for c in json.loads((folder / "metadata.json").read_text())["cameras"]}
+    why = cameras["right"]["error"]
+    assert why.startswith("recording stopped: the video encoder libx264 failed")
+    assert cameras["left"]["complete"] and not cameras["right"]["complete"]
+    frames = pd.read_csv(folder / "left" / "frames.csv")  # the other camera: every frame, to its end
+    assert list(frames["frame"]) == list(range(96)) and (frames["in_video"] == 1).all()
+    assert [line for line in err.splitlines() if why in line] == [f"realtime-feat: right: {why}",
+                                                                  f"realtime-feat: error: right: {why}"]
+    assert len(decode(folder / "left" / "video.mp4", images=False)[0]) == 96
+    assert json.loads((folder / "left" / "metadata.json").read_text())["complete"]
+    assert 0 < len(pd.read_csv(folder / "right" / "frames.csv")) < 60  # what it wrote stays
 
 
 # -- LSL: outlets per camera -----------------------------------------------------------------------

@@ -120,13 +120,17 @@ class FakeSession:
         self.tracker = SimpleNamespace(identities=lambda ids: (["Ann" if i == 1 else "" for i in ids], None))
         self.settings = SimpleNamespace(redetect_every=5)
         self.source = SimpleNamespace(id="fake")
-        self.worker = None
+        self.analysis_error = None
         self.state, self.error, self.sink_errors = "running", None, ()
         self.recording = self.recording_error = None
         self.stopped = False
         self.analyser = SimpleNamespace(describe=lambda: "fake backend", detector_name="fast",
                                         backend=SimpleNamespace(describe=lambda: "fake 1.0 fp32 on cpu"),
                                         decoder=SimpleNamespace(threshold=0.6))
+
+    @property
+    def cameras(self):
+        return {"fake": self}
 
     def subscribe(self, callback, name=None, essential=False):
         self.callbacks.append(callback)
@@ -267,11 +271,11 @@ def test_lost_source_and_crashed_analysis_show_banners_and_restart(window, qtbot
     window.update_status()
     assert window.banner.isVisible() and "reconnecting" in window.banner.text()
     assert not window.restart_button.isVisible()
-    session.state, session.worker, session.error = "running", SimpleNamespace(error=RuntimeError("boom")), "boom"
+    session.state, session.analysis_error, session.error = "running", RuntimeError("boom"), "boom"
     window.update_status()
     assert "analysis stopped: boom" in window.banner.text() and window.restart_button.isVisible()
     restarted = []
-    session.restart_analysis = lambda: (restarted.append(1), setattr(session, "worker", None))
+    session.restart_analysis = lambda: (restarted.append(1), setattr(session, "analysis_error", None))
     qtbot.mouseClick(window.restart_button, Qt.LeftButton)
     assert restarted == [1]
     session.error = None

@@ -41,6 +41,10 @@ class FakeCameras:
         self.cameras.pop(name).stop()
         self.removed.append(name)
 
+    @property
+    def analysis_error(self):
+        return self.analysis.error
+
     def status(self):
         return MultiStatus({n: c.status() for n, c in self.cameras.items()}, self.lost, self.error, self.recording, 0.0)
 

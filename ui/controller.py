@@ -2,9 +2,10 @@
 next start uses, the running `LiveSession`, the loader thread, blocking jobs run off the GUI thread, and
 the recording. The window is layout and wiring: it calls these methods and draws what the signals say.
 
-Several cameras: `source` is the first and `more` the others; the session is then a `MultiSession`.
-`add_camera` joins a running MultiSession at once (a running one-camera session restarts as a
-MultiSession: the models load again), `remove_camera` takes one out; neither while recording.
+The session is a `MultiSession` (a `LivePipeline`) for one camera or several: `source` is the first and
+`more` the others. `add_camera` joins the running session at once (its analyser warmed up on the
+analysis thread, between the other cameras' frames), `remove_camera` takes one out; neither while
+recording.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class SessionController(QObject):
     progress = Signal(str)            # loading: the current step
     downloaded = Signal(int, int)     # loading: bytes done, bytes in all of the current download
     loading = Signal(bool)            # a loader started (True) or finished (False)
-    ready = Signal(object)            # a started LiveSession, now `session`
+    ready = Signal(object)            # a started session (LivePipeline), now `session`
     failed = Signal(str)              # loading failed: one line
     weightsMissing = Signal(list)     # loading stopped: one line per missing weight file
     stopped = Signal()                # `session` was stopped (it is None now)
@@ -117,10 +118,8 @@ class SessionController(QObject):
     # -- several cameras ------------------------------------------------------------------------------
     @property
     def cameras(self) -> dict:
-        """{camera name: its LiveSession} of the running session ({"": session} for one source)."""
-        if self.session is None:
-            return {}
-        return getattr(self.session, "cameras", None) or {"": self.session}
+        """{camera name: its LiveSession} of the running session."""
+        return {} if self.session is None else self.session.cameras
 
     def add_camera(self, spec: str) -> bool:
         """Another source in the session; False (and a log line) when it cannot be added now."""
@@ -135,7 +134,7 @@ class SessionController(QObject):
             return True
         self.more = (*self.more, spec)
         session = self.session
-        if session is None or not hasattr(session, "add_camera"):  # none running, or one source: (re)load all
+        if session is None:  # none running (or one loading): load them all
             self.stop()
             self._drop_loader()
             self.start()
@@ -156,8 +155,8 @@ class SessionController(QObject):
     def remove_camera(self, name: str) -> bool:
         """Take camera `name` out of the running MultiSession; False (and a log line) when it cannot."""
         session = self.session
-        if session is None or not hasattr(session, "remove_camera") or name not in session.cameras:
-            log.warning("no camera %s to remove", name or "(the only one)")
+        if session is None or name not in session.cameras:
+            log.warning("no camera %s to remove", name)
             return False
         if self.recording_path is not None or len(session.cameras) == 1:
             log.warning("cameras cannot be removed while recording, nor the last one: stop instead")
@@ -177,9 +176,9 @@ class SessionController(QObject):
         if loader is not self.loader:  # a source chosen while this one loaded replaced it
             self.in_background("stopping a replaced source", session.stop)
             return
-        if hasattr(session, "cameras"):  # the sources that opened, by camera name (the others were said)
-            self._specs = dict(zip(session.cameras, loader.opened))
-            self.source, self.more = loader.opened[0], tuple(loader.opened[1:])
+        # the sources that opened, by camera name (the others were said)
+        self._specs = dict(zip(session.cameras, loader.opened))
+        self.source, self.more = loader.opened[0], tuple(loader.opened[1:])
         self.adopt(session)
 
     def adopt(self, session) -> None:
@@ -214,8 +213,7 @@ class SessionController(QObject):
             if recording:
                 self._finalise(session)
             session.stop()
-            status = session.status()
-            cameras = list(getattr(status, "cameras", {}).values()) or [status]
+            cameras = session.status().cameras.values()
             log.info("stopped: %d frames captured, %d analysed", sum(c.captured for c in cameras),
                      sum(c.analysed for c in cameras))
 

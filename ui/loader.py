@@ -1,7 +1,7 @@
 """Everything slow before a session runs, off the GUI thread: check the source, find (or download) the
-weights, load the models, warm them up at the source's frame size, start the `LiveSession` (for
-several sources a `MultiSession`: a source that cannot be opened is said, one line in `skipped`,
-and the others start).
+weights, load the models, warm them up at the source's frame size, start the session: a `MultiSession`
+for one source or several, so that cameras join and leave it without loading the models again (a
+source that cannot be opened while others can is said, one line in `skipped`, and the others start).
 
 Progress and the outcome come back as signals; the loader never touches a widget. Missing weights that
 cannot be downloaded end in `weightsMissing` (one line per file) so the window can ask for a folder.
@@ -34,7 +34,7 @@ def missing_weights(options: PipelineOptions) -> list[str]:
 class SessionLoader(QThread):
     progress = Signal(str)           # the current step, one line
     downloaded = Signal(int, int)    # bytes done, bytes in all (0: unknown) of the current download
-    ready = Signal(object)           # the started LiveSession (or MultiSession)
+    ready = Signal(object)           # the started MultiSession
     weightsMissing = Signal(list)    # one line per missing file; nothing was started
     failed = Signal(str)             # one line: what failed and what to do
     skipped = Signal(list)           # several sources: one line per source that could not be opened
@@ -72,7 +72,7 @@ class SessionLoader(QThread):
 
     def _load(self) -> None:
         from realtime_feat import weights
-        from realtime_feat.factories import live_session, multi_session, open_checked_source, with_live_defaults
+        from realtime_feat.factories import multi_session, open_checked_source, with_live_defaults
 
         opened, skipped = [], []
         for spec in (self.source, *self.more):
@@ -105,10 +105,7 @@ class SessionLoader(QThread):
         if self.isInterruptionRequested():
             return
         self.progress.emit("loading models")
-        if self.more:
-            session = multi_session(options, [source for source, _ in opened], progress=self.progress.emit)
-        else:
-            session = live_session(options, opened[0][0], progress=self.progress.emit)
+        session = multi_session(options, [source for source, _ in opened], progress=self.progress.emit)
         if self.isInterruptionRequested():
             return
         self.progress.emit(f"{session.analyser.describe()}: warming up" + (f" at {size[0]}×{size[1]}" if size else ""))

@@ -537,16 +537,16 @@ class MainWindow(DockedWindow):
             return
         s = self.session.status()
         self.controller.follow(s)
-        if hasattr(s, "cameras"):
+        if len(s.cameras) > 1:
             return self._cameras_status(s)
+        (s,) = s.cameras.values()  # one camera: its own status says it all
         self.stats_label.setText(
             f"{s.state} | capture {s.capture_fps:4.1f} fps | analysed {s.analysed_fps:4.1f} fps | latency p50 "
             f"{_ms(s.latency_p50_ms)} ms p99 {_ms(s.latency_p99_ms)} ms | faces {s.faces} | skipped {s.skipped} | "
             f"dropped {s.encoder_dropped}")
         if s.recording is not None:
             self.rec_label.setText(f"● REC {s.recording_s:5.1f} s  {s.recording.name}  ({s.encoded} frames)")
-        worker = self.session.worker
-        if worker is not None and worker.error is not None:
+        if self.session.analysis_error is not None:
             self.set_banner(f"analysis stopped: {s.error}", restart=True)
         elif s.recording_error:  # over: the folder keeps what was written, analysis goes on
             self.set_banner(s.recording_error)
@@ -578,14 +578,14 @@ class MainWindow(DockedWindow):
             self.rec_label.setText(f"● REC {s.recording_s:5.1f} s  {s.recording.name}  "
                                    f"({sum(c.encoded for c in cams)} frames)")
         sink_errors = [e for c in cams for e in c.sink_errors]
-        analysis = self.session.analysis
         if s.error:
-            self.set_banner(s.error, restart=analysis is not None and analysis.error is not None)
+            self.set_banner(s.error, restart=self.session.analysis_error is not None)
         elif sink_errors:
             self.set_banner(f"{sink_errors[-1]} (detached; analysis and recording go on)", colour="#8a5a1c")
         elif s.lost:
-            self.set_banner(next(iter(s.lost.values())) + (" (recording continues when it is back)"
-                                                            if s.recording else ""))
+            name, line = next(iter(s.lost.items()))  # lost, failed, or its recording failed
+            self.set_banner(line + (" (recording continues when it is back)"
+                                    if s.recording and s.cameras[name].state == "lost" else ""))
         elif all(c.state == "ended" for c in cams):
             self.set_banner("end of the sources: choose another (Ctrl+O) or start them again (Space)", colour="#444")
         else:

@@ -39,9 +39,9 @@ def open_session(args, csv_path=None, **session_options):
                          **session_options)
 
 
-def cameras_of(session) -> dict:
-    """{camera name: its LiveSession}; {"": session} for a one-source session."""
-    return getattr(session, "cameras", None) or {"": session}
+def named(items: dict) -> dict:
+    """`items` by camera name, the name "" when there is one camera (its lines say no name)."""
+    return items if len(items) > 1 else {"": value for value in items.values()}
 
 
 def _named(name: str, line: str) -> str:
@@ -62,7 +62,7 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
     except OSError as exc:
         session.stop()
         raise UserError(str(exc)) from None
-    for name, camera in cameras_of(session).items():
+    for name, camera in named(session.cameras).items():
         if camera.frame_size and camera.analyser is not None:
             print(f"{PROG}: {_named(name, '')}ready for {camera.frame_size[0]}x{camera.frame_size[1]} frames in "
                   f"{camera.warm_up_s:.1f} s", file=sys.stderr)
@@ -76,19 +76,19 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
         while not interrupted.is_set() and not session.wait(timeout=max(0.0, last_t + 1.0 - time.monotonic())):
             last_t = time.monotonic()
             status = session.status()
-            per_camera = getattr(status, "cameras", None) or {"": status}
-            for name, s in per_camera.items():
+            for name, s in named(status.cameras).items():
                 print(_named(f"{name:>8s}" if name else "", status_line(s, backend))
                       + (extra_status(s) if extra_status else ""), file=sys.stderr, flush=True)
-            for name, line in getattr(status, "lost", {}).items():
-                # a camera that failed while the others go on, once (a lost one: the capture said it)
-                if per_camera[name].state == "failed" and line not in said:
+            for name, line in status.lost.items():
+                # a camera that failed while the others go on, once (a lost one: the capture said it; one
+                # whose recording failed, detached while the others record on: its recorder said it)
+                if status.cameras[name].state == "failed" and line not in said:
                     said.add(line)
                     print(f"{PROG}: {line}", file=sys.stderr, flush=True)
             if args.duration and last_t - session.started >= args.duration:
                 break
-            # analysis, capture, the recording or the CSV failed: stop with what was written (a sink that
-            # is not what the command is for was detached alone, and said so through the log)
+            # analysis, capture, the recording (in every camera) or the CSV failed: stop with what was
+            # written (a sink that is not what the command is for was detached alone, and said so)
             if status.error or session.essential_failure:
                 break
     finally:
@@ -115,12 +115,10 @@ def summary(session, interrupted: bool, started: float, name: str = "") -> str:
 def exit_status(session, *failures: str) -> int:
     """0, or 1 after one line for each thing that failed mid-way (what was written stays): analysis,
     capture (each camera's), a sink the command exists for, and `failures` (the recordings)."""
-    cameras = cameras_of(session)
-    worker = next(iter(cameras.values())).worker  # analysis is shared by every camera: said once
     lines = [*failures, *(f.message for f in [session.essential_failure] if f)]
-    if worker is not None and worker.error is not None:  # its thread logged the traceback
-        lines.append(f"analysis stopped: {first_line(worker.error)}" + details())
-    for name, camera in cameras.items():
+    if session.analysis_error is not None:  # its thread logged the traceback
+        lines.append(f"analysis stopped: {first_line(session.analysis_error)}" + details())
+    for name, camera in named(session.cameras).items():
         if camera.capture.error is not None:
             lines.append(_named(name, f"capture stopped: {first_line(camera.capture.error)}") + details())
     for line in lines:
@@ -131,7 +129,7 @@ def exit_status(session, *failures: str) -> int:
 def cmd_live(args) -> int:
     session = open_session(args, csv_path=args.output)
     interrupted = run_session(session, args)
-    for name, camera in cameras_of(session).items():
+    for name, camera in named(session.cameras).items():
         print(summary(camera, interrupted, session.started, name), file=sys.stderr)
     return exit_status(session)
 
@@ -166,7 +164,7 @@ def cmd_record(args) -> int:
 
     interrupted = run_session(session, args, before_start=begin, extra_status=counts)
     errors = []
-    for name, camera in cameras_of(session).items():
+    for name, camera in named(session.cameras).items():
         rec = camera.last_recording
         print(summary(camera, interrupted, session.started, name) + f"; recorded {rec.rows} frames ({rec.encoded} in "
               f"the video, {rec.dropped} dropped by the encoder queue) and {len(camera.markers)} marker(s) to "
