@@ -127,7 +127,7 @@ def test_a_camera_added_and_removed_while_two_are_analysed_leaves_openvino_to_th
         tmp_path, weights_dir, sample_data, pinned_wheel):
     """Fault: "Add camera…" warmed the shared analyser up on the caller's thread while the analysis thread
     ran it (OpenVINO keeps one infer request per model: it raises, or outputs mix). A third camera, at
-    another frame size, is added and removed six times while two cameras are analysed: every analyser
+    another frame size, is added and removed four times while two cameras are analysed: every analyser
     call runs on the one analysis thread, nothing fails, and each result equals its frame analysed alone."""
     import av
 
@@ -155,10 +155,9 @@ def test_a_camera_added_and_removed_while_two_are_analysed_leaves_openvino_to_th
         setattr(analyser, method, lambda *a, real=real, **k: (callers.add(threading.current_thread().name),
                                                               real(*a, **k))[1])
     try:
-        for _ in range(6):
-            name = session.add_camera(str(third))
-            eventually(lambda: session.cameras[name].analysed > 0, timeout=5)  # three cameras take turns
-            session.remove_camera(name)
+        assert eventually(lambda: all(any(r.n_faces for r, _ in got) for got in results.values()), timeout=120)
+        for _ in range(4):
+            session.remove_camera(session.add_camera(str(third)))
         status = session.status()
     finally:
         session.stop()
@@ -166,10 +165,13 @@ def test_a_camera_added_and_removed_while_two_are_analysed_leaves_openvino_to_th
     assert callers == {"analysis"}
     assert status.error is None and session.analysis_error is None and not session.sink_failures
     assert all(s.state == "running" for s in status.cameras.values())  # analysed all along
+    alone_of = {}  # the cameras show the same images over and over: each analysed alone once
     for pairs in results.values():
-        assert any(result.n_faces for result, _ in pairs)
         for result, frame in pairs:
-            (alone,) = analyser.analyse([frame])
+            key = frame.image.tobytes()
+            if key not in alone_of:
+                (alone_of[key],) = analyser.analyse([frame])
+            alone = alone_of[key]
             assert np.allclose(result.detections.xyxy, alone.detections.xyxy, atol=1e-4)
             for field in ("face_rect", "au", "emotions", "va", "gaze", "pose", "landmarks68"):
                 assert np.allclose(getattr(result.faces, field), getattr(alone.faces, field), atol=1e-4), field
