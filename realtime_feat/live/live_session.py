@@ -58,12 +58,12 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .capture import CaptureThread, Gap
-from .errors import first_line
-from .live import LiveSettings, LiveWorker, ResultsBus, SinkFailure
+from ..capture.capture_thread import CaptureThread, Gap
+from ..capture.sources import Source, open_source
+from ..errors import first_line
+from ..types import Frame, FrameResult
 from .scheduler import AnalysisThread
-from .sources import Source, open_source
-from .types import Frame, FrameResult
+from .worker import LiveSettings, LiveWorker, ResultsBus, SinkFailure
 
 
 @dataclass(frozen=True)
@@ -286,8 +286,8 @@ class LiveSession(LivePipeline):
                  csv_path: Optional[Path] = None, lsl: bool = False, lsl_markers: Optional[str] = None,
                  realtime: bool = True, name: Optional[str] = None, analysis: Optional[AnalysisThread] = None,
                  **source_options):
+        from ..analysis.tracking import FaceTracker
         from .lsl import lsl_clock
-        from .tracking import FaceTracker
 
         self.source = open_source(source, realtime=realtime, **source_options) if isinstance(source, str) else source
         self.name = name or Path(self.source.id).name
@@ -340,7 +340,7 @@ class LiveSession(LivePipeline):
 
     def enrol(self, name: str, embeddings: np.ndarray) -> None:
         """Name a person from reference embeddings (as FaceTracker.enrol), applied between frames."""
-        from .tracking import references
+        from ..analysis.tracking import references
 
         refs = references(name, embeddings)
         self._between_frames(lambda: self.tracker.enrol(name, refs))
@@ -365,7 +365,7 @@ class LiveSession(LivePipeline):
             self._recorder.metadata["source"] = self.source_metadata()
         asked = getattr(self.source, "asked_fps", None)
         if asked:
-            from .camera_modes import RateCheck
+            from ..capture.camera_modes import RateCheck
 
             self._rate_check = RateCheck(self.name, asked)
         if self.analyser is not None and self.frame_size:
@@ -375,7 +375,7 @@ class LiveSession(LivePipeline):
             self._shared.call(warm_up) if self._shared is not None else warm_up()
             self.warm_up_s = time.monotonic() - t
         if self.csv_path:
-            from .fex import FexWriter
+            from ..recording.fex import FexWriter
 
             self._writer = FexWriter(self.csv_path, video=False)
             self.bus.subscribe(self._write_csv, _CSV_SINK, essential=True)
@@ -458,13 +458,13 @@ class LiveSession(LivePipeline):
         """Record into a new session folder under `root` (DESIGN.md layout), from the next captured
         frame (from the first, when called before start()). Returns the folder. `leave_out`: "mesh"
         and/or "embedding", left out of fex.csv (most of each row)."""
-        from .recorder import session_folder
+        from ..recording.recorder import session_folder
 
         self._check_can_record(codec)
         return self.record_into(session_folder(root, label), label, codec, leave_out)
 
     def _check_can_record(self, codec: str) -> None:
-        from .recorder import check_codec
+        from ..recording.recorder import check_codec
 
         check_codec(codec)  # before a folder is made for it
         if self._recorder is not None:
@@ -476,7 +476,7 @@ class LiveSession(LivePipeline):
                     named: bool = False) -> Path:
         """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession, `named`:
         its failure is said with this camera's name)."""
-        from .recorder import Recorder
+        from ..recording.recorder import Recorder
 
         with self._lock:
             self._check_can_record(codec)
