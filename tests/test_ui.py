@@ -335,7 +335,8 @@ def test_sample_video_in_the_window_records_marks_and_finalises_on_close(window,
     assert "onnxruntime" in window.backend_label.text() and "fast" in window.backend_label.text()
     qtbot.waitUntil(lambda: window.video.current.result.n_faces and window.video.current.result.track_ids[0] >= 0,
                     timeout=30_000)
-    name, distance = window.session.tracker.identity_of(int(window.video.current.result.track_ids[0]))
+    (camera,) = window.session.cameras.values()  # one source: one camera of the session
+    name, distance = camera.tracker.identity_of(int(window.video.current.result.track_ids[0]))
     assert name in ("me", "unknown") and np.isfinite(distance)  # compared with the enrolled photo
     window.video.options.labels = False
     window.video.redraw(None)
