@@ -7,7 +7,9 @@ tidy long-format table (`realtime-feat epochs`).
     n_rows (rows averaged), n_excluded (rows in the window that an exclusion left out), n_baseline
 
 Rows are the analysed frames' rows of each person (identities.json applied); windows are on the capture
-clock (t_monotonic), both ends included.
+clock (t_monotonic), both ends included. Several cameras: each camera's rows, with a `camera` column first,
+around the session's markers and events and that camera's own events; `occurrence` counts a label over
+the whole session, so one marker has one number in every camera, and t_marker is from the session's t0.
 """
 from __future__ import annotations
 
@@ -36,20 +38,36 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
 
 
 def events_of(session, labels: list[str]) -> pd.DataFrame:
-    """The markers and review events with these labels, numbered per label; a ValueError lists the labels
-    there are when none matches."""
-    events = session.events()
+    """The markers and review events with these labels, numbered per label over the whole session (all
+    its cameras); a ValueError lists the labels there are when none matches anywhere in the session. A
+    camera of a several-camera session gets those that apply to it (possibly none)."""
+    whole = session.parent if session.parent is not None else session
+    events = whole.events()
     chosen = events[events["label"].isin(labels)].copy()
     if chosen.empty:
         there = ", ".join(sorted(events["label"].unique())) or "none"
-        raise ValueError(f"{session.folder}: no marker or event labelled {', '.join(labels)} (labels there: {there})")
+        raise ValueError(f"{whole.folder}: no marker or event labelled {', '.join(labels)} (labels there: {there})")
     chosen["occurrence"] = chosen.groupby("label").cumcount() + 1
-    return chosen
+    return chosen[chosen["camera"].isin(["", session.camera])] if session.parent is not None else chosen
 
 
 def epochs(session, labels: list[str], window: tuple[float, float] = (-1.0, 3.0),
            baseline: Optional[tuple[float, float]] = None) -> pd.DataFrame:
+    """The epochs table of `session` (load_session); see the module's docstring."""
     events = events_of(session, labels)
+    if session.cameras:
+        from .session_files import joined_cameras
+
+        tables = {name: _locked(each, events[events["camera"].isin(["", name])], window, baseline)
+                  for name, each in session.cameras.items()}
+        tables = {name: table for name, table in tables.items() if len(table)}  # a camera none of them is for
+        return joined_cameras(tables) if tables else pd.DataFrame(columns=["camera", *COLUMNS])
+    return _locked(session, events, window, baseline)
+
+
+def _locked(session, events: pd.DataFrame, window: tuple[float, float],
+            baseline: Optional[tuple[float, float]]) -> pd.DataFrame:
+    """One camera's epochs around `events` (events_of's)."""
     signals = signal_names(session.arrays)
     table = session.table(signals)
     table = table[table["person"] != ""]

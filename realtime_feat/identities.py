@@ -6,7 +6,9 @@ through it.
     {"names": {"3": "Ann"}, "merged": {"7": 3}}     track 3 is Ann; track 7 is track 3 (so Ann too)
 
 A track's person is the name given to it (or to the track it was merged into), else the name the live
-tracker gave it from an enrolment, else "#<track id>". Nothing is split: a merge is undone only by
+tracker gave it from an enrolment, else "#<track id>"; in a several-camera session each camera keeps its
+own file (its tracker's ids) and an unnamed track is "<camera>#<track id>", so track 3 of two cameras is
+two persons while one name is one person in every camera. Nothing is split: a merge is undone only by
 `unmerge`, and tracks seen in one frame together cannot be merged (the caller checks, with the rows).
 """
 from __future__ import annotations
@@ -26,16 +28,17 @@ class Identities:
     folder: Path
     names: dict[int, str] = field(default_factory=dict)   # a track (the root of its merges) → name
     merged: dict[int, int] = field(default_factory=dict)  # a track → the track it was merged into
+    camera: str = ""  # several cameras: this camera's name, before an unnamed track's "#id"
 
     @classmethod
-    def load(cls, folder: Path) -> "Identities":
+    def load(cls, folder: Path, camera: str = "") -> "Identities":
         path = Path(folder) / FILE
         if not path.is_file():
-            return cls(Path(folder))
+            return cls(Path(folder), camera=camera)
         try:
             data = json.loads(path.read_text())
             return cls(Path(folder), {int(k): str(v) for k, v in data.get("names", {}).items()},
-                       {int(k): int(v) for k, v in data.get("merged", {}).items()})
+                       {int(k): int(v) for k, v in data.get("merged", {}).items()}, camera)
         except (ValueError, AttributeError) as exc:
             raise ValueError(f"{path}: not an identities file ({exc}); fix or remove it") from None
 
@@ -82,9 +85,14 @@ class Identities:
         self.save()
 
     def person(self, track: int, enrolled: dict[int, str]) -> str:
-        """Who `track` is: a given name, else its enrolled name (`enrolled`: root track → name), else #id."""
+        """Who `track` is: a given name, else its enrolled name (`enrolled`: root track → name), else
+        `unnamed`."""
         root = self.root(track)
-        return self.names.get(root) or enrolled.get(root) or f"#{root}"
+        return self.names.get(root) or enrolled.get(root) or self.unnamed(root)
+
+    def unnamed(self, track: int) -> str:
+        """The person of a track nobody named: "#3", or "camera0#3" in a several-camera session."""
+        return f"{self.camera}#{self.root(track)}"
 
     def persons(self, track_ids: np.ndarray, enrolled: dict[int, str]) -> np.ndarray:
         """Each row's person ("" for rows without a confirmed track: no face, or a tentative one)."""

@@ -7,7 +7,15 @@ renames and merges: each row's `person`).
 
 A several-camera session (multirecording.py) is a folder of one-camera sessions, one per camera,
 under a top metadata.json that lists them: `camera_folders` finds them, and `load_session` reads
-each (its `cameras`) and joins their tables with a `camera` column.
+each (its `cameras`) and joins their tables with a `camera` column. Its review is one model
+(README, "Review a session"):
+- persons: each camera's identities.json names its own tracks; an unnamed track is "<camera>#<id>"
+  (track 3 of two cameras is two persons), a name (given in review or by enrolment) is one person in
+  every camera;
+- annotations: a camera's annotations.csv applies to that camera's rows only, the session's top one
+  to every camera's; events are the session's markers (its top markers.csv) and both kinds of events;
+- time: one t0 for the session, the earliest first frame over the cameras.
+A camera's subfolder read alone is that camera of its session, under the same model.
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from .annotations import Annotations
+from .annotations import Annotation, Annotations
 from .errors import MediaError
 from .fex_arrays import WholeLines
 from .identities import Identities
@@ -66,11 +74,14 @@ class RecordedSession:
     metadata: dict              # metadata.json
     video: Optional[Path]       # None for several cameras: each camera's own
     annotations: Annotations    # annotations.csv (review's events and exclusion spans)
-    identities: Identities      # identities.json (review's renames and merges)
-    # Several cameras: each camera's own session by name (its own review files, track ids and video);
-    # frames and fex are theirs joined, with a `camera` column first; markers has a frame_<camera>
-    # column per camera. {} for one camera.
+    identities: Optional[Identities]  # identities.json (review's renames and merges)
+    # Several cameras: each camera's session by name (its own video, track ids, identities.json and
+    # annotations.csv); frames and fex are theirs joined, with a `camera` column first; markers has a
+    # frame_<camera> column per camera; annotations are the session-wide ones (applied to every camera)
+    # and identities is None (each camera names its own tracks). {} for one camera.
     cameras: dict[str, "RecordedSession"] = field(default_factory=dict)
+    camera: str = ""            # one camera of a several-camera session: its name, and that session
+    parent: Optional["RecordedSession"] = field(default=None, repr=False, compare=False)
 
     @property
     def complete(self) -> bool:
@@ -79,8 +90,21 @@ class RecordedSession:
 
     @property
     def t0(self) -> float:
-        """The first captured frame's t_monotonic: review's time zero."""
-        return float(self.frames["t_monotonic"].iloc[0]) if len(self.frames) else 0.0
+        """Review's time zero: the first captured frame's t_monotonic; with several cameras the earliest
+        camera's, the same for each camera (epochs' t_marker, the report's plots, the viewer's times)."""
+        if self.parent is not None:
+            return self.parent.t0
+        return float(self.frames["t_monotonic"].min()) if len(self.frames) else 0.0
+
+    def excluded(self, t: np.ndarray, person: Optional[np.ndarray] = None) -> np.ndarray:
+        """Which samples (capture-clock t, each of `person`) an exclusion covers: this folder's
+        annotations.csv's and, for a camera of a several-camera session, the session-wide ones."""
+        out = self.annotations.excluded(t, person)
+        return out if self.parent is None else out | self.parent.annotations.excluded(t, person)
+
+    def exclusions(self) -> list[Annotation]:
+        """The exclusion spans that apply here (see `excluded`)."""
+        return self.annotations.exclusions() + (self.parent.annotations.exclusions() if self.parent else [])
 
     @cached_property
     def fex(self):
@@ -89,7 +113,7 @@ class RecordedSession:
         from feat.utils.io import read_feat
 
         if self.cameras:
-            return _joined({name: s.fex for name, s in self.cameras.items()})
+            return joined_cameras({name: s.fex for name, s in self.cameras.items()})
 
         fex = read_feat(str(self.folder / "fex.csv"))
         labels = fex["identity"].astype(object).fillna("").astype(str).to_numpy() if "identity" in fex else np.full(len(fex), "")
@@ -98,7 +122,7 @@ class RecordedSession:
         with warnings.catch_warnings():  # py-feat's Fex is built column by column: pandas warns on any insert
             warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
             fex["person"] = person
-            fex["excluded"] = self.annotations.excluded(fex["t_monotonic"].to_numpy(), person)
+            fex["excluded"] = self.excluded(fex["t_monotonic"].to_numpy(), person)
         return fex
 
     @cached_property
@@ -126,29 +150,43 @@ class RecordedSession:
         the `columns` asked for (any of fex.csv's numeric ones but the embedding), from the arrays; with
         several cameras, theirs joined with a `camera` column first."""
         if self.cameras:
-            return _joined({name: s.table(columns) for name, s in self.cameras.items()})
+            return joined_cameras({name: s.table(columns) for name, s in self.cameras.items()})
         a = self.arrays
         base = a.select(["frame", "t_monotonic", "track_id", "n_faces"])
         table = pd.DataFrame({"frame": base[:, 0].astype(np.int64), "t_monotonic": base[:, 1], "track_id": base[:, 2],
                               "n_faces": base[:, 3].astype(np.int64)})
         table["person"] = self.persons(a)
-        table["excluded"] = self.annotations.excluded(table["t_monotonic"].to_numpy(), table["person"].to_numpy())
+        table["excluded"] = self.excluded(table["t_monotonic"].to_numpy(), table["person"].to_numpy())
         columns = [c for c in columns if c not in table]
         if columns:
             table = pd.concat([table, pd.DataFrame(a.select(columns), columns=columns)], axis=1)
         return table
 
     def events(self) -> pd.DataFrame:
-        """markers.csv's markers and review's events together: label, t_monotonic, origin, in time order."""
-        ours = [(e.label, e.t_start, "review") for e in self.annotations.events()]
-        table = pd.concat([self.markers[["label", "t_monotonic", "origin"]],
-                           pd.DataFrame(ours, columns=["label", "t_monotonic", "origin"])], ignore_index=True)
+        """markers.csv's markers and review's events together: label, t_monotonic, origin, camera (whose
+        event it is: "" for markers and for a session's own events), in time order. Several cameras: the
+        session has every camera's events, a camera the session's markers and events and its own."""
+        if self.parent is not None:
+            events = self.parent.events()
+            return events[events["camera"].isin(["", self.camera])].reset_index(drop=True)
+        columns = ["label", "t_monotonic", "origin", "camera"]
+        ours = [(e.label, e.t_start, "review", "") for e in self.annotations.events()]
+        ours += [(e.label, e.t_start, "review", name) for name, each in self.cameras.items()
+                 for e in each.annotations.events()]
+        table = pd.concat([self.markers[["label", "t_monotonic", "origin"]].assign(camera=""),
+                           pd.DataFrame(ours, columns=columns)], ignore_index=True)
         table["label"] = table["label"].astype(str)
         return table.sort_values("t_monotonic", kind="stable").reset_index(drop=True)
 
-    def merge_tracks(self, tracks: list[int]) -> int:
+    def merge_tracks(self, tracks: list[int], camera: str = "") -> int:
         """Merge tracks that are one person (saved to identities.json); refused, in one line, when two of
-        them are seen in one frame together (they cannot be one person)."""
+        them are seen in one frame together (they cannot be one person). Several cameras: tracks of
+        `camera` (each camera's track ids are its own; one name makes one person across cameras)."""
+        if self.cameras:
+            if camera not in self.cameras:
+                raise ValueError(f"{self.folder}: several cameras, each with its own track ids: say whose tracks "
+                                 f"to merge (camera= one of {', '.join(self.cameras)})")
+            return self.cameras[camera].merge_tracks(tracks)
         a = self.arrays
         track, frames = a.column("track_id"), a.frames
         roots = np.array([self.identities.root(int(t)) if np.isfinite(t) and t >= 0 else -1 for t in track])
@@ -178,7 +216,7 @@ class RecordedSession:
         person_of = dict(votes.drop_duplicates("track_id", keep="last")[["track_id", "person"]].values)
         out = table.copy()
         out["person"] = [person_of.get(t, "") for t in table["track_id"]]
-        out["excluded"] = self.annotations.excluded(table["t_monotonic"].to_numpy(), out["person"].to_numpy())
+        out["excluded"] = self.excluded(table["t_monotonic"].to_numpy(), out["person"].to_numpy())
         return out
 
 
@@ -200,25 +238,53 @@ def add_review_columns(csv: Path, folder: Path) -> None:
 def load_session(path) -> RecordedSession:
     """A recorded session folder: its per-frame table, markers, metadata and review's annotations and
     identities, read at once; its Fex (`fex`, py-feat's reader) and arrays (`table()`) when first asked.
-    A killed recording loads too (`complete` is then False). Several cameras: see `RecordedSession.cameras`."""
+    A killed recording loads too (`complete` is then False). Several cameras: see `RecordedSession.cameras`;
+    a camera's subfolder gives that camera of its session."""
     folder = Path(path)
     cameras = camera_folders(folder)
     if cameras:
-        each = {name: load_session(sub) for name, sub in cameras.items()}
-        return RecordedSession(folder, _joined({name: s.frames for name, s in each.items()}),
-                               read_whole_lines(folder / "markers.csv"), json.loads((folder / "metadata.json").read_text()),
-                               None, Annotations.load(folder), Identities.load(folder), each)
+        return _several_cameras(folder, cameras)
+    camera = next((name for name, sub in camera_folders(folder.parent).items() if sub.resolve() == folder.resolve()), "")
+    if camera:
+        return load_session(folder.parent).cameras[camera]
     if not is_session(folder):
         raise FileNotFoundError(f"{folder}: not a recorded session (needs frames.csv and video.mp4)")
-    metadata = json.loads((folder / "metadata.json").read_text())
-    annotations = Annotations.load(folder)
-    frames = read_whole_lines(folder / "frames.csv")
-    frames["excluded"] = annotations.excluded(frames["t_monotonic"].to_numpy())
-    return RecordedSession(folder, frames, read_whole_lines(folder / "markers.csv"), metadata, folder / "video.mp4",
-                           annotations, Identities.load(folder))
+    session = _one_camera(folder, read_whole_lines(folder / "markers.csv"))
+    _flag_frames(session)
+    return session
 
 
-def _joined(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def _one_camera(folder: Path, markers: pd.DataFrame, camera: str = "") -> RecordedSession:
+    return RecordedSession(folder, read_whole_lines(folder / "frames.csv"), markers,
+                           json.loads((folder / "metadata.json").read_text()), folder / "video.mp4",
+                           Annotations.load(folder), Identities.load(folder, camera), camera=camera)
+
+
+def _flag_frames(session: RecordedSession) -> None:
+    """frames' `excluded`: the exclusions for everyone (once the session-wide ones are known)."""
+    session.frames["excluded"] = session.excluded(session.frames["t_monotonic"].to_numpy())
+
+
+def _several_cameras(folder: Path, cameras: dict[str, Path]) -> RecordedSession:
+    if (folder / "identities.json").is_file():  # each camera's track ids are its own: a top file names nobody
+        log.warning("%s: not applied: a several-camera session's renames and merges are each camera's "
+                    "(<camera>/identities.json, as the viewer saves them); move them there", folder / "identities.json")
+    markers = read_whole_lines(folder / "markers.csv")
+    each = {}
+    for name, sub in cameras.items():
+        # the session's markers (the top markers.csv), with this camera's newest frame as `frame`
+        own = markers.drop(columns=[c for c in markers if c.startswith("frame_") and c != f"frame_{name}"])
+        each[name] = _one_camera(sub, own.rename(columns={f"frame_{name}": "frame"}), name)
+    session = RecordedSession(folder, pd.DataFrame(), markers, json.loads((folder / "metadata.json").read_text()), None,
+                              Annotations.load(folder), None, each)
+    for camera in each.values():
+        camera.parent = session
+        _flag_frames(camera)
+    session.frames = joined_cameras({name: camera.frames for name, camera in each.items()})
+    return session
+
+
+def joined_cameras(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The cameras' tables one after another, with a `camera` column first (a Fex stays a Fex)."""
     table = pd.concat(list(tables.values()), keys=list(tables), names=["camera", None]).copy()  # copy: consolidated
     return table.reset_index(level="camera").reset_index(drop=True)

@@ -4,8 +4,9 @@ face is (identities.json applied), whole-session signal curves per person, marke
 and the spans the timeline shades. Edits go through the session's annotations and identities, which save
 themselves; nothing recorded is rewritten.
 
-Times are seconds from the session's first captured frame (t_monotonic − t0); a position is a row of
-frames.csv (every captured frame, analysed or not, in the video or not).
+Times are seconds from the session's first captured frame (t_monotonic − t0; with several cameras the
+earliest camera's, so every camera's viewer has one time axis); a position is a row of frames.csv (every
+captured frame, analysed or not, in the video or not).
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ class SessionReview:
         """Faces drawn as the people they are: a merged track under the id it was merged into (one colour
         per person), named where a name is known ("" for "#id", which the label shows anyway)."""
         roots = np.array([self.session.identities.root(int(t)) if t >= 0 else t for t in result.track_ids], np.int64)
-        names = tuple("" if p == f"#{r}" else str(p) for p, r in zip(persons, roots))
+        names = tuple("" if p == self.session.identities.unnamed(r) else str(p) for p, r in zip(persons, roots))
         return replace(result, track_ids=roots), names
 
     def colours(self) -> dict[str, int]:

@@ -56,13 +56,19 @@ class KnownFaces(FakeAnalyser):
 def record_known(root: Path, n: int = 90, leave_out=(), marks=(("stim", 0.25), ("other", 0.45), ("stim", 0.7))) -> Path:
     """A real recording (LiveSession → Recorder) of `n` synthetic frames 10 ms apart, KnownFaces analysing
     (all or nearly all frames), markers at the given seconds after the start."""
-    session = LiveSession(Synthetic(n=n, interval=0.01, size=(64, 64)), KnownFaces(cost=0.001))
-    folder = session.start_recording(root, label="known", leave_out=leave_out)
+    return record(LiveSession(Synthetic(n=n, interval=0.01, size=(64, 64)), KnownFaces(cost=0.001)), root, "known",
+                  marks, leave_out=leave_out)
+
+
+def record(session, root: Path, label: str, marks, **options) -> Path:
+    """Record `session` (live, one camera or several) into `root` to the end of its sources, with markers
+    at the given seconds after the start."""
+    folder = session.start_recording(root, label=label, **options)
     session.start()
     t0 = time.monotonic()
-    for label, at in marks:
+    for marker, at in marks:
         time.sleep(max(0.0, t0 + at - time.monotonic()))
-        session.mark(label)
+        session.mark(marker)
     assert session.wait(timeout=60)
     session.stop()
     return folder
@@ -297,26 +303,175 @@ def test_report_writes_one_self_contained_file_with_its_plots(session_copy, caps
     assert ">Al<" in text and "stim (2 occurrences)" in text and "captured" in text
 
 
-def test_epochs_and_report_of_a_two_camera_session_cover_each_camera(tmp_path, capsys):
-    """Several cameras: `epochs` gives each camera's rows with a `camera` column, `report` one file per
-    camera, both from the session's top folder."""
-    from realtime_feat.cli import main
+# -- several cameras: one review model ---------------------------------------------------------------------
+def record_pair(root: Path) -> Path:
+    """A real two-camera recording (MultiSession → a subfolder per camera), cameras "left" and "right"
+    seeing the same KnownFaces (so the same track numbers), one "stim" marker 0.3 s in."""
     from realtime_feat.multisession import MultiSession
 
     sources = [Synthetic(n=60, interval=0.01, size=(64, 64)) for _ in range(2)]
     sources[0].id, sources[1].id = "left", "right"
-    session = MultiSession(sources, KnownFaces(cost=0.001))
-    folder = session.start_recording(tmp_path, label="pair")
-    session.start()
-    time.sleep(0.3)
-    session.mark("stim")
-    assert session.wait(timeout=60)
-    session.stop()
-    out = tmp_path / "epochs.csv"
+    return record(MultiSession(sources, KnownFaces(cost=0.001)), root, "pair", [("stim", 0.3)])
+
+
+@pytest.fixture
+def pair_copy(tmp_path_factory, tmp_path) -> Path:
+    """A copy, that a test may annotate, of one two-camera recording made for the module."""
+    cache = tmp_path_factory.getbasetemp() / "pair"
+    if not cache.exists():
+        record_pair(tmp_path_factory.mktemp("pair", numbered=False))
+    (recorded,) = cache.iterdir()
+    return Path(shutil.copytree(recorded, tmp_path / recorded.name))
+
+
+def test_epochs_and_report_of_a_two_camera_session_cover_each_camera(pair_copy, capsys):
+    """Several cameras: `epochs` gives each camera's rows with a `camera` column, `report` one file per
+    camera, both from the session's top folder."""
+    from realtime_feat.cli import main
+
+    folder, out = pair_copy, pair_copy / "epochs.csv"
     assert main(["epochs", str(folder), "--markers", "stim", "--window", "-0.1,0.1", "-o", str(out)]) == 0
     table = pd.read_csv(out)
     assert list(table.columns[:2]) == ["camera", "marker"] and set(table["camera"]) == {"left", "right"}
     for camera, rows in table.groupby("camera"):  # each camera's own people, the one marker in each
         assert set(rows["occurrence"]) == {1} and rows["n_rows"].max() > 0, camera
-    assert main(["report", str(folder), "-o", str(tmp_path / "report.html")]) == 0
-    assert sorted(p.name for p in tmp_path.glob("report*.html")) == ["report-left.html", "report-right.html"]
+    assert main(["report", str(folder), "-o", str(folder / "report.html")]) == 0
+    assert sorted(p.name for p in folder.glob("report*.html")) == ["report-left.html", "report-right.html"]
+
+
+def test_a_session_wide_exclusion_leaves_out_rows_of_every_camera_a_cameras_own_only_its(pair_copy, capsys):
+    """annotations.csv at the top applies to every camera, a camera's own to it alone: in load_session
+    (top or a camera's folder), `epochs`, `report` and the rows `process SESSION_DIR` writes."""
+    from realtime_feat.cli import main
+    from realtime_feat.media import jobs_for
+    from realtime_feat.process import video_frames, write_results
+    from realtime_feat.tracking import FaceTracker
+
+    session = load_session(pair_copy)
+    t = np.unique(session.table()["t_monotonic"])  # spans where the rows are, however fast they came
+
+    def edge(q: float) -> float:
+        """A time between two rows (the widest gap near quantile q): no row sits on a span's edge."""
+        k = int(q * len(t))
+        gaps = np.diff(t[k - 5:k + 5])
+        return float(t[k - 5 + np.argmax(gaps)] + gaps.max() / 2)
+
+    wide, left = (edge(0.2), edge(0.4)), (edge(0.6), edge(0.8))
+    session.annotations.add(Annotation("exclude", "everyone looked away", *wide))
+    session.cameras["left"].annotations.add(Annotation("exclude", "left lens covered", *left))
+    mid = (wide[1] + left[0]) / 2
+    session.annotations.add(Annotation("event", "mid", mid, mid))  # a session-wide event: every camera's
+    assert (pair_copy / "annotations.csv").is_file() and (pair_copy / "left" / "annotations.csv").is_file()
+
+    def expected(t: pd.Series, camera: pd.Series) -> pd.Series:
+        return t.between(*wide) | (t.between(*left) & (camera == "left"))
+
+    again = load_session(pair_copy)
+    table = again.table()
+    assert (table["excluded"] == expected(table["t_monotonic"], table["camera"])).all()
+    right = table["camera"] == "right"
+    assert (table["t_monotonic"].between(*wide) & right).any() and (table["t_monotonic"].between(*left) & right).any()
+    assert (again.frames["excluded"] == expected(again.frames["t_monotonic"], again.frames["camera"])).all()
+    alone = load_session(pair_copy / "left").table()  # a camera's folder read alone: the same rows excluded
+    assert list(alone["excluded"]) == list(table.loc[table["camera"] == "left", "excluded"])
+
+    out = pair_copy / "epochs.csv"  # a window over both spans: left's rows in both are excluded, right's in one
+    window = f"{wide[0] - mid - 1e-3:.6f},{left[1] - mid + 1e-3:.6f}"
+    assert main(["epochs", str(pair_copy), "--markers", "mid", "--window", window, "-o", str(out)]) == 0
+    got = pd.read_csv(out).drop_duplicates(["camera", "person"]).groupby("camera")["n_excluded"].sum().to_dict()
+    left_out = table["excluded"] & (table["person"] != "")
+    assert got == {c: int((left_out & (table["camera"] == c)).sum()) for c in ("left", "right")}
+    assert got["left"] > got["right"] > 0
+
+    assert main(["report", str(pair_copy), "-o", str(pair_copy / "r.html")]) == 0
+    for camera, spans in (("left", 2), ("right", 1)):
+        assert f"<td>{spans} span(s)," in (pair_copy / f"r-{camera}.html").read_text(), camera
+
+    for job in jobs_for([pair_copy], []):  # process SESSION_DIR: one CSV per camera, the same spans excluded
+        faces, tracker = KnownFaces(cost=0), FaceTracker(use_embeddings=False, clock="source")
+        pairs = ((job.name, faces._result(f)) for f in video_frames(job))
+        offline = pd.read_csv(write_results(pairs, pair_copy / f"{job.name}.csv", job, tracker, identity=False).path)
+        camera = job.session.name
+        stamps = offline["frame"].map(session.cameras[camera].frames.set_index("frame")["t_monotonic"])
+        assert (offline["excluded"] == expected(stamps, pd.Series(camera, offline.index))).all()
+        assert offline["excluded"].any() and set(offline["person"].dropna()) == {f"{camera}#{i}" for i in (1, 2, 3)}
+
+
+def test_merge_tracks_works_on_a_several_camera_session_one_camera_at_a_time(pair_copy):
+    session = load_session(pair_copy)
+    with pytest.raises(ValueError, match="say whose tracks to merge .camera= one of left, right"):
+        session.merge_tracks([2, 3])
+    with pytest.raises(ValueError, match="seen together"):  # both in frame 0 of left
+        session.merge_tracks([1, 2], camera="left")
+    assert session.merge_tracks([2, 3], camera="left") == 2
+    assert json.loads((pair_copy / "left" / "identities.json").read_text())["merged"] == {"3": 2}
+    assert not (pair_copy / "identities.json").exists() and not (pair_copy / "right" / "identities.json").exists()
+    table = load_session(pair_copy).table()
+    persons = table[table["person"] != ""].groupby(["camera", "track_id"])["person"].first().to_dict()
+    assert persons == {("left", 1): "left#1", ("left", 2): "left#2", ("left", 3): "left#2",
+                       ("right", 1): "right#1", ("right", 2): "right#2", ("right", 3): "right#3"}
+
+
+def test_the_same_track_number_in_two_cameras_is_two_persons_unless_named(pair_copy, capsys, caplog):
+    from realtime_feat.cli import main
+
+    (pair_copy / "identities.json").write_text('{"names": {"1": "Al"}}')  # track 1 of which camera?
+    with caplog.at_level("WARNING", logger="realtime_feat"):
+        session = load_session(pair_copy)
+    assert "identities.json: not applied: a several-camera session's renames and merges are each camera's" in caplog.text
+    table = session.table()
+    assert set(table.loc[table["track_id"] == 1, "person"]) == {"left#1", "right#1"}
+    session.cameras["left"].identities.rename(1, "Al")  # a name is one person in every camera
+    session.cameras["right"].identities.rename(1, "Al")
+    table = load_session(pair_copy).table()
+    assert set(table.loc[table["track_id"] == 1, "person"]) == {"Al"}
+    assert set(table.loc[table["track_id"] == 2, "person"]) == {"left#2", "right#2"}
+    out = pair_copy / "epochs.csv"
+    assert main(["epochs", str(pair_copy), "--markers", "stim", "-o", str(out)]) == 0
+    people = pd.read_csv(out).groupby("camera")["person"].unique()
+    assert {camera: sorted(p) for camera, p in people.items()} == {"left": ["Al", "left#2", "left#3"],
+                                                                    "right": ["Al", "right#2", "right#3"]}
+
+
+def test_epochs_with_a_label_in_one_camera_only_works_for_all(pair_copy, capsys):
+    """An event only the left camera's review has: epochs of the session gives left's rows (no camera
+    fails); occurrence counts a label over the whole session."""
+    from realtime_feat.cli import main
+
+    session = load_session(pair_copy)
+    stim = session.events().query("label == 'stim'")["t_monotonic"].iloc[0]
+    session.cameras["left"].annotations.add(Annotation("event", "stim", stim + 0.1, stim + 0.1))
+    session.cameras["left"].annotations.add(Annotation("event", "laugh", stim - 0.1, stim - 0.1))
+    out = pair_copy / "epochs.csv"
+    assert main(["epochs", str(pair_copy), "--markers", "laugh", "-o", str(out)]) == 0
+    assert set(pd.read_csv(out)["camera"]) == {"left"}
+    assert main(["epochs", str(pair_copy), "--markers", "stim,laugh", "-o", str(out)]) == 0
+    table = pd.read_csv(out)
+    seen = table.groupby("camera")[["marker", "occurrence"]].apply(lambda t: sorted(set(map(tuple, t.values))))
+    assert seen.to_dict() == {"left": [("laugh", 1), ("stim", 1), ("stim", 2)], "right": [("stim", 1)]}
+    assert main(["epochs", str(pair_copy / "right"), "--markers", "laugh", "-o", str(out)]) == 0  # a camera alone
+    assert pd.read_csv(out).empty
+    assert main(["epochs", str(pair_copy), "--markers", "nothing", "-o", str(out)]) == 2
+    assert f"no marker or event labelled nothing (labels there: laugh, stim)" in capsys.readouterr().err
+
+
+def test_t_marker_and_every_cameras_times_are_from_the_sessions_first_frame(pair_copy):
+    from realtime_feat.epochs import epochs
+    from realtime_feat.session_review import SessionReview
+
+    session = load_session(pair_copy)
+    firsts = {name: float(c.frames["t_monotonic"].iloc[0]) for name, c in session.cameras.items()}
+    assert firsts["left"] != firsts["right"]  # the cameras started apart: each own t0 would differ
+    t0 = min(firsts.values())
+    assert session.t0 == t0 and all(c.t0 == t0 for c in session.cameras.values())
+    assert load_session(pair_copy / "right").t0 == t0
+    stim = float(session.markers["t_monotonic"].iloc[0])
+    table = epochs(session, ["stim"], (-0.1, 0.1))
+    assert np.allclose(table["t_marker"], stim - t0, atol=1e-9, rtol=0) and set(table["camera"]) == {"left", "right"}
+    for name, camera in session.cameras.items():  # the viewer's time axis is the session's too
+        review = SessionReview(camera)
+        try:
+            assert review.t[0] == pytest.approx(firsts[name] - t0, abs=1e-9)
+            assert list(review.markers()["t"]) == pytest.approx([stim - t0], abs=1e-9)
+        finally:
+            review.close()

@@ -346,8 +346,9 @@ def test_a_session_recorded_without_analysis_opens_and_one_without_frames_is_one
                                                "no row): nothing to view")
 
 
-def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
-    """Several cameras: `view` and "Open session…" give each camera its viewer, titled with its name."""
+def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot, monkeypatch):
+    """Several cameras: `view` and "Open session…" give each camera its viewer, titled with its name, on
+    the session's time axis; a session-wide annotation is listed in each and edited where it is saved."""
     from realtime_feat.multisession import MultiSession
     from realtime_feat.ui.review_window import review_windows
     from test_review_data import KnownFaces
@@ -360,6 +361,9 @@ def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
     session.start()
     assert session.wait(timeout=60)
     session.stop()
+    recorded = load_session(folder)
+    t0 = recorded.t0
+    recorded.annotations.add(Annotation("exclude", "everyone away", t0 + 0.05, t0 + 0.1))
     windows = review_windows(load_session(folder))
     for win in windows:
         qtbot.addWidget(win)
@@ -369,5 +373,15 @@ def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
     assert [w.windowTitle() for w in windows] == [f"realtime-feat · review · {folder.name} · {name}"
                                                    for name in ("left", "right")]
     assert [w.review.session.folder for w in windows] == [folder / "left", folder / "right"]
+    assert sorted(w.review.t[0] for w in windows)[0] == 0 and all(w.session.t0 == t0 for w in windows)
+    left, right = windows
+    monkeypatch.setattr("realtime_feat.ui.review_window.QInputDialog.getText", lambda *a, **k: ("laugh", True))
+    left.add_event()  # the camera's own, listed before the session-wide one
+    assert [left.annotations.table.item(r, 1).text() for r in range(2)] == ["laugh", "everyone away"]
+    assert right.annotations.table.rowCount() == 1
+    right.move_annotation(0, 0.2, 0.3)  # the session-wide span, moved from either camera's viewer
+    top = load_session(folder)
+    assert [a.label for a in top.cameras["left"].annotations] == ["laugh"]
+    assert [(a.label, a.t_start - t0) for a in top.annotations] == [("everyone away", pytest.approx(0.2, abs=1e-6))]
     for win in windows:
         win.close()

@@ -145,7 +145,7 @@ class ReviewWindow(DockedWindow):
         self.annotations.end_span.clicked.connect(self.span_end)
         self.annotations.delete.clicked.connect(self.delete_annotation)
         self.annotations.edited.connect(self.edit_annotation)
-        self.annotations.chosen.connect(lambda i: self.seek_time(self.session.annotations[i].t_start - self.session.t0))
+        self.annotations.chosen.connect(lambda i: self.seek_time(self._at(i).t_start - self.session.t0))
         tabs = QTabWidget()
         tabs.addTab(self.people, "People")
         tabs.addTab(self.annotations, "Annotations")
@@ -212,9 +212,27 @@ class ReviewWindow(DockedWindow):
             self.timeline.set_signal(k, name, self.review.curves(name), self.review.colours())
 
     def refresh_annotations(self) -> None:
-        items = list(self.session.annotations)
+        items = [a for layer in self._layers() for a in layer]
         self.timeline.set_annotations(items, self.session.t0)
         self.annotations.set_annotations(items, self.session.t0)
+
+    def _layers(self) -> list:
+        """The annotations listed and drawn: this folder's (where new ones go), then, for a camera of a
+        several-camera session, the session-wide ones (they apply to every camera; editable here too)."""
+        parent = self.session.parent
+        return [self.session.annotations] + ([parent.annotations] if parent is not None else [])
+
+    def _where(self, index: int) -> tuple:
+        """The annotations holding listed annotation `index`, and its index there."""
+        for layer in self._layers():
+            if index < len(layer):
+                return layer, index
+            index -= len(layer)
+        raise IndexError(index)
+
+    def _at(self, index: int) -> Annotation:
+        layer, i = self._where(index)
+        return layer[i]
 
     # -- transport --------------------------------------------------------------------------------------------
     def toggle_play(self) -> None:
@@ -240,8 +258,7 @@ class ReviewWindow(DockedWindow):
     def next_marker(self, direction: int) -> None:
         """The next (or previous) marker or event after the cursor."""
         t = self.review.t[max(self.player.position, 0)]
-        times = np.sort(np.concatenate([self.review.markers()["t"].to_numpy(),
-                                        [a.t_start - self.session.t0 for a in self.session.annotations.events()]]))
+        times = np.sort(self.session.events()["t_monotonic"].to_numpy() - self.session.t0)
         later = times[times > t + 1e-6] if direction > 0 else times[times < t - 1e-6][::-1]
         if len(later):
             self.seek_time(float(later[0]))
@@ -297,18 +314,22 @@ class ReviewWindow(DockedWindow):
             t0 = self.session.t0
             self.session.annotations.add(Annotation("exclude", label, t0 + start, t0 + end))
             self.refresh_annotations()
-            self.status.setText(f"excluded {min(start, end):.3f}–{max(start, end):.3f} s (saved to annotations.csv)")
+            where = "annotations.csv" if self.session.parent is None else \
+                f"{self.session.camera}/annotations.csv: this camera's rows only"
+            self.status.setText(f"excluded {min(start, end):.3f}–{max(start, end):.3f} s (saved to {where})")
 
     def move_annotation(self, index: int, start: float, end: float) -> None:
         t0 = self.session.t0
-        self.session.annotations.move(index, t0 + start, t0 + end)
+        layer, i = self._where(index)
+        layer.move(i, t0 + start, t0 + end)
         self.refresh_annotations()
 
     def edit_annotation(self, index: int, label: str, person: str) -> None:
         changes = {"label": label.strip()}
-        if self.session.annotations[index].kind == "exclude":
+        layer, i = self._where(index)
+        if layer[i].kind == "exclude":
             changes["person"] = person.strip()
-        self.session.annotations.edit(index, **changes)
+        layer.edit(i, **changes)
         self.refresh_annotations()
 
     def delete_annotation(self) -> None:
@@ -316,7 +337,8 @@ class ReviewWindow(DockedWindow):
         if index < 0:
             self.status.setText("select an annotation in the list first")
             return
-        self.session.annotations.remove(index)
+        layer, i = self._where(index)
+        layer.remove(i)
         self.refresh_annotations()
 
     # -- identities ---------------------------------------------------------------------------------------------
@@ -420,7 +442,7 @@ def build_review_window(session) -> ReviewWindow:
 
 def review_windows(session) -> list[ReviewWindow]:
     """A viewer for `session`, or one per camera of a several-camera session (each camera has its own
-    video, tracks and review files; all are on the one clock)."""
+    video, tracks and review files; all are on the session's one time axis)."""
     if not session.cameras:
         return [build_review_window(session)]
     windows = []

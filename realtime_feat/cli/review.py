@@ -49,18 +49,12 @@ def cmd_epochs(args) -> int:
     labels = [label.strip() for label in args.markers.split(",") if label.strip()]
     started = time.perf_counter()
     session = open_session(args.session)
-    tables = {}
-    for name, each in _each_camera(session):
+    for _, each in _each_camera(session):
         _arrays(each)
-        try:
-            tables[name] = epochs(each, labels, window, baseline)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    # several cameras: each camera's epochs (its own people and markers' frames), with a `camera` column first
-    import pandas as pd
-
-    table = tables[None] if None in tables else pd.concat(tables, names=["camera", None]).reset_index(level="camera") \
-        .reset_index(drop=True)
+    try:  # several cameras: each camera's rows, with a `camera` column first
+        table = epochs(session, labels, window, baseline)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     table.to_csv(args.output, index=False, float_format="%.6g")
     markers = table[["marker", "occurrence"]].drop_duplicates()
     excluded = table.drop_duplicates(["marker", "occurrence", "person"])["n_excluded"].sum()
