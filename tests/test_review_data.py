@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realtime_feat.annotations import Annotation
-from realtime_feat.fex_arrays import FOLDER, ArraysBuild, FexArrays, build
-from realtime_feat.session import LiveSession
-from realtime_feat.session_files import load_session
+from realtime_feat.review.annotations import Annotation
+from realtime_feat.recording.fex_arrays import FOLDER, ArraysBuild, FexArrays, build
+from realtime_feat.live.live_session import LiveSession
+from realtime_feat.review.recorded_session import load_session
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult
 from test_session import FakeAnalyser, Synthetic
 
@@ -307,7 +307,7 @@ def test_report_writes_one_self_contained_file_with_its_plots(session_copy, caps
 def record_pair(root: Path) -> Path:
     """A real two-camera recording (MultiSession → a subfolder per camera), cameras "left" and "right"
     seeing the same KnownFaces (so the same track numbers), one "stim" marker 0.3 s in."""
-    from realtime_feat.multisession import MultiSession
+    from realtime_feat.live.multi_session import MultiSession
 
     sources = [Synthetic(n=60, interval=0.01, size=(64, 64)) for _ in range(2)]
     sources[0].id, sources[1].id = "left", "right"
@@ -343,9 +343,9 @@ def test_a_session_wide_exclusion_leaves_out_rows_of_every_camera_a_cameras_own_
     """annotations.csv at the top applies to every camera, a camera's own to it alone: in load_session
     (top or a camera's folder), `epochs`, `report` and the rows `process SESSION_DIR` writes."""
     from realtime_feat.cli import main
-    from realtime_feat.media import jobs_for
-    from realtime_feat.process import video_frames, write_results
-    from realtime_feat.tracking import FaceTracker
+    from realtime_feat.offline.jobs import jobs_for
+    from realtime_feat.offline.process import video_frames, write_results
+    from realtime_feat.analysis.tracking import FaceTracker
 
     session = load_session(pair_copy)
     t = np.unique(session.table()["t_monotonic"])  # spans where the rows are, however fast they came
@@ -456,8 +456,8 @@ def test_epochs_with_a_label_in_one_camera_only_works_for_all(pair_copy, capsys)
 
 
 def test_t_marker_and_every_cameras_times_are_from_the_sessions_first_frame(pair_copy):
-    from realtime_feat.epochs import epochs
-    from realtime_feat.session_review import SessionReview
+    from realtime_feat.review.epochs import epochs
+    from realtime_feat.review.playback import SessionReview
 
     session = load_session(pair_copy)
     firsts = {name: float(c.frames["t_monotonic"].iloc[0]) for name, c in session.cameras.items()}

@@ -18,6 +18,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from .recorded_session import joined_cameras
+
 COLUMNS = ["marker", "occurrence", "t_marker", "person", "signal", "mean", "peak", "baseline", "n_rows",
            "n_excluded", "n_baseline"]
 
@@ -56,8 +58,6 @@ def epochs(session, labels: list[str], window: tuple[float, float] = (-1.0, 3.0)
     """The epochs table of `session` (load_session); see the module's docstring."""
     events = events_of(session, labels)
     if session.cameras:
-        from .session_files import joined_cameras
-
         tables = {name: _locked(each, events[events["camera"].isin(["", name])], window, baseline)
                   for name, each in session.cameras.items()}
         tables = {name: table for name, table in tables.items() if len(table)}  # a camera none of them is for
