@@ -25,7 +25,7 @@ import pandas as pd
 
 from .annotations import Annotations
 from .errors import MediaError
-from .fex_arrays import WholeLines
+from .fex_arrays import WholeLines, being_recorded
 from .identities import Identities
 from .types import Frame
 
@@ -71,10 +71,14 @@ class RecordedSession:
     # frames and fex are theirs joined, with a `camera` column first; markers has a frame_<camera>
     # column per camera. {} for one camera.
     cameras: dict[str, "RecordedSession"] = field(default_factory=dict)
+    # Still being recorded when loaded (its recorder holds recording.lock): what it held then, its rows so
+    # far; its recorder's files are read, never built over. Load it again for the rows since.
+    recording: bool = False
 
     @property
     def complete(self) -> bool:
-        """False when the recording did not end cleanly (killed, disk full): the files hold what was written."""
+        """False when the recording did not end cleanly (killed, disk full) or was still going on when loaded
+        (`recording`): the files hold what was written."""
         return bool(self.metadata.get("complete"))
 
     @property
@@ -84,14 +88,17 @@ class RecordedSession:
 
     @cached_property
     def fex(self):
-        """fex.csv as py-feat's Fex (py-feat's own reader), + `person` and `excluded` per row. Reads the
-        whole CSV (minutes for an hour); `table()` reads only the columns asked for, from the arrays."""
+        """fex.csv's whole lines as py-feat's Fex (py-feat's own reader), + `person` and `excluded` per row.
+        Reads the whole CSV (minutes for an hour); `table()` reads only the columns asked for, from the arrays."""
         from feat.utils.io import read_feat
 
         if self.cameras:
             return _joined({name: s.fex for name, s in self.cameras.items()})
 
-        fex = read_feat(str(self.folder / "fex.csv"))
+        path = self.folder / "fex.csv"
+        with WholeLines(path) as whole:  # a killed recording's cut-off last row is left out, as everywhere
+            fex = read_feat(io.BufferedReader(whole))
+        fex.filename = str(path)
         labels = fex["identity"].astype(object).fillna("").astype(str).to_numpy() if "identity" in fex else np.full(len(fex), "")
         track = pd.to_numeric(fex["track_id"], errors="coerce").to_numpy(np.float64)
         person = self.identities.persons(track, enrolled_names(track, labels))
@@ -182,10 +189,21 @@ class RecordedSession:
         return out
 
 
-def read_whole_lines(path: Path) -> pd.DataFrame:
-    """A CSV up to its last complete line (a killed recording's last row may be cut off mid-way)."""
+def read_whole_lines(path: Path, text: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV up to its last complete line (a killed recording's last row may be cut off mid-way). Only an
+    empty cell is missing; the `text` columns are read as written (a marker code "01", "NA" or "1.50"
+    stays that text; an empty one is "")."""
     with WholeLines(path) as f:
-        return pd.read_csv(io.BufferedReader(f))
+        table = pd.read_csv(io.BufferedReader(f), dtype=dict.fromkeys(text, str), keep_default_na=False,
+                            na_values=[""])
+    for column in text:
+        table[column] = table[column].fillna("")
+    return table
+
+
+def read_markers(path: Path) -> pd.DataFrame:
+    """markers.csv, its labels and origins as text."""
+    return read_whole_lines(path, text=("label", "origin"))
 
 
 def add_review_columns(csv: Path, folder: Path) -> None:
@@ -200,22 +218,29 @@ def add_review_columns(csv: Path, folder: Path) -> None:
 def load_session(path) -> RecordedSession:
     """A recorded session folder: its per-frame table, markers, metadata and review's annotations and
     identities, read at once; its Fex (`fex`, py-feat's reader) and arrays (`table()`) when first asked.
-    A killed recording loads too (`complete` is then False). Several cameras: see `RecordedSession.cameras`."""
+    A killed recording loads too (`complete` is then False), every file up to its last whole line; one
+    still being recorded loads as far as it is written (`recording`, said once in the log). Several
+    cameras: see `RecordedSession.cameras`."""
     folder = Path(path)
     cameras = camera_folders(folder)
     if cameras:
         each = {name: load_session(sub) for name, sub in cameras.items()}
         return RecordedSession(folder, _joined({name: s.frames for name, s in each.items()}),
-                               read_whole_lines(folder / "markers.csv"), json.loads((folder / "metadata.json").read_text()),
-                               None, Annotations.load(folder), Identities.load(folder), each)
+                               read_markers(folder / "markers.csv"), json.loads((folder / "metadata.json").read_text()),
+                               None, Annotations.load(folder), Identities.load(folder), each,
+                               any(s.recording for s in each.values()))
     if not is_session(folder):
         raise FileNotFoundError(f"{folder}: not a recorded session (needs frames.csv and video.mp4)")
+    recording = being_recorded(folder)  # asked first: one that ends meanwhile has said so in metadata.json
     metadata = json.loads((folder / "metadata.json").read_text())
+    recording = recording and metadata.get("ended") is None
     annotations = Annotations.load(folder)
     frames = read_whole_lines(folder / "frames.csv")
     frames["excluded"] = annotations.excluded(frames["t_monotonic"].to_numpy())
-    return RecordedSession(folder, frames, read_whole_lines(folder / "markers.csv"), metadata, folder / "video.mp4",
-                           annotations, Identities.load(folder))
+    if recording:
+        log.warning("%s is still being recorded: reading the %d frames written so far", folder, len(frames))
+    return RecordedSession(folder, frames, read_markers(folder / "markers.csv"), metadata, folder / "video.mp4",
+                           annotations, Identities.load(folder), recording=recording)
 
 
 def _joined(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -228,7 +253,7 @@ def on_capture_clocks(frames: Iterator[Frame], folder: Path) -> Iterator[Frame]:
     """The recorded video's frames (numbered in the video) as they were captured: frame index and
     t_monotonic / t_wall / t_lsl from frames.csv, checked against the video's PTS. Video frames past
     the last row (a killed recording) have no known clocks and end the iteration, with a warning."""
-    table = pd.read_csv(folder / "frames.csv")
+    table = read_whole_lines(folder / "frames.csv")
     table = table[table["in_video"] == 1].reset_index(drop=True)
     for frame in frames:
         if frame.index >= len(table):  # a killed recording: the video ran ahead of frames.csv's last flush

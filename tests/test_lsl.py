@@ -58,6 +58,60 @@ def test_markers_from_another_outlet_are_recorded_at_their_times(tmp_path):
         assert t_frame <= m.t_lsl + 1e-3 and m.t_lsl < t_next + 1e-3
 
 
+
+def test_marker_codes_come_back_as_the_text_sent_and_epochs_lock_to_them(tmp_path):
+    """A stimulus program's codes over LSL ("01", "NA", "1.50", with a comma, with a quote) are what
+    load_session, the viewer, the report and a review event give back (not 1, NaN, 1.5), and
+    `epochs --markers 01,NA,"cue, left"` locks to them."""
+    import html
+
+    from realtime_feat.annotations import Annotation
+    from realtime_feat.cli import main
+    from realtime_feat.session_files import load_session
+    from realtime_feat.session_review import SessionReview
+    from test_review_data import KnownFaces
+
+    codes = ["01", "NA", "1.50", "cue, left", 'say "go"']
+    name = f"stimulus-{uuid.uuid4().hex[:8]}"
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, name))
+    session = LiveSession(Synthetic(n=10**9, interval=0.01, size=(64, 64)), KnownFaces(cost=0.001), lsl_markers=name)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    try:
+        (inlet,) = session._sinks
+        assert inlet.connected.wait(20)
+        time.sleep(0.2)
+        for code in codes:
+            outlet.push_sample([code])
+            time.sleep(0.1)
+        assert wait_for(lambda: len(session.markers) == len(codes))
+        time.sleep(0.2)  # rows after the last marker
+    finally:
+        session.stop()
+        del outlet
+    recorded = load_session(folder)
+    recorded.annotations.add(Annotation("event", "007", recorded.t0 + 0.1, recorded.t0 + 0.1))
+    recorded = load_session(folder)
+    assert list(recorded.markers["label"]) == codes
+    assert set(recorded.events()["label"]) == {*codes, "007"}
+    review = SessionReview(recorded)
+    try:
+        assert list(review.markers()["label"]) == codes
+    finally:
+        review.close()
+
+    out = tmp_path / "epochs.csv"
+    assert main(["epochs", str(folder), "--markers", '01,NA,"cue, left",007', "--window", "-0.05,0.05", "-o",
+                 str(out)]) == 0
+    got = pd.read_csv(out, dtype={"marker": str}, keep_default_na=False).drop_duplicates("marker")
+    assert list(got["marker"]) == ["007", "01", "NA", "cue, left"]  # in time order
+    times = recorded.markers.set_index("label")["t_monotonic"] - recorded.t0
+    assert np.allclose(got["t_marker"].iloc[1:], times[["01", "NA", "cue, left"]], atol=1e-5)
+    report = tmp_path / "report.html"
+    assert main(["report", str(folder), "-o", str(report)]) == 0
+    text = report.read_text()
+    assert all(f"<h3>{html.escape(code)} (1 occurrence)</h3>" in text for code in codes)
+
 class OneFace(FakeAnalyser):
     """One face per frame whose AUs carry the frame's number: to find it again at the inlet."""
 
