@@ -11,7 +11,7 @@ import pytest
 
 pylsl = pytest.importorskip("pylsl", reason="pylsl not installed (pip install 'realtime-feat[lsl]')")
 
-from realtime_feat.session import LiveSession  # noqa: E402
+from realtime_feat.live.live_session import LiveSession  # noqa: E402
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult  # noqa: E402
 from test_session import FakeAnalyser, Synthetic  # noqa: E402
 
@@ -78,10 +78,10 @@ def test_marker_codes_come_back_as_the_text_sent_and_epochs_lock_to_them(tmp_pat
     `epochs --markers 01,NA,"cue, left"` locks to them."""
     import html
 
-    from realtime_feat.annotations import Annotation
+    from realtime_feat.review.annotations import Annotation
     from realtime_feat.cli import main
-    from realtime_feat.session_files import load_session
-    from realtime_feat.session_review import SessionReview
+    from realtime_feat.review.recorded_session import load_session
+    from realtime_feat.review.playback import SessionReview
     from test_review_data import KnownFaces
 
     codes = ["01", "NA", "1.50", "cue, left", 'say "go"']

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFo
                                QHeaderView, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from realtime_feat.epochs import join_labels
+from realtime_feat.review.epochs import join_labels
 
 from .controls import OVERLAY_SHORTCUTS, Shortcut
 from .timeseries import PALETTE
