@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from realtime_feat.review.annotations import Annotation
-from realtime_feat.recording.fex_arrays import FOLDER, ArraysBuild, FexArrays, build
+from realtime_feat.recording.fex_arrays import FOLDER, RECORDING_LOCK, ArraysBuild, FexArrays, build
 from realtime_feat.live.live_session import LiveSession
 from realtime_feat.review.recorded_session import load_session
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult
+from test_recorder import wait_for
 from test_session import FakeAnalyser, Synthetic
 
 LEFT = [4, 4, 20, 20]        # face A: always there
@@ -132,6 +133,38 @@ def test_a_killed_recording_reads_to_its_last_whole_row_and_is_rebuilt_from_fex_
     table = session.table(["AU01"])  # the stale copy is replaced by one built from fex.csv
     assert len(table) == whole - 1 and FexArrays(folder / FOLDER).complete
     assert not list(folder.glob(f"{FOLDER}.*.tmp"))
+
+
+def test_a_session_being_recorded_is_read_as_far_as_written_and_never_built_over(tmp_path, capsys):
+    """Opening a session while it records (`table()`, `report`, `epochs`) reads its rows so far, says so
+    once each, and leaves the recorder's own fex.arrays alone: after the end, `table()` holds every row."""
+    from realtime_feat.cli import main
+
+    live = LiveSession(Synthetic(n=10**9, interval=0.01, size=(64, 64)), KnownFaces(cost=0.001))
+    folder = live.start_recording(tmp_path, label="live")
+    live.start()
+    try:
+        live.mark("stim")
+        assert wait_for(lambda: (folder / "video.mp4").is_file() and FexArrays(folder / FOLDER).n_rows > 20
+                        and len(pd.read_csv(folder / "frames.csv")) > 20)
+        recorders = {p.name: p.stat().st_ino for p in (folder / FOLDER).iterdir()}
+        session = load_session(folder)
+        assert session.recording and not session.complete
+        table = session.table(["AU01"])
+        assert len(table) >= 20 and table["frame"].is_monotonic_increasing
+        assert main(["report", str(folder), "-o", str(tmp_path / "report.html")]) == 0
+        assert main(["epochs", str(folder), "--markers", "stim", "-o", str(tmp_path / "epochs.csv")]) == 0
+        assert "still being recorded" in (tmp_path / "report.html").read_text()
+        assert {p.name: p.stat().st_ino for p in (folder / FOLDER).iterdir()} == recorders  # nothing built over it
+        assert not list(folder.glob(f"{FOLDER}.*"))
+    finally:
+        live.stop()
+    err = capsys.readouterr().err
+    assert err.count("is still being recorded: reading the") == 2  # report's and epochs' load, once each
+    assert "fex.arrays (once)" not in err
+    after = load_session(folder)
+    assert not after.recording and after.complete and not (folder / RECORDING_LOCK).exists()
+    assert len(after.table()) == len(pd.read_csv(folder / "fex.csv")) == FexArrays(folder / FOLDER).n_rows > len(table)
 
 
 def test_annotations_and_identity_merges_round_trip_through_the_files_and_load_session(session_copy):

@@ -10,6 +10,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFo
                                QHeaderView, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
+from realtime_feat.review.epochs import join_labels
+
 from .controls import OVERLAY_SHORTCUTS, Shortcut
 from .timeseries import PALETTE
 
@@ -161,11 +163,11 @@ class EpochsDialog(QDialog):
     def __init__(self, labels: list[str], parent=None):
         super().__init__(parent)
         self.setWindowTitle("Export epochs")
-        self.markers = QLineEdit(",".join(labels))
+        self.markers = QLineEdit(join_labels(labels))
         self.window = QLineEdit("-1,3")
         self.baseline = QLineEdit("", placeholderText="e.g. -1,0 (empty: none)")
         form = QFormLayout(self)
-        form.addRow("Markers (labels, comma-separated)", self.markers)
+        form.addRow("Markers (labels, comma-separated; \"quote, one\" with a comma)", self.markers)
         form.addRow("Window (s around each)", self.window)
         form.addRow("Baseline (s around each)", self.baseline)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)

@@ -378,10 +378,10 @@ class ReviewWindow(DockedWindow):
             self.run_epochs(dialog.markers.text(), dialog.window.text(), dialog.baseline.text(), Path(path))
 
     def run_epochs(self, markers: str, window: str, baseline: str, out: Path) -> None:
-        from realtime_feat.review.epochs import epochs, parse_range
+        from realtime_feat.review.epochs import epochs, parse_labels, parse_range
 
         def job():
-            labels = [m.strip() for m in markers.split(",") if m.strip()]
+            labels = parse_labels(markers)
             table = epochs(self.session, labels, parse_range(window, "window"),
                            parse_range(baseline, "baseline") if baseline.strip() else None)
             table.to_csv(out, index=False, float_format="%.6g")

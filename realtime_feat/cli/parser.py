@@ -140,7 +140,8 @@ def _add_review_commands(sub) -> None:
                         epilog="excluded rows (annotations.csv) are left out and counted; persons follow "
                                "identities.json; markers are markers.csv's and the viewer's events")
     ep.add_argument("session", type=Path, metavar="SESSION_DIR")
-    ep.add_argument("--markers", required=True, metavar="LABEL[,LABEL...]", help="the marker labels to lock to")
+    ep.add_argument("--markers", required=True, metavar="LABEL[,LABEL...]",
+                    help="the marker labels to lock to, as text; quote one that holds a comma: '\"cue, left\",01'")
     ep.add_argument("--window", default="-1,3", metavar="START,END",
                     help="seconds around each marker, both ends included (default -1,3)")
     ep.add_argument("--baseline", metavar="START,END",

@@ -42,11 +42,11 @@ def _arrays(session) -> None:
 
 
 def cmd_epochs(args) -> int:
-    from ..review.epochs import epochs
+    from ..review.epochs import epochs, parse_labels
 
     window = _range(args.window, "--window")
     baseline = _range(args.baseline, "--baseline") if args.baseline else None
-    labels = [label.strip() for label in args.markers.split(",") if label.strip()]
+    labels = parse_labels(args.markers)
     started = time.perf_counter()
     session = open_session(args.session)
     for _, each in _each_camera(session):

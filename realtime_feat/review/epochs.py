@@ -13,6 +13,8 @@ the whole session, so one marker has one number in every camera, and t_marker is
 """
 from __future__ import annotations
 
+import csv
+import io
 from typing import Optional
 
 import numpy as np
@@ -37,6 +39,19 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
     if not start < end:
         raise ValueError(f"{option}: START must be before END, got {text!r}")
     return start, end
+
+
+def parse_labels(text: str) -> list[str]:
+    """"stim,01" → ["stim", "01"]: labels separated by commas, as a CSV row (a label with a comma or a
+    double quote is quoted: "cue, left"); each read as text, never as a number."""
+    return [label.strip() for label in next(csv.reader([text], skipinitialspace=True), []) if label.strip()]
+
+
+def join_labels(labels: list[str]) -> str:
+    """The text `parse_labels` reads back as `labels`."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(labels)
+    return out.getvalue()
 
 
 def events_of(session, labels: list[str]) -> pd.DataFrame:

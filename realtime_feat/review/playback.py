@@ -103,7 +103,9 @@ class SessionReview:
         else:
             result = self.arrays.result(frame)
             if result is None:
-                note = "analysed, but its rows are not in fex.csv (the recording was cut off)"
+                note = ("analysed; its rows were not written yet when the session was opened (still being "
+                        "recorded)" if self.session.recording
+                        else "analysed, but its rows are not in fex.csv (the recording was cut off)")
             else:
                 result, names = self._as_persons(result, self.persons[self.arrays.rows_of(frame)][:result.n_faces])
         return ReviewFrame(position, frame, float(self.t[position]), pts, result, names, note)

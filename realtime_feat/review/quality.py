@@ -65,12 +65,14 @@ def summary(session) -> dict:
     analysed = f[f["analysed"] == 1]
     gaps = capture_gaps(f)
     faces = analysed["n_faces"].fillna(0).astype(int).clip(upper=3).value_counts().reindex(range(4), fill_value=0)
-    counts = session.metadata.get("counts", {})
+    counts = session.metadata.get("counts") or {}
+    # None: unknown (metadata.json's counts are null until the recording ends; a killed one's stay null)
+    results_dropped = [v for k, v in (counts.get("dropped") or {}).items() if k.startswith("results")]
     return {"duration_s": duration, "captured": len(f), "analysed": len(analysed),
             "capture_fps": (len(f) - 1) / duration if duration else float("nan"),
             "analysed_fps": (len(analysed) - 1) / duration if duration and len(analysed) else float("nan"),
             "encoder_dropped": int((f["in_video"] == 0).sum()),
-            "results_dropped": sum(v for k, v in counts.get("dropped", {}).items() if k.startswith("results")),
+            "results_dropped": None if None in results_dropped or not results_dropped else sum(results_dropped),
             "gaps": len(gaps), "gap_s": gaps.seconds,
             "longest_gap_s": float((gaps.end - gaps.start).max()) if len(gaps) else 0.0,
             "not_analysed_s": not_analysed(f).seconds,

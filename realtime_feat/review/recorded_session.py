@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MediaError
-from ..recording.fex_arrays import WholeLines
+from ..recording.fex_arrays import WholeLines, being_recorded
 from ..types import Frame
 from .annotations import Annotation, Annotations
 from .identities import Identities
@@ -82,10 +82,14 @@ class RecordedSession:
     cameras: dict[str, "RecordedSession"] = field(default_factory=dict)
     camera: str = ""            # one camera of a several-camera session: its name, and that session
     parent: Optional["RecordedSession"] = field(default=None, repr=False, compare=False)
+    # Still being recorded when loaded (its recorder holds recording.lock): what it held then, its rows so
+    # far; its recorder's files are read, never built over. Load it again for the rows since.
+    recording: bool = False
 
     @property
     def complete(self) -> bool:
-        """False when the recording did not end cleanly (killed, disk full): the files hold what was written."""
+        """False when the recording did not end cleanly (killed, disk full) or was still going on when loaded
+        (`recording`): the files hold what was written."""
         return bool(self.metadata.get("complete"))
 
     @property
@@ -108,14 +112,17 @@ class RecordedSession:
 
     @cached_property
     def fex(self):
-        """fex.csv as py-feat's Fex (py-feat's own reader), + `person` and `excluded` per row. Reads the
-        whole CSV (minutes for an hour); `table()` reads only the columns asked for, from the arrays."""
+        """fex.csv's whole lines as py-feat's Fex (py-feat's own reader), + `person` and `excluded` per row.
+        Reads the whole CSV (minutes for an hour); `table()` reads only the columns asked for, from the arrays."""
         from feat.utils.io import read_feat
 
         if self.cameras:
             return joined_cameras({name: s.fex for name, s in self.cameras.items()})
 
-        fex = read_feat(str(self.folder / "fex.csv"))
+        path = self.folder / "fex.csv"
+        with WholeLines(path) as whole:  # a killed recording's cut-off last row is left out, as everywhere
+            fex = read_feat(io.BufferedReader(whole))
+        fex.filename = str(path)
         labels = fex["identity"].astype(object).fillna("").astype(str).to_numpy() if "identity" in fex else np.full(len(fex), "")
         track = pd.to_numeric(fex["track_id"], errors="coerce").to_numpy(np.float64)
         person = self.identities.persons(track, enrolled_names(track, labels))
@@ -220,10 +227,21 @@ class RecordedSession:
         return out
 
 
-def read_whole_lines(path: Path) -> pd.DataFrame:
-    """A CSV up to its last complete line (a killed recording's last row may be cut off mid-way)."""
+def read_whole_lines(path: Path, text: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV up to its last complete line (a killed recording's last row may be cut off mid-way). Only an
+    empty cell is missing; the `text` columns are read as written (a marker code "01", "NA" or "1.50"
+    stays that text; an empty one is "")."""
     with WholeLines(path) as f:
-        return pd.read_csv(io.BufferedReader(f))
+        table = pd.read_csv(io.BufferedReader(f), dtype=dict.fromkeys(text, str), keep_default_na=False,
+                            na_values=[""])
+    for column in text:
+        table[column] = table[column].fillna("")
+    return table
+
+
+def read_markers(path: Path) -> pd.DataFrame:
+    """markers.csv, its labels and origins as text."""
+    return read_whole_lines(path, text=("label", "origin"))
 
 
 def add_review_columns(csv: Path, folder: Path) -> None:
@@ -238,8 +256,9 @@ def add_review_columns(csv: Path, folder: Path) -> None:
 def load_session(path) -> RecordedSession:
     """A recorded session folder: its per-frame table, markers, metadata and review's annotations and
     identities, read at once; its Fex (`fex`, py-feat's reader) and arrays (`table()`) when first asked.
-    A killed recording loads too (`complete` is then False). Several cameras: see `RecordedSession.cameras`;
-    a camera's subfolder gives that camera of its session."""
+    A killed recording loads too (`complete` is then False), every file up to its last whole line; one
+    still being recorded loads as far as it is written (`recording`, said once in the log). Several
+    cameras: see `RecordedSession.cameras`; a camera's subfolder gives that camera of its session."""
     folder = Path(path)
     cameras = camera_folders(folder)
     if cameras:
@@ -249,15 +268,20 @@ def load_session(path) -> RecordedSession:
         return load_session(folder.parent).cameras[camera]
     if not is_session(folder):
         raise FileNotFoundError(f"{folder}: not a recorded session (needs frames.csv and video.mp4)")
-    session = _one_camera(folder, read_whole_lines(folder / "markers.csv"))
+    session = _one_camera(folder, read_markers(folder / "markers.csv"))
     _flag_frames(session)
     return session
 
 
 def _one_camera(folder: Path, markers: pd.DataFrame, camera: str = "") -> RecordedSession:
-    return RecordedSession(folder, read_whole_lines(folder / "frames.csv"), markers,
-                           json.loads((folder / "metadata.json").read_text()), folder / "video.mp4",
-                           Annotations.load(folder), Identities.load(folder, camera), camera=camera)
+    recording = being_recorded(folder)  # asked first: one that ends meanwhile has said so in metadata.json
+    metadata = json.loads((folder / "metadata.json").read_text())
+    recording = recording and metadata.get("ended") is None
+    frames = read_whole_lines(folder / "frames.csv")
+    if recording:
+        log.warning("%s is still being recorded: reading the %d frames written so far", folder, len(frames))
+    return RecordedSession(folder, frames, markers, metadata, folder / "video.mp4", Annotations.load(folder),
+                           Identities.load(folder, camera), camera=camera, recording=recording)
 
 
 def _flag_frames(session: RecordedSession) -> None:
@@ -269,14 +293,14 @@ def _several_cameras(folder: Path, cameras: dict[str, Path]) -> RecordedSession:
     if (folder / "identities.json").is_file():  # each camera's track ids are its own: a top file names nobody
         log.warning("%s: not applied: a several-camera session's renames and merges are each camera's "
                     "(<camera>/identities.json, as the viewer saves them); move them there", folder / "identities.json")
-    markers = read_whole_lines(folder / "markers.csv")
+    markers = read_markers(folder / "markers.csv")
     each = {}
     for name, sub in cameras.items():
         # the session's markers (the top markers.csv), with this camera's newest frame as `frame`
         own = markers.drop(columns=[c for c in markers if c.startswith("frame_") and c != f"frame_{name}"])
         each[name] = _one_camera(sub, own.rename(columns={f"frame_{name}": "frame"}), name)
     session = RecordedSession(folder, pd.DataFrame(), markers, json.loads((folder / "metadata.json").read_text()), None,
-                              Annotations.load(folder), None, each)
+                              Annotations.load(folder), None, each, recording=any(s.recording for s in each.values()))
     for camera in each.values():
         camera.parent = session
         _flag_frames(camera)
@@ -294,7 +318,7 @@ def on_capture_clocks(frames: Iterator[Frame], folder: Path) -> Iterator[Frame]:
     """The recorded video's frames (numbered in the video) as they were captured: frame index and
     t_monotonic / t_wall / t_lsl from frames.csv, checked against the video's PTS. Video frames past
     the last row (a killed recording) have no known clocks and end the iteration, with a warning."""
-    table = pd.read_csv(folder / "frames.csv")
+    table = read_whole_lines(folder / "frames.csv")
     table = table[table["in_video"] == 1].reset_index(drop=True)
     for frame in frames:
         if frame.index >= len(table):  # a killed recording: the video ran ahead of frames.csv's last flush

@@ -156,12 +156,14 @@ def write_report(session, out: Path, window: tuple[float, float] = (-1.0, 3.0), 
     analyser = (meta.get("analyser") or {}).get("describe", "no analysis")
     name = session.folder.name if session.parent is None else f"{session.parent.folder.name}, {session.camera}"
     facts = [("session", name), ("started", meta.get("started", "?")), ("analyser", analyser),
-             ("complete", "yes" if s["complete"] else "no: the recording was cut off; the files hold what was written"),
+             ("complete", "yes" if s["complete"] else "no: still being recorded; this covers what was written so far"
+              if session.recording else "no: the recording was cut off; the files hold what was written"),
              ("duration", f"{s['duration_s']:.1f} s"),
              ("captured", f"{s['captured']} frames, {s['capture_fps']:.2f} fps"),
              ("analysed", f"{s['analysed']} frames, {s['analysed_fps']:.2f} fps"),
              ("encoder drops", f"{s['encoder_dropped']} frames not in the video"),
-             ("results dropped", str(s["results_dropped"])),
+             ("results dropped", "unknown (counted when a recording ends)" if s["results_dropped"] is None
+              else str(s["results_dropped"])),
              ("capture gaps", f"{s['gaps']} ({s['gap_s']:.2f} s in all, longest {s['longest_gap_s']:.2f} s)"),
              ("not analysed (stretches ≥ 0.5 s)", f"{s['not_analysed_s']:.1f} s"),
              ("faces per analysed frame", ", ".join(f"{k}: {v}" for k, v in s["faces_per_frame"].items())),
