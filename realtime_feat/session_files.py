@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
-from .annotations import Annotations
+from .annotations import FILE as ANNOTATIONS_FILE, Annotations
 from .errors import MediaError
 from .fex_arrays import WholeLines
 from .identities import Identities
@@ -149,16 +149,33 @@ class RecordedSession:
     def merge_tracks(self, tracks: list[int]) -> int:
         """Merge tracks that are one person (saved to identities.json); refused, in one line, when two of
         them are seen in one frame together (they cannot be one person)."""
-        a = self.arrays
-        track, frames = a.column("track_id"), a.frames
-        roots = np.array([self.identities.root(int(t)) if np.isfinite(t) and t >= 0 else -1 for t in track])
-        wanted = {self.identities.root(t) for t in tracks}
-        mine = np.isin(roots, list(wanted))
-        both = pd.DataFrame({"frame": frames[mine], "root": roots[mine]}).drop_duplicates().groupby("frame").size()
-        if (both > 1).any():
-            raise ValueError(f"tracks {', '.join(f'#{t}' for t in tracks)} are seen together in {(both > 1).sum()} "
-                             f"frame(s) (first: frame {both[both > 1].index[0]}): they are not one person")
+        self._one_person(self._roots(), {self.identities.root(t) for t in tracks}, "they are not one person")
         return self.identities.merge(tracks)
+
+    def rename_track(self, track: int, name: str) -> None:
+        """Name the person of `track` (saved to identities.json): a name another track has (given or
+        enrolled) makes them one person, so it is refused, as a merge, where the two are seen together."""
+        roots, name = self._roots(), name.strip()
+        root = self.identities.root(track)
+        others = set(roots[(self.persons(self.arrays) == name) & (roots != root)]) if name else set()
+        self._one_person(roots, {root, *others}, f"they cannot both be {name!r} (merge or rename them apart)")
+        self.identities.rename(track, name)
+
+    def _roots(self) -> np.ndarray:
+        """Each arrays row's track after merges (-1 where no confirmed track)."""
+        roots = {t: self.identities.root(int(t)) for t in np.unique(self.arrays.column("track_id"))
+                 if np.isfinite(t) and t >= 0}
+        return np.array([roots.get(t, -1) for t in self.arrays.column("track_id")], np.int64)
+
+    def _one_person(self, roots: np.ndarray, wanted: set[int], why: str) -> None:
+        """A ValueError (one line) when two of the tracks `wanted` are seen in one frame together."""
+        mine = np.isin(roots, list(wanted))
+        both = pd.DataFrame({"frame": self.arrays.frames[mine], "root": roots[mine]}).drop_duplicates() \
+            .groupby("frame").size()
+        if (both > 1).any():
+            seen = sorted({int(r) for r in roots[mine & np.isin(self.arrays.frames, both[both > 1].index)]})
+            raise ValueError(f"tracks {', '.join(f'#{t}' for t in seen)} are seen together in {(both > 1).sum()} "
+                             f"frame(s) (first: frame {both[both > 1].index[0]}): {why}")
 
     def label_rows(self, table: pd.DataFrame) -> pd.DataFrame:
         """`person` and `excluded` for the rows of another analysis of this session's video (`process
@@ -213,7 +230,13 @@ def load_session(path) -> RecordedSession:
     metadata = json.loads((folder / "metadata.json").read_text())
     annotations = Annotations.load(folder)
     frames = read_whole_lines(folder / "frames.csv")
-    frames["excluded"] = annotations.excluded(frames["t_monotonic"].to_numpy())
+    t = frames["t_monotonic"].to_numpy()
+    frames["excluded"] = annotations.excluded(t)
+    for a in annotations.unmatched(t):  # said, not silently applied to no row
+        span = f"at {a.t_start:.6f}" if a.kind == "event" else f"from {a.t_start:.6f} to {a.t_end:.6f}"
+        log.warning("%s: the %s %r %s matches no frame (frames.csv's t_monotonic runs %s): it applies to no row; "
+                    "times are seconds on the capture clock", folder / ANNOTATIONS_FILE, a.kind, a.label, span,
+                    f"from {t[0]:.6f} to {t[-1]:.6f}" if len(t) else "empty")
     return RecordedSession(folder, frames, read_whole_lines(folder / "markers.csv"), metadata, folder / "video.mp4",
                            annotations, Identities.load(folder))
 
