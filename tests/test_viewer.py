@@ -260,6 +260,8 @@ def test_the_timeline_draws_every_person_even_two_in_one_colour_slot(qtbot):
     t = np.linspace(0, 2, 50)
     curves = {f"#{k}": (t, np.full(50, k / 20)) for k in (1, 2, 9, 17)}   # #1, #9 and #17 share slot 1
     timeline.set_signal(0, "AU12", curves, {f"#{k}": k for k in (1, 2, 9, 17)})
+    drawn = [c for c in timeline.plots[0].listDataItems() if c.isVisible()]
+    assert sorted(float(c.getOriginalDataset()[1][0]) for c in drawn) == [k / 20 for k in (1, 2, 9, 17)]
     assert sorted(timeline.shown[0]) == ["#1", "#17", "#2", "#9"]
     for person, (_, v) in curves.items():
         curve = timeline.shown[0][person]
