@@ -70,7 +70,8 @@ class Annotations:
             columns = rows.fieldnames or []
             wrong = sorted(set(COLUMNS) - set(columns)), [c for c in columns if c not in COLUMNS]
             if any(wrong):
-                said = "; ".join(f"{what} column(s) {names}" for what, names in zip(("missing", "unknown"), wrong) if names)
+                said = "; ".join(f"{what} column(s) {names}"
+                                 for what, names in zip(("missing", "unknown"), wrong) if names)
                 raise ValueError(f"{path}: {said} (the columns are {', '.join(COLUMNS)}); fix or remove the file")
             items = []
             for row in rows:
@@ -150,7 +151,6 @@ class Annotations:
                 inside &= np.zeros(t.shape, bool) if person is None else (np.asarray(person) == a.person)
             out |= inside
         return out
-
 
 
 def _annotation(row: dict) -> Annotation:

@@ -237,7 +237,8 @@ GOOD_ROWS = "kind,label,t_start,t_end,person\nevent,laugh,{t},{t},\n"
 @pytest.mark.parametrize("row, says", [
     ("exclude,away,,{t},\n", "line 3: t_start is empty (seconds on the capture clock, t_monotonic, as in frames.csv)"),
     ("evnt,laugh,{t},{t},\n", "line 3: annotation kind 'evnt': choose event or exclude"),
-    ("exclude,away,{t},{t},Bea,x\n", "line 3: 1 cell(s) more than the 5 columns ('x'; a comma in a label needs quotes)"),
+    ("exclude,away,{t},{t},Bea,x\n",
+     "line 3: 1 cell(s) more than the 5 columns ('x'; a comma in a label needs quotes)"),
     ("exclude,away,{t},12:30,\n", "line 3: t_end '12:30' is not a number of seconds"),
 ])
 def test_a_hand_edited_annotations_csv_fails_in_one_line_naming_its_file_and_line(session_copy, row, says, capsys):
@@ -370,7 +371,8 @@ def test_a_merge_keeps_the_merged_tracks_own_name_and_an_unmerge_of_the_base_say
     assert json.loads((session_copy / "identities.json").read_text()) == {"names": {str(c): "Bea", str(d): "Bo"},
                                                                           "merged": {str(d): c}}
     table = load_session(session_copy).table()
-    assert set(table.loc[table["track_id"].isin([c, d]), "person"]) == {"Bea"} and session.identities.own_name(d) == "Bo"
+    assert set(table.loc[table["track_id"].isin([c, d]), "person"]) == {"Bea"}
+    assert session.identities.own_name(d) == "Bo"
     free = next(t for t in table["track_id"].unique() if t >= 0 and t not in (c, d))
     assert session.identities.unmerge(int(free)) == []   # merged with nothing
     assert session.identities.unmerge(c) == [d]          # the base: the track merged into it is apart again

@@ -249,7 +249,8 @@ def test_identities_are_curated_in_the_viewer(tmp_path, open_viewer, qtbot):
     shown = win.video.current
     assert sorted(shown.result.track_ids) == [1, 2] and "Al" in shown.names
     assert sorted(label.textItem.toPlainText() for label in win.video.labels if label.isVisible()) == ["#2", "Al #1"]
-    assert len(win.timeline.shown[0]) == 2 and all(c.isVisible() for c in win.timeline.shown[0].values())  # a curve per person
+    curves = win.timeline.shown[0]
+    assert len(curves) == 2 and all(c.isVisible() for c in curves.values())  # one curve per person
 
 
 def test_the_timeline_draws_every_person_even_two_in_one_colour_slot(qtbot):

@@ -361,8 +361,8 @@ class ReviewWindow(DockedWindow):
         if done and not apart:
             self.status.setText(f"#{track} is not merged with another track, nor another with it: nothing to unmerge")
         elif apart:
-            whose = f"#{track} from #{parent}" if parent is not None else f"{', '.join(f'#{t}' for t in apart)} " \
-                                                                         f"from #{track}, the track they were merged into"
+            whose = (f"#{track} from #{parent}" if parent is not None else
+                     f"{', '.join(f'#{t}' for t in apart)} from #{track}, the track they were merged into")
             self.status.setText(f"unmerged {whose}: " + ", ".join(f"#{t} is {self._person(t)}" for t in apart)
                                 + " again (saved to identities.json)")
         self._identities_changed()
