@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime_feat.fex import CHIP_EXPAND
-from realtime_feat.media import iter_video
+from realtime_feat.capture.media import iter_video
+from realtime_feat.recording.fex import CHIP_EXPAND
 from realtime_feat.types import Detections
 
 

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realtime_feat.annotations import Annotation
-from realtime_feat.fex_arrays import FOLDER, ArraysBuild, FexArrays, build
-from realtime_feat.session import LiveSession
-from realtime_feat.session_files import load_session
+from realtime_feat.review.annotations import Annotation
+from realtime_feat.recording.fex_arrays import FOLDER, ArraysBuild, FexArrays, build
+from realtime_feat.live.live_session import LiveSession
+from realtime_feat.review.recorded_session import load_session
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult
 from test_session import FakeAnalyser, Synthetic
 
@@ -34,7 +34,7 @@ def value(frame: int, face: int, j: int) -> float:
 def chip(xyxy: np.ndarray) -> np.ndarray:
     """The square the networks see (as the analyser's face_rect): CHIP_EXPAND × the box's longer side, around its
     centre."""
-    from realtime_feat.fex import CHIP_EXPAND
+    from realtime_feat.recording.fex import CHIP_EXPAND
 
     centre, side = (xyxy[:, :2] + xyxy[:, 2:]) / 2, CHIP_EXPAND * (xyxy[:, 2:] - xyxy[:, :2]).max(1, keepdims=True)
     return np.concatenate([centre - side / 2, centre + side / 2], 1)
@@ -153,7 +153,11 @@ def test_annotations_and_identity_merges_round_trip_through_the_files_and_load_s
 
     session.annotations.add(Annotation("event", "laugh", t0 + 0.3, t0 + 0.3))
     session.annotations.add(Annotation("exclude", "looked away", t0 + 0.5, t0 + 0.2))  # dragged right to left
-    session.annotations.add(Annotation("exclude", "B occluded", t0 + 0.6, t0 + 0.7, person="Bea"))
+    # B is back from frame 50: a span by frames, not seconds (a loaded machine captures them later), its ends
+    # between two frames
+    captured = session.frames.set_index("frame")["t_monotonic"]
+    b_from, b_to = (captured[59] + captured[60]) / 2, (captured[70] + captured[71]) / 2
+    session.annotations.add(Annotation("exclude", "B occluded", b_from, b_to, person="Bea"))
     with pytest.raises(ValueError, match="seen together in .* frame"):
         session.merge_tracks([a_track, b1])  # both in frame 0: not one person
     session.merge_tracks([b1, b2])
@@ -171,7 +175,7 @@ def test_annotations_and_identity_merges_round_trip_through_the_files_and_load_s
     assert {t: list(p) for t, p in by_track.items()} == {a_track: ["Al"], b1: ["Bea"], b2: ["Bea"]}
     rel = table["t_monotonic"] - t0
     everyone = (rel >= 0.2 - 1e-6) & (rel <= 0.5 + 1e-6)
-    bea_only = (rel >= 0.6 - 1e-6) & (rel <= 0.7 + 1e-6) & (table["person"] == "Bea")
+    bea_only = table["t_monotonic"].between(b_from - 1e-6, b_to + 1e-6) & (table["person"] == "Bea")
     assert (table["excluded"] == (everyone | bea_only)).all() and bea_only.any()
     frames = again.frames
     assert (frames["excluded"] == ((frames["t_monotonic"] - t0).between(0.2 - 1e-6, 0.5 + 1e-6))).all()
@@ -463,7 +467,7 @@ def test_epochs_and_report_of_a_two_camera_session_cover_each_camera(tmp_path, c
     """Several cameras: `epochs` gives each camera's rows with a `camera` column, `report` one file per
     camera, both from the session's top folder."""
     from realtime_feat.cli import main
-    from realtime_feat.multisession import MultiSession
+    from realtime_feat.live.multi_session import MultiSession
 
     sources = [Synthetic(n=60, interval=0.01, size=(64, 64)) for _ in range(2)]
     sources[0].id, sources[1].id = "left", "right"
@@ -486,7 +490,7 @@ def test_epochs_and_report_of_a_two_camera_session_cover_each_camera(tmp_path, c
 
 def test_the_small_face_flag_measures_the_face_not_the_chip_around_it(known):
     """KnownFaces' faces are 16 px boxes: fex.csv's FaceRect holds the 19.2 px chip around each."""
-    from realtime_feat import session_quality as quality
+    from realtime_feat.review import quality
 
     table = load_session(known).table(quality.QC_COLUMNS)
     assert np.allclose(table.loc[table["person"] != "", ["FaceRectWidth", "FaceRectHeight"]], 16 * 1.2)

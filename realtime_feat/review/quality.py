@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .fex import CHIP_EXPAND
+from ..recording.fex import CHIP_EXPAND
 
 
 @dataclass(frozen=True)

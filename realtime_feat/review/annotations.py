@@ -15,17 +15,17 @@ edited by hand is checked row by row: a fault is one line naming the file and it
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import math
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+
+from ..atomic_files import replacing
 
 FILE = "annotations.csv"
 COLUMNS = ["kind", "label", "t_start", "t_end", "person"]
@@ -180,15 +180,12 @@ def _seconds(text: str, column: str) -> float:
 
 
 def save_whole(path: Path, write: Callable[[Path], None]) -> None:
-    """`write(tmp)` a review file under a temporary name, then rename it to `path` (a crash never leaves
-    half of it). An OSError says which file could not be saved and what to do (a read-only folder)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """`write(tmp)` a review file whole (atomic_files); an OSError says which file could not be saved and
+    what to do (a read-only folder)."""
     try:
-        write(tmp)
-        tmp.replace(path)
+        with replacing(path) as tmp:
+            write(tmp)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         what = ("the folder is read-only: copy the session folder somewhere writable to review it"
                 if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "the edit is not kept")
         raise OSError(f"{path}: not saved ({exc.strerror or exc}); {what}") from exc
