@@ -4,8 +4,11 @@ fex.csv), annotations.csv and identities.json applied by `load_session`, the lea
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
+from contextlib import contextmanager
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,15 @@ def value(frame: int, face: int, j: int) -> float:
     return ((frame + 7 * face + j) % 50) / 50
 
 
+def chip(xyxy: np.ndarray) -> np.ndarray:
+    """The square the networks see (as the analyser's face_rect): CHIP_EXPAND × the box's longer side, around its
+    centre."""
+    from realtime_feat.recording.fex import CHIP_EXPAND
+
+    centre, side = (xyxy[:, :2] + xyxy[:, 2:]) / 2, CHIP_EXPAND * (xyxy[:, 2:] - xyxy[:, :2]).max(1, keepdims=True)
+    return np.concatenate([centre - side / 2, centre + side / 2], 1)
+
+
 class KnownFaces(FakeAnalyser):
     """Face A in every frame; face B in frames < 25, away until 50, then back 22 px lower (the IoU tracker
     gives it a new track). AUs, emotions and valence/arousal follow `value`; the rest is seeded noise."""
@@ -48,7 +60,7 @@ class KnownFaces(FakeAnalyser):
         known = lambda k: np.array([[value(i, f, j) for j in range(k)] for f in range(n)])  # noqa: E731
         rng = np.random.default_rng(i)
         inside = lambda k: xyxy[:, None, :2] + rng.uniform(0, 16, (n, k, 2))  # noqa: E731
-        faces = FaceAnalysis(xyxy, known(20), known(7), known(2) * 2 - 1, rng.uniform(-0.3, 0.3, (n, 2)),
+        faces = FaceAnalysis(chip(xyxy), known(20), known(7), known(2) * 2 - 1, rng.uniform(-0.3, 0.3, (n, 2)),
                              rng.uniform(-0.3, 0.3, (n, 6)), np.concatenate([inside(478), rng.normal(size=(n, 478, 1))], 2),
                              inside(68), rng.uniform(0, 1, (n, 52)), rng.normal(size=(n, 512)))
         return FrameResult.of(frame, Detections(xyxy, np.full(n, 0.9, np.float32)), faces, {})
@@ -180,7 +192,11 @@ def test_annotations_and_identity_merges_round_trip_through_the_files_and_load_s
 
     session.annotations.add(Annotation("event", "laugh", t0 + 0.3, t0 + 0.3))
     session.annotations.add(Annotation("exclude", "looked away", t0 + 0.5, t0 + 0.2))  # dragged right to left
-    session.annotations.add(Annotation("exclude", "B occluded", t0 + 0.6, t0 + 0.7, person="Bea"))
+    # B is back from frame 50: a span by frames, not seconds (a loaded machine captures them later), its ends
+    # between two frames
+    captured = session.frames.set_index("frame")["t_monotonic"]
+    b_from, b_to = (captured[59] + captured[60]) / 2, (captured[70] + captured[71]) / 2
+    session.annotations.add(Annotation("exclude", "B occluded", b_from, b_to, person="Bea"))
     with pytest.raises(ValueError, match="seen together in .* frame"):
         session.merge_tracks([a_track, b1])  # both in frame 0: not one person
     session.merge_tracks([b1, b2])
@@ -198,7 +214,7 @@ def test_annotations_and_identity_merges_round_trip_through_the_files_and_load_s
     assert {t: list(p) for t, p in by_track.items()} == {a_track: ["Al"], b1: ["Bea"], b2: ["Bea"]}
     rel = table["t_monotonic"] - t0
     everyone = (rel >= 0.2 - 1e-6) & (rel <= 0.5 + 1e-6)
-    bea_only = (rel >= 0.6 - 1e-6) & (rel <= 0.7 + 1e-6) & (table["person"] == "Bea")
+    bea_only = table["t_monotonic"].between(b_from - 1e-6, b_to + 1e-6) & (table["person"] == "Bea")
     assert (table["excluded"] == (everyone | bea_only)).all() and bea_only.any()
     frames = again.frames
     assert (frames["excluded"] == ((frames["t_monotonic"] - t0).between(0.2 - 1e-6, 0.5 + 1e-6))).all()
@@ -255,6 +271,156 @@ def test_a_build_in_progress_is_readable_and_one_build_serves_two_readers(known,
     second.start()  # current by now: nothing to build
     assert second.done and second.wait().n_rows == first.wait().n_rows == len(pd.read_csv(folder / "fex.csv"))
     assert seen == sorted(seen)
+
+
+# -- hand-edited and read-only review files --------------------------------------------------------------------
+GOOD_ROWS = "kind,label,t_start,t_end,person\nevent,laugh,{t},{t},\n"
+
+
+@pytest.mark.parametrize("row, says", [
+    ("exclude,away,,{t},\n", "line 3: t_start is empty (seconds on the capture clock, t_monotonic, as in frames.csv)"),
+    ("evnt,laugh,{t},{t},\n", "line 3: annotation kind 'evnt': choose event or exclude"),
+    ("exclude,away,{t},{t},Bea,x\n",
+     "line 3: 1 cell(s) more than the 5 columns ('x'; a comma in a label needs quotes)"),
+    ("exclude,away,{t},12:30,\n", "line 3: t_end '12:30' is not a number of seconds"),
+])
+def test_a_hand_edited_annotations_csv_fails_in_one_line_naming_its_file_and_line(session_copy, row, says, capsys):
+    from realtime_feat.cli import main
+
+    t = load_session(session_copy).t0 + 0.2
+    path = session_copy / "annotations.csv"
+    path.write_text((GOOD_ROWS + row).format(t=t))
+    with pytest.raises(ValueError) as raised:
+        load_session(session_copy)
+    assert str(raised.value) == f"{path}, {says}; fix or remove that row"
+    assert main(["epochs", str(session_copy), "--markers", "stim", "-o", str(session_copy / "e.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"realtime-feat: error: {raised.value}"
+
+
+def test_a_stray_column_in_annotations_csv_is_named(session_copy):
+    path = session_copy / "annotations.csv"
+    path.write_text("kind,label,t_start,t_end,person,note\n")
+    with pytest.raises(ValueError, match=r"annotations.csv: unknown column\(s\) \['note'\] \(the columns are kind, "
+                                         r"label, t_start, t_end, person\); fix or remove the file$"):
+        load_session(session_copy)
+
+
+def test_annotation_times_that_match_no_frame_are_said(session_copy, caplog, capsys):
+    """Times typed as seconds from the start, not on the capture clock: said when the session loads, and by
+    `epochs` for the event whose window then holds no frame."""
+    from realtime_feat.cli import main
+
+    session = load_session(session_copy)
+    t0 = session.t0
+    session.annotations.add(Annotation("exclude", "away", 0.2, 0.4))
+    session.annotations.add(Annotation("event", "laugh", 0.3, 0.3))
+    session.annotations.add(Annotation("exclude", "kept", t0 + 0.2, t0 + 0.4))
+    with caplog.at_level(logging.WARNING, logger="realtime_feat"):
+        session = load_session(session_copy)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all(line.startswith(f"{session_copy / 'annotations.csv'}: the ") for line in said)
+    assert "exclude 'away' from 0.200000 to 0.400000 matches no frame" in said[0]
+    assert "event 'laugh' at 0.300000 matches no frame" in said[1] and "it applies to no row" in said[1]
+    assert session.frames["excluded"].sum() > 0  # the third one, on the capture clock, applies
+
+    out = session_copy / "e.csv"
+    assert main(["epochs", str(session_copy), "--markers", "laugh,stim", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "'laugh' (review) #1 at " in err and "no frame was captured in its window (-1 to 3 s)" in err
+    assert "'stim' (" not in err  # its windows hold frames
+    table = pd.read_csv(out)
+    assert (table.loc[table["marker"] == "laugh", "n_rows"] == 0).all()
+    assert (table.loc[table["marker"] == "stim", "n_rows"] > 0).any()
+
+
+@contextmanager
+def read_only(folder: Path):
+    """`folder` made read-only for real, as a shared or archived session folder is: its mode, and where the
+    tests run as root (whom modes do not stop) the immutable attribute."""
+    import os
+    import subprocess
+
+    mode = folder.stat().st_mode
+    folder.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        folder.chmod(mode)
+        pytest.skip("running as root where chattr +i does not work: no folder is read-only to this test")
+    try:
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(mode)
+
+
+def tracks_seen(session) -> tuple[tuple[int, int, list[int]], tuple[int, int]]:
+    """Two tracks seen together (and the frames they share), and two never seen together (B before and after
+    its absence at least), whatever tracks a loaded machine's pace gave."""
+    table = session.table()
+    frames = table[table["track_id"] >= 0].groupby("track_id")["frame"].apply(set)
+    pairs = [(int(a), int(b), sorted(frames[a] & frames[b])) for a, b in combinations(frames.index, 2)]
+    return next(p for p in pairs if p[2]), next(p[:2] for p in pairs if not p[2])
+
+
+def test_an_edit_in_a_read_only_folder_raises_names_the_file_and_is_not_kept(session_copy):
+    session = load_session(session_copy)
+    apart = tracks_seen(session)[1]
+    session.annotations.add(Annotation("event", "laugh", session.t0 + 0.3, session.t0 + 0.3))
+    session.identities.rename(1, "Al")
+    session.identities.merged = {apart[1]: apart[0]}
+    session.identities.save()
+    before = {name: (session_copy / name).read_bytes() for name in ("annotations.csv", "identities.json")}
+    with read_only(session_copy):
+        for edit in (lambda: session.annotations.add(Annotation("event", "cry", session.t0, session.t0)),
+                     lambda: session.annotations.remove(0),
+                     lambda: session.annotations.move(0, session.t0 + 0.5),
+                     lambda: session.annotations.edit(0, label="cry"),
+                     lambda: session.identities.rename(1, "Bo"),
+                     lambda: session.rename_track(1, "Bo"),
+                     lambda: session.merge_tracks(list(apart)),
+                     lambda: session.identities.unmerge(apart[1])):
+            with pytest.raises(OSError, match=r"(annotations.csv|identities.json): not saved \(.*\); the folder is "
+                                              r"read-only: copy the session folder somewhere writable to review it$"):
+                edit()
+    assert [(a.label, a.t_start) for a in session.annotations] == [("laugh", session.t0 + 0.3)]
+    assert session.identities.names == {1: "Al"} and session.identities.merged == {apart[1]: apart[0]}
+    assert {name: (session_copy / name).read_bytes() for name in before} == before
+    assert not [p.name for p in session_copy.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- identities: one name is one person -------------------------------------------------------------------------
+def test_two_tracks_seen_together_cannot_be_given_one_name(session_copy):
+    session = load_session(session_copy)
+    (a, b, shared), apart = tracks_seen(session)
+    session.rename_track(b, "Bea")
+    with pytest.raises(ValueError, match=rf"^tracks #{a}, #{b} are seen together in {len(shared)} frame\(s\) \(first: "
+                                         rf"frame {shared[0]}\): they cannot both be 'Bea' \(merge or rename them "
+                                         r"apart\)$"):
+        session.rename_track(a, " Bea ")
+    assert session.identities.names == {b: "Bea"}
+    session.rename_track(apart[0], "Cy")
+    session.rename_track(apart[1], "Cy")  # never seen together: one person by name
+    table = load_session(session_copy).table()
+    assert set(table.loc[table["track_id"].isin(apart), "person"]) == {"Cy"}
+
+
+def test_a_merge_keeps_the_merged_tracks_own_name_and_an_unmerge_of_the_base_says_what_it_undid(session_copy):
+    session = load_session(session_copy)
+    _, (c, d) = tracks_seen(session)
+    session.identities.rename(c, "Bea")
+    session.identities.rename(d, "Bo")
+    assert session.merge_tracks([c, d]) == c
+    assert json.loads((session_copy / "identities.json").read_text()) == {"names": {str(c): "Bea", str(d): "Bo"},
+                                                                          "merged": {str(d): c}}
+    table = load_session(session_copy).table()
+    assert set(table.loc[table["track_id"].isin([c, d]), "person"]) == {"Bea"}
+    assert session.identities.own_name(d) == "Bo"
+    free = next(t for t in table["track_id"].unique() if t >= 0 and t not in (c, d))
+    assert session.identities.unmerge(int(free)) == []   # merged with nothing
+    assert session.identities.unmerge(c) == [d]          # the base: the track merged into it is apart again
+    table = load_session(session_copy).table()
+    assert set(table.loc[table["track_id"] == d, "person"]) == {"Bo"}
 
 
 # -- epochs and report -------------------------------------------------------------------------------------
@@ -485,7 +651,7 @@ def test_epochs_with_a_label_in_one_camera_only_works_for_all(pair_copy, capsys)
     assert main(["epochs", str(pair_copy / "right"), "--markers", "laugh", "-o", str(out)]) == 0  # a camera alone
     assert pd.read_csv(out).empty
     assert main(["epochs", str(pair_copy), "--markers", "nothing", "-o", str(out)]) == 2
-    assert f"no marker or event labelled nothing (labels there: laugh, stim)" in capsys.readouterr().err
+    assert "no marker or event labelled nothing (labels there: laugh, stim)" in capsys.readouterr().err
 
 
 def test_t_marker_and_every_cameras_times_are_from_the_sessions_first_frame(pair_copy):
@@ -508,3 +674,13 @@ def test_t_marker_and_every_cameras_times_are_from_the_sessions_first_frame(pair
             assert list(review.markers()["t"]) == pytest.approx([stim - t0], abs=1e-9)
         finally:
             review.close()
+
+
+def test_the_small_face_flag_measures_the_face_not_the_chip_around_it(known):
+    """KnownFaces' faces are 16 px boxes: fex.csv's FaceRect holds the 19.2 px chip around each."""
+    from realtime_feat.review import quality
+
+    table = load_session(known).table(quality.QC_COLUMNS)
+    assert np.allclose(table.loc[table["person"] != "", ["FaceRectWidth", "FaceRectHeight"]], 16 * 1.2)
+    small = lambda px: quality.person_quality(table, 90, min_face_px=px)["small"]  # noqa: E731
+    assert (small(17) == 1).all() and (small(15.5) == 0).all()

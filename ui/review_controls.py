@@ -73,6 +73,8 @@ class PeoplePanel(QWidget):
         self.table.itemSelectionChanged.connect(self._chosen)
         self.merge = QPushButton("Merge selected (one person)")
         self.unmerge = QPushButton("Unmerge")
+        self.unmerge.setToolTip("A merged track (shown as 7 → 3) becomes its own person again; on the track others "
+                                "were merged into, each of them does")
         self.merge.clicked.connect(lambda: self.mergeRequested.emit(self.selected()))
         self.unmerge.clicked.connect(lambda: [self.unmergeRequested.emit(t) for t in self.selected()])
         buttons = QHBoxLayout()
@@ -89,7 +91,8 @@ class PeoplePanel(QWidget):
         self.table.setRowCount(len(people))
         self.tracks = [int(t) for t in people["track_id"]]
         for row, p in enumerate(people.itertuples()):
-            self.table.setItem(row, 0, _cell(p.track_id))
+            merged = f" → {p.into}" + (f" (own name: {p.own})" if p.own else "") if p.into != p.track_id else ""
+            self.table.setItem(row, 0, _cell(f"{p.track_id}{merged}"))
             name = _cell(p.person, editable=True)
             name.setForeground(QColor(*PALETTE[colours.get(p.person, 0) % len(PALETTE)]))
             self.table.setItem(row, 1, name)

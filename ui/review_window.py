@@ -293,8 +293,9 @@ class ReviewWindow(DockedWindow):
     def add_event(self) -> None:
         label = self._label("Event at the cursor")
         if label is not None:
-            self.session.annotations.add(Annotation("event", label, self.cursor_t, self.cursor_t))
-            self.refresh_annotations()
+            t = self.cursor_t
+            self._annotate(lambda: self.session.annotations.add(Annotation("event", label, t, t)),
+                           f"event {label!r} at {t - self.session.t0:.3f} s")
 
     def span_start(self) -> None:
         self.span_from = self.cursor_t
@@ -312,25 +313,21 @@ class ReviewWindow(DockedWindow):
         label = self._label("Exclude this span", "excluded")
         if label is not None:
             t0 = self.session.t0
-            self.session.annotations.add(Annotation("exclude", label, t0 + start, t0 + end))
-            self.refresh_annotations()
-            where = "annotations.csv" if self.session.parent is None else \
-                f"{self.session.camera}/annotations.csv: this camera's rows only"
-            self.status.setText(f"excluded {min(start, end):.3f}–{max(start, end):.3f} s (saved to {where})")
+            self._annotate(lambda: self.session.annotations.add(Annotation("exclude", label, t0 + start, t0 + end)),
+                           f"excluded {min(start, end):.3f}–{max(start, end):.3f} s")
 
     def move_annotation(self, index: int, start: float, end: float) -> None:
         t0 = self.session.t0
         layer, i = self._where(index)
-        layer.move(i, t0 + start, t0 + end)
-        self.refresh_annotations()
+        self._annotate(lambda: layer.move(i, t0 + start, t0 + end), f"{layer[i].kind} moved to {start:.3f} s",
+                       layer)
 
     def edit_annotation(self, index: int, label: str, person: str) -> None:
         changes = {"label": label.strip()}
         layer, i = self._where(index)
         if layer[i].kind == "exclude":
             changes["person"] = person.strip()
-        layer.edit(i, **changes)
-        self.refresh_annotations()
+        self._annotate(lambda: layer.edit(i, **changes), f"{label.strip()!r} edited", layer)
 
     def delete_annotation(self) -> None:
         index = self.annotations.selected()
@@ -338,29 +335,66 @@ class ReviewWindow(DockedWindow):
             self.status.setText("select an annotation in the list first")
             return
         layer, i = self._where(index)
-        layer.remove(i)
+        self._annotate(lambda: layer.remove(i), "annotation deleted", layer)
+
+    def _annotate(self, edit, done: str, layer=None) -> None:
+        """One edit of an annotations.csv (`layer`: the camera's own by default); the panels and the timeline
+        then show what is saved (the edit, or what was there before where it could not be saved)."""
+        if self._edit(edit)[0]:
+            layer = self.session.annotations if layer is None else layer
+            where = "annotations.csv" if self.session.parent is None else (
+                f"{self.session.camera}/annotations.csv: this camera's rows only" if layer is self.session.annotations
+                else "the session's annotations.csv: every camera's rows")
+            self.status.setText(f"{done} (saved to {where})")
         self.refresh_annotations()
+
+    def _edit(self, edit) -> tuple[bool, object]:
+        """Run one edit (it saves itself): (True, what it returns), or (False, None) where it was refused
+        or could not be saved (a read-only folder), said in one line in the status bar and the log."""
+        try:
+            return True, edit()
+        except (OSError, ValueError) as exc:
+            self.status.setText(first_line(exc))
+            log.warning("%s", first_line(exc))
+            return False, None
 
     # -- identities ---------------------------------------------------------------------------------------------
     def rename(self, track: int, name: str) -> None:
-        self.review.rename(track, name)
+        if self._edit(lambda: self.review.rename(track, name))[0]:
+            said = f"track #{track} is {name.strip()}" if name.strip() else f"track #{track}'s name removed"
+            self.status.setText(f"{said} (saved to identities.json)")
         self._identities_changed()
 
     def merge(self, tracks: list) -> None:
         if len(tracks) < 2:
             self.status.setText("select two or more tracks (Ctrl+click) to merge")
             return
-        try:
-            self.review.merge(tracks)
-        except ValueError as exc:
-            self.status.setText(first_line(exc))
-            return
-        self.status.setText(f"merged tracks {', '.join(map(str, tracks))} (saved to identities.json)")
+        identities = self.session.identities
+        roots = [identities.root(t) for t in tracks]
+        merged, into = self._edit(lambda: self.review.merge(tracks))
+        if merged:
+            kept = [f"#{r} keeps its own name {identities.own_name(r)!r} for an unmerge" for r in dict.fromkeys(roots)
+                    if r != into and identities.own_name(r)]
+            self.status.setText("; ".join([f"merged tracks {', '.join(map(str, tracks))}: one person, "
+                                           f"{self._person(into)}", *kept]) + " (saved to identities.json)")
         self._identities_changed()
 
     def unmerge(self, track: int) -> None:
-        self.review.unmerge(track)
+        parent = self.session.identities.merged.get(track)
+        done, apart = self._edit(lambda: self.review.unmerge(track))
+        if done and not apart:
+            self.status.setText(f"#{track} is not merged with another track, nor another with it: nothing to unmerge")
+        elif apart:
+            whose = (f"#{track} from #{parent}" if parent is not None else
+                     f"{', '.join(f'#{t}' for t in apart)} from #{track}, the track they were merged into")
+            self.status.setText(f"unmerged {whose}: " + ", ".join(f"#{t} is {self._person(t)}" for t in apart)
+                                + " again (saved to identities.json)")
         self._identities_changed()
+
+    def _person(self, track: int) -> str:
+        people = self.review.people()
+        person = people.loc[people["track_id"] == track, "person"]
+        return str(person.iloc[0]) if len(person) else f"#{track}"
 
     def _identities_changed(self) -> None:
         self.refresh_people()

@@ -160,7 +160,7 @@ def _add_review_commands(sub) -> None:
     rp.add_argument("--max-turn", type=float, default=40.0, metavar="DEGREES",
                     help="flag rows with the head's pitch or yaw beyond +-DEGREES (default 40)")
     rp.add_argument("--min-face", type=float, default=48.0, metavar="PX",
-                    help="flag rows whose face box's shorter side is below PX pixels (default 48)")
+                    help="flag rows whose face (the detector's box, longer side) is below PX pixels (default 48)")
 
 
 def _leave_out(text: str) -> tuple[str, ...]:

@@ -27,6 +27,10 @@ from ..types import FrameResult
 # images); t_monotonic / t_wall / t_lsl: seconds on the capture clocks (DESIGN.md, "Clocks");
 # track_id: the tracker's id (-1 while a track is tentative, empty without a tracker);
 # identity / identity_distance: the enrolled name closest to the track, or "unknown".
+# FaceRect* are py-feat's: the square chip the networks saw, CHIP_EXPAND × the detector box's longer side
+# around its centre (py-feat's EXPAND_BBOX; not imported: it would load torch for a report). So the face's
+# longer side is FaceRectWidth / CHIP_EXPAND.
+CHIP_EXPAND = 1.2
 OUR_COLUMNS = ["timestamp", "t_monotonic", "t_wall", "t_lsl", "n_faces", "track_id", "identity", "identity_distance"]
 
 

@@ -10,17 +10,22 @@ Rows are the analysed frames' rows of each person (identities.json applied); win
 clock (t_monotonic), both ends included. Several cameras: each camera's rows, with a `camera` column first,
 around the session's markers and events and that camera's own events; `occurrence` counts a label over
 the whole session, so one marker has one number in every camera, and t_marker is from the session's t0.
+A marker or event whose window holds no captured frame (a time outside the recording) is said in a
+warning, not only counted as 0 rows.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from .recorded_session import joined_cameras
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["marker", "occurrence", "t_marker", "person", "signal", "mean", "peak", "baseline", "n_rows",
            "n_excluded", "n_baseline"]
@@ -95,8 +100,14 @@ def _locked(session, events: pd.DataFrame, window: tuple[float, float],
         lo, hi = np.searchsorted(t, t_marker + span[0], "left"), np.searchsorted(t, t_marker + span[1], "right")
         return table.iloc[lo:hi]
 
+    captured = np.sort(session.frames["t_monotonic"].to_numpy())
     out = []
     for e in events.itertuples():
+        lo, hi = e.t_monotonic + window[0], e.t_monotonic + window[1]
+        if np.searchsorted(captured, hi, "right") == np.searchsorted(captured, lo, "left"):
+            log.warning("%s: %r (%s) #%d at %.3f s from the first frame: no frame was captured in its window "
+                        "(%g to %g s), its rows are empty", session.folder, e.label, e.origin, e.occurrence,
+                        e.t_monotonic - session.t0, *window)
         win = rows(e.t_monotonic, window)
         kept = win[~win["excluded"]].groupby("person")
         stats = pd.DataFrame({"mean": kept[signals].mean().stack(),

@@ -125,9 +125,10 @@ class SessionReview:
 
     # -- people -------------------------------------------------------------------------------------------
     def people(self) -> pd.DataFrame:
-        """One row per confirmed track: track_id, person, rows, first and last seen (s)."""
+        """One row per confirmed track: track_id, person, rows, first and last seen (s), the track it is
+        merged into (`into`, itself if none) and the name given to it itself (`own`, "" if none)."""
         if self.arrays is None or not self.arrays.n_rows:
-            return pd.DataFrame(columns=["track_id", "person", "rows", "first", "last"])
+            return pd.DataFrame(columns=["track_id", "person", "rows", "first", "last", "into", "own"])
         table = pd.DataFrame({"track_id": self.arrays.column("track_id"), "person": self.persons,
                               "t": self.arrays.column("t_monotonic") - self.session.t0})
         table = table[table["person"] != ""]
@@ -135,22 +136,33 @@ class SessionReview:
         out = pd.DataFrame({"person": by["person"].first(), "rows": by.size(), "first": by["t"].min(),
                             "last": by["t"].max()}).reset_index()
         out["track_id"] = out["track_id"].astype(np.int64)
+        identities = self.session.identities
+        out["into"] = [identities.root(t) for t in out["track_id"]]
+        out["own"] = [identities.own_name(t) for t in out["track_id"]]
         return out
 
     def rename(self, track: int, name: str) -> None:
-        self.session.identities.rename(track, name)
+        """ValueError (one line) when another track of that name is seen with it (as `merge`)."""
+        self._whole_analysis("renamed")
+        self.session.rename_track(track, name)
         self._persons = None
 
-    def merge(self, tracks: list[int]) -> None:
+    def merge(self, tracks: list[int]) -> int:
         """ValueError (one line) when the tracks are seen together (the arrays must be read in full)."""
-        if self.loading:
-            raise ValueError("tracks can be merged once fex.csv is read (see the progress bar)")
-        self.session.merge_tracks(tracks)
+        self._whole_analysis("merged")
+        into = self.session.merge_tracks(tracks)
         self._persons = None
+        return into
 
-    def unmerge(self, track: int) -> None:
-        self.session.identities.unmerge(track)
+    def unmerge(self, track: int) -> list[int]:
+        """The tracks apart again (see `Identities.unmerge`)."""
+        apart = self.session.identities.unmerge(track)
         self._persons = None
+        return apart
+
+    def _whole_analysis(self, done: str) -> None:
+        if self.loading:
+            raise ValueError(f"tracks can be {done} once fex.csv is read (see the progress bar)")
 
     # -- the timeline ------------------------------------------------------------------------------------
     def curves(self, signal: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

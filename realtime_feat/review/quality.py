@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..recording.fex import CHIP_EXPAND
+
 
 @dataclass(frozen=True)
 class Spans:
@@ -88,14 +90,15 @@ def person_quality(table: pd.DataFrame, analysed_frames: int, min_score: float =
                    min_face_px: float = 48.0) -> pd.DataFrame:
     """Per person (rows of `table`: `session.table(QC_COLUMNS)`): rows, share of analysed frames present,
     and the share of their rows with a low detection score, the head turned beyond ±max_turn_deg (pitch
-    or yaw), a face smaller than min_face_px (shorter side of the face box), or excluded."""
+    or yaw), a face smaller than min_face_px (the detector's box, longer side: fex.csv's FaceRect is the
+    CHIP_EXPAND× square chip around it), or excluded."""
     rows = table[table["person"] != ""]
     turn = np.radians(max_turn_deg)
     flags = pd.DataFrame({
         "person": rows["person"],
         "low_score": rows["FaceScore"] < min_score,
         "turned": (rows["Pitch"].abs() > turn) | (rows["Yaw"].abs() > turn),
-        "small": np.minimum(rows["FaceRectWidth"], rows["FaceRectHeight"]) < min_face_px,
+        "small": np.maximum(rows["FaceRectWidth"], rows["FaceRectHeight"]) / CHIP_EXPAND < min_face_px,
         "excluded": rows["excluded"]})
     by = flags.groupby("person")
     out = by[["low_score", "turned", "small", "excluded"]].mean()

@@ -34,6 +34,7 @@ import pandas as pd
 from ..errors import MediaError
 from ..recording.fex_arrays import WholeLines, being_recorded
 from ..types import Frame
+from .annotations import FILE as ANNOTATIONS_FILE
 from .annotations import Annotation, Annotations
 from .identities import Identities
 
@@ -190,20 +191,43 @@ class RecordedSession:
         them are seen in one frame together (they cannot be one person). Several cameras: tracks of
         `camera` (each camera's track ids are its own; one name makes one person across cameras)."""
         if self.cameras:
-            if camera not in self.cameras:
-                raise ValueError(f"{self.folder}: several cameras, each with its own track ids: say whose tracks "
-                                 f"to merge (camera= one of {', '.join(self.cameras)})")
-            return self.cameras[camera].merge_tracks(tracks)
-        a = self.arrays
-        track, frames = a.column("track_id"), a.frames
-        roots = np.array([self.identities.root(int(t)) if np.isfinite(t) and t >= 0 else -1 for t in track])
-        wanted = {self.identities.root(t) for t in tracks}
-        mine = np.isin(roots, list(wanted))
-        both = pd.DataFrame({"frame": frames[mine], "root": roots[mine]}).drop_duplicates().groupby("frame").size()
-        if (both > 1).any():
-            raise ValueError(f"tracks {', '.join(f'#{t}' for t in tracks)} are seen together in {(both > 1).sum()} "
-                             f"frame(s) (first: frame {both[both > 1].index[0]}): they are not one person")
+            return self._camera(camera, "merge").merge_tracks(tracks)
+        self._one_person(self._roots(), {self.identities.root(t) for t in tracks}, "they are not one person")
         return self.identities.merge(tracks)
+
+    def rename_track(self, track: int, name: str, camera: str = "") -> None:
+        """Name the person of `track` (saved to identities.json): a name another track has (given or
+        enrolled) makes them one person, so it is refused, as a merge, where the two are seen together.
+        Several cameras: a track of `camera`."""
+        if self.cameras:
+            return self._camera(camera, "rename").rename_track(track, name)
+        roots, name = self._roots(), name.strip()
+        root = self.identities.root(track)
+        others = set(roots[(self.persons(self.arrays) == name) & (roots != root)]) if name else set()
+        self._one_person(roots, {root, *others}, f"they cannot both be {name!r} (merge or rename them apart)")
+        self.identities.rename(track, name)
+
+    def _camera(self, camera: str, what: str) -> "RecordedSession":
+        if camera not in self.cameras:
+            raise ValueError(f"{self.folder}: several cameras, each with its own track ids: say whose tracks "
+                             f"to {what} (camera= one of {', '.join(self.cameras)})")
+        return self.cameras[camera]
+
+    def _roots(self) -> np.ndarray:
+        """Each arrays row's track after merges (-1 where no confirmed track)."""
+        roots = {t: self.identities.root(int(t)) for t in np.unique(self.arrays.column("track_id"))
+                 if np.isfinite(t) and t >= 0}
+        return np.array([roots.get(t, -1) for t in self.arrays.column("track_id")], np.int64)
+
+    def _one_person(self, roots: np.ndarray, wanted: set[int], why: str) -> None:
+        """A ValueError (one line) when two of the tracks `wanted` are seen in one frame together."""
+        mine = np.isin(roots, list(wanted))
+        both = pd.DataFrame({"frame": self.arrays.frames[mine], "root": roots[mine]}).drop_duplicates() \
+            .groupby("frame").size()
+        if (both > 1).any():
+            seen = sorted({int(r) for r in roots[mine & np.isin(self.arrays.frames, both[both > 1].index)]})
+            raise ValueError(f"tracks {', '.join(f'#{t}' for t in seen)} are seen together in {(both > 1).sum()} "
+                             f"frame(s) (first: frame {both[both > 1].index[0]}): {why}")
 
     def label_rows(self, table: pd.DataFrame) -> pd.DataFrame:
         """`person` and `excluded` for the rows of another analysis of this session's video (`process
@@ -280,8 +304,19 @@ def _one_camera(folder: Path, markers: pd.DataFrame, camera: str = "") -> Record
     frames = read_whole_lines(folder / "frames.csv")
     if recording:
         log.warning("%s is still being recorded: reading the %d frames written so far", folder, len(frames))
-    return RecordedSession(folder, frames, markers, metadata, folder / "video.mp4", Annotations.load(folder),
+    annotations = Annotations.load(folder)
+    _say_unmatched(annotations, frames["t_monotonic"].to_numpy(), folder)
+    return RecordedSession(folder, frames, markers, metadata, folder / "video.mp4", annotations,
                            Identities.load(folder, camera), camera=camera, recording=recording)
+
+
+def _say_unmatched(annotations: Annotations, t: np.ndarray, folder: Path) -> None:
+    """Annotations that match no frame are said, not silently applied to no row."""
+    for a in annotations.unmatched(t):
+        span = f"at {a.t_start:.6f}" if a.kind == "event" else f"from {a.t_start:.6f} to {a.t_end:.6f}"
+        log.warning("%s: the %s %r %s matches no frame (frames.csv's t_monotonic runs %s): it applies to no row; "
+                    "times are seconds on the capture clock", folder / ANNOTATIONS_FILE, a.kind, a.label, span,
+                    f"from {np.min(t):.6f} to {np.max(t):.6f}" if len(t) else "empty")
 
 
 def _flag_frames(session: RecordedSession) -> None:
@@ -305,6 +340,7 @@ def _several_cameras(folder: Path, cameras: dict[str, Path]) -> RecordedSession:
         camera.parent = session
         _flag_frames(camera)
     session.frames = joined_cameras({name: camera.frames for name, camera in each.items()})
+    _say_unmatched(session.annotations, session.frames["t_monotonic"].to_numpy(), folder)
     return session
 
 

@@ -176,7 +176,8 @@ def write_report(session, out: Path, window: tuple[float, float] = (-1.0, 3.0), 
              "<h2>Capture and analysis over time</h2>", overview_plot(session, scale, unit),
              "<h2>People and quality flags</h2>",
              f"<p>Share of each person's rows with a detection score below {min_score}, the head turned beyond "
-             f"±{max_turn_deg:g}° (pitch or yaw), a face box shorter side below {min_face_px:g} px, or excluded. "
+             f"±{max_turn_deg:g}° (pitch or yaw), a face (the detector's box, longer side) below {min_face_px:g} px, "
+             "or excluded. "
              f"Frames with no face: {s['faces_per_frame'].get('0', 0)} of {s['analysed']} analysed.</p>",
              _table(qc, percent=["share_of_frames", "low_score", "turned", "small", "excluded"]),
              "<h2>Time courses per person</h2>"]
