@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime_feat import Enrolment, OptionError, PipelineOptions
+from realtime_feat import Enrolment, PipelineOptions
 from realtime_feat.cli import main
 from test_logfile import log_dir  # noqa: F401  (the fixture: a log folder of the test's own)
 
@@ -168,6 +168,8 @@ def test_cuda_graphs_on_the_cpu_is_one_line(capsys, tmp_path, weights_dir, sampl
 ])
 def test_a_bad_option_is_named_by_the_library_and_by_its_flag_on_the_command_line(capsys, tmp_path, argv, library,
                                                                                   line):
+    from realtime_feat import OptionError
+
     with pytest.raises(OptionError) as caught:
         PipelineOptions(**library)
     assert str(caught.value) == line.replace("--", "")  # the library's name: PipelineOptions' field

@@ -18,7 +18,6 @@ from PySide6.QtCore import QPointF, Qt  # noqa: E402
 
 from realtime_feat.types import Detections, FaceAnalysis, Frame, FrameResult  # noqa: E402
 from realtime_feat.ui import geometry  # noqa: E402
-from realtime_feat.ui.controller import Banner  # noqa: E402
 from realtime_feat.ui.timeseries import PALETTE, RingBuffer  # noqa: E402
 
 GREY = 90
@@ -283,7 +282,7 @@ def test_lost_source_and_crashed_analysis_show_banners_and_restart(window, qtbot
 def test_the_controller_decides_the_banner_worst_first(qtbot):
     """No window: a crashed analysis outranks a detached sink, which outranks a lost source; with nothing
     wrong the banner is empty."""
-    from realtime_feat.ui.controller import AppOptions, SessionController
+    from realtime_feat.ui.controller import AppOptions, Banner, SessionController
 
     controller = SessionController(AppOptions())
     assert controller.poll() is None  # no session: nothing to say
@@ -319,6 +318,8 @@ def test_a_marker_key_goes_through_the_controller(window, qtbot, monkeypatch):
 def test_a_refused_option_is_one_banner_line_naming_the_control(window, tmp_path):
     """Fault: a reference photo while ArcFace is off, or ArcFace turned off with a photo to enrol: the
     banner names the window's controls, and the options (and the box) stay as they were."""
+    from realtime_feat.ui.controller import Banner
+
     window.controls.identity.setChecked(False)
     window.add_reference_photo("Ann", tmp_path / "ann.jpg")
     needs = "Enrol from a photo needs ArcFace identity on (people are recognised by their ArcFace embeddings)"
