@@ -1,7 +1,8 @@
 """The window around one `LiveSession` (several cameras: a `MultiSession`, a grid of their videos): layout
 and docks, and the wiring of controls to the controller (which owns the session, the loader, background
-jobs and the recording). It draws what the session publishes and never decides what is written to
-disk: the session does. The side panels follow the camera whose video was clicked last; the plots have
+jobs, markers, the recording, what the banner says and reading a recorded session for the viewer). It
+draws what the controller and the results bus give it and never decides what is written to disk: the
+session does. The side panels follow the camera whose video was clicked last; the plots have
 one curve per person across cameras (an enrolled person's name joins their tracks in every camera)."""
 from __future__ import annotations
 
