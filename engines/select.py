@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..errors import OptionError
+from ..options import OptionError
 
 ORDER = {"cuda": ("tensorrt", "torch", "onnxruntime"), "cpu": ("openvino", "onnxruntime", "torch")}
 BACKENDS = ("tensorrt", "openvino", "onnxruntime", "torch")

@@ -4,11 +4,28 @@ A bad value is an `OptionError` naming the field ("threshold must be in (0, 1], 
 it with its flag, the app with its control's name."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from .errors import OptionError
+from .errors import UserError
+
+
+class OptionError(UserError, ValueError):
+    """A bad option value, said with the library's name of each option (`PipelineOptions`' fields):
+    "threshold must be in (0, 1], got 1.5". `problem` may name other options as {field}. `worded(name)`
+    says it with the caller's names instead: the CLI's flags, the app's controls."""
+
+    def __init__(self, option: str, problem: str):
+        self.option, self.problem = option, problem
+        super().__init__(self.worded(str))
+
+    def worded(self, name: Callable[[str], str]) -> str:
+        """The line with `name(field)` for each option it names."""
+        return f"{name(self.option)} " + re.sub(
+            r"\{(\w+)\}", lambda m: name(m.group(1)) if m.group(1) in OPTION_NAMES else m.group(0), self.problem)
+
 
 DETECTORS = ("retinaface", "fast")
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")

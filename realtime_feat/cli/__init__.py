@@ -10,7 +10,8 @@ import os
 import sys
 from typing import Optional
 
-from ..errors import PROG, OptionError, UserError
+from ..errors import PROG, UserError
+from ..options import OptionError
 from .console import err, log_to_terminal
 from .parser import build_parser, flag, join_ranges
 
