@@ -377,9 +377,12 @@ def test_the_app_opens_a_session_and_the_last_recording_in_the_viewer(recorded, 
     main.update_status()
     assert main.controls.open_last.isEnabled()
     qtbot.mouseClick(main.controls.open_last, Qt.LeftButton)
+    qtbot.waitUntil(lambda: bool(main.review_windows), timeout=30_000)  # read off the GUI thread
     (viewer,) = main.review_windows
     assert viewer.isVisible() and viewer.session.folder == recorded
-    assert main.open_review(tmp_path) is None and "not a recorded session" in "".join(main.log_queue.lines)
+    main.open_review(tmp_path)
+    qtbot.waitUntil(lambda: "not a recorded session" in main.log_pane.toPlainText() + "".join(main.log_queue.lines),
+                    timeout=30_000)
     main.close()
     assert not viewer.isVisible() and not viewer.player.timer.isActive()
 

@@ -201,6 +201,11 @@ def _add_ray_options(p: argparse.ArgumentParser) -> None:
                         "an interrupted run)")
 
 
+def flag(option: str) -> str:
+    """The flag that sets `PipelineOptions`' field `option` (an `OptionError` names the field)."""
+    return "--" + option.replace("_", "-")
+
+
 def pipeline_options(args: argparse.Namespace) -> PipelineOptions:
     """The library's description of the analyser and the live session the options ask for."""
     return PipelineOptions(
