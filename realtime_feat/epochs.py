@@ -16,6 +16,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from .fex import clock_text
+
 COLUMNS = ["marker", "occurrence", "t_marker", "person", "signal", "mean", "peak", "baseline", "n_rows",
            "n_excluded", "n_baseline"]
 
@@ -86,3 +88,9 @@ def epochs(session, labels: list[str], window: tuple[float, float] = (-1.0, 3.0)
         part["marker"], part["occurrence"], part["t_marker"] = e.label, e.occurrence, e.t_monotonic - session.t0
         out.append(part)
     return pd.concat(out, ignore_index=True)[COLUMNS] if out else pd.DataFrame(columns=COLUMNS)
+
+
+def write_csv(table: pd.DataFrame, path) -> None:
+    """An epochs table as CSV: t_marker to the nanosecond (a capture-clock time, as frames.csv writes
+    them), the signals' values to 6 digits."""
+    table.assign(t_marker=table["t_marker"].map(clock_text)).to_csv(path, index=False, float_format="%.6g")
