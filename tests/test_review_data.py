@@ -351,7 +351,8 @@ def expected_epochs(folder: Path, labels, window, baseline, persons: dict, exclu
             level = base.loc[base["person"] == person, signals].mean()
             mine = kept[kept["person"] == person]
             for s in signals:
-                out.append({"marker": m.label, "person": person, "signal": s, "mean": mine[s].mean() - level[s],
+                out.append({"marker": m.label, "t_marker": m.t_monotonic - t0, "person": person, "signal": s,
+                            "mean": mine[s].mean() - level[s],
                             "peak": mine[s].max() - level[s], "baseline": level[s], "n_rows": len(mine),
                             "n_excluded": int((win["excluded"] & (win["person"] == person)).sum())})
     return pd.DataFrame(out)
@@ -372,6 +373,7 @@ def test_epochs_equal_a_pandas_computation_and_leave_excluded_rows_out(session_c
     assert list(got["occurrence"].unique()) == [1, 2] and set(got["person"]) == {"#1", "#2"}
     for col in ("mean", "peak", "baseline"):
         assert np.allclose(got[col], want[col], atol=2e-6, equal_nan=True), col
+    assert np.abs(got["t_marker"] - want["t_marker"]).max() <= 1e-9  # a capture-clock time: to the ns, not 6 digits
     assert list(got["n_rows"]) == list(want["n_rows"]) and list(got["n_excluded"]) == list(want["n_excluded"])
     assert got["n_excluded"].sum() > 0  # the exclusion fell inside a window: its rows were counted, not used
     assert "excluded row(s) left out" in capsys.readouterr().err
