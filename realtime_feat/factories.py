@@ -26,7 +26,7 @@ def set_threads(threads: Optional[int]) -> int:
 
 def make_analyser(options: PipelineOptions, default_detector: str = "retinaface"):
     """The Analyser `options` describe; `analyser.fallbacks` lists backends passed over (one line each)."""
-    from .analyser import Analyser
+    from .analysis.analyser import Analyser
     from .weights import WeightsError
 
     threads = set_threads(options.threads)
@@ -60,7 +60,7 @@ def with_live_defaults(options: PipelineOptions) -> tuple[PipelineOptions, list[
 
 def enrolments(analyser, people: tuple[Enrolment, ...]) -> dict[str, np.ndarray]:
     """{name: ArcFace embedding of the largest face in its image}."""
-    from .media import iter_images, sample_path
+    from .capture.media import iter_images, sample_path
 
     if people and not analyser.identity:
         raise UserError("--enrol needs ArcFace: drop --no-identity")
@@ -84,7 +84,7 @@ def largest_face_embedding(analyser, frames, what: str) -> np.ndarray:
 
 def make_tracker(options: PipelineOptions, people: dict, clock: str = "capture"):
     """A FaceTracker (ArcFace unless identity is off) that knows the enrolled `people`."""
-    from .tracking import FaceTracker
+    from .analysis.tracking import FaceTracker
 
     tracker = FaceTracker(use_embeddings=options.identity, clock=clock)
     for name, embedding in people.items():
@@ -102,9 +102,9 @@ def open_checked_source(spec: str, realtime: bool = True, **source_options):
 def open_checked_sources(specs, realtime: bool = True, **source_options) -> list:
     """`open_checked_source` for several sources: the same source given twice, or one that cannot be
     opened, is one `UserError` line naming it (before any model loads). [(source, (h, w) or None)]."""
-    from .multisession import check_distinct
-    from .session import probe_source
-    from .sources import open_source
+    from .capture.sources import open_source
+    from .live.live_session import probe_source
+    from .live.multi_session import check_distinct
 
     sources = [open_source(spec, realtime=realtime, **source_options) for spec in specs]
     try:
@@ -116,7 +116,7 @@ def open_checked_sources(specs, realtime: bool = True, **source_options) -> list
 
 def _analysis(options: PipelineOptions, progress: Callable[[str], None], analysis: bool):
     """(analyser, enrolled people, live settings) for `options`; (None, {}, settings) without analysis."""
-    from .live import LiveSettings
+    from .live.worker import LiveSettings
 
     settings = LiveSettings(redetect_every=options.redetect_every)
     if not analysis:
@@ -137,7 +137,7 @@ def live_session(options: PipelineOptions, source, progress: Callable[[str], Non
                  analysis: bool = True, **session_options):
     """A LiveSession (not started) on `source`: the live defaults, the analyser, the enrolled people and
     the tracker `options` describe, each step said through `progress`. analysis=False records only."""
-    from .session import LiveSession
+    from .live.live_session import LiveSession
 
     analyser, people, settings = _analysis(options, progress, analysis)
     tracker = make_tracker(options, people) if analyser is not None else None
@@ -151,7 +151,7 @@ def multi_session(options: PipelineOptions, sources, progress: Callable[[str], N
                   analysis: bool = True, **session_options):
     """A MultiSession (not started) on several sources: one analyser for all, a tracker per camera that
     knows every enrolled person; as `live_session` otherwise."""
-    from .multisession import MultiSession
+    from .live.multi_session import MultiSession
 
     analyser, people, settings = _analysis(options, progress, analysis)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime_feat.media import iter_video
+from realtime_feat.capture.media import iter_video
 from realtime_feat.types import Detections
 
 

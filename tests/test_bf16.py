@@ -22,7 +22,7 @@ BF16_TOLERANCES = reduced_precision_tolerances(0.05, 1.5, 3 * ANGLE, 0.03, 0.05)
 
 @pytest.fixture(scope="module")
 def bf16_analyser(weights_dir):
-    from realtime_feat.analyser import Analyser
+    from realtime_feat.analysis.analyser import Analyser
 
     return Analyser("openvino", "cpu", precision="bf16", weights_dir=weights_dir)
 
@@ -45,9 +45,9 @@ def test_detections_agree_except_near_the_threshold(weights_dir, sample_data, tm
     import torch
     from safetensors.torch import save_file
 
-    from realtime_feat.analyser import Analyser
-    from realtime_feat.media import read_image
-    from realtime_feat.models import PyFeatModels, build_retinaface
+    from realtime_feat.analysis.analyser import Analyser
+    from realtime_feat.capture.media import read_image
+    from realtime_feat.analysis.models import PyFeatModels, build_retinaface
     from realtime_feat.types import Frame
     from torchvision.ops import box_iou
 

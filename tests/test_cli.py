@@ -88,7 +88,7 @@ def test_folder_converts_odd_images_and_skips_a_bad_one(capsys, tmp_path, weight
 
 
 def test_image_conversions_keep_the_pixels(tmp_path):
-    from realtime_feat.media import read_image
+    from realtime_feat.capture.media import read_image
 
     gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert (read_image(_png(tmp_path / "g.png", gray)) == gray[:, :, None]).all()
@@ -243,7 +243,7 @@ def test_process_tracks_people_through_a_video(capsys, tmp_path, weights_dir):
 
 
 def test_tracker_on_the_source_clock_needs_timestamps():
-    from realtime_feat.tracking import FaceTracker
+    from realtime_feat.analysis.tracking import FaceTracker
     from realtime_feat.types import Detections, FaceAnalysis, Frame, FrameResult
 
     result = FrameResult.of(Frame(np.zeros((2, 2, 3), np.uint8), 3, 0, 0), Detections.empty(), FaceAnalysis.empty(), {})

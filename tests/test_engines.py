@@ -125,7 +125,7 @@ def test_a_new_engine_is_checked_once_and_a_wrong_one_removed(weights_dir):
     import torch
 
     from realtime_feat.engines.networks import wrap
-    from realtime_feat.models import PyFeatModels
+    from realtime_feat.analysis.models import PyFeatModels
 
     identity = PyFeatModels.load(weights_dir).identity
     net = wrap("identity", identity)
@@ -171,7 +171,7 @@ def test_tensorrt_engine_matches_torch(precision, tolerance, weights_dir):
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from realtime_feat.models import PyFeatModels
+    from realtime_feat.analysis.models import PyFeatModels
 
     models = PyFeatModels.load(weights_dir)
     runner = trtb.TensorRTBackend("cuda", precision).load("identity", models.identity, f"trt-{precision}")

@@ -11,7 +11,7 @@ import pytest
 
 pylsl = pytest.importorskip("pylsl", reason="pylsl not installed (pip install 'realtime-feat[lsl]')")
 
-from realtime_feat.session import LiveSession  # noqa: E402
+from realtime_feat.live.live_session import LiveSession  # noqa: E402
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult  # noqa: E402
 from test_session import FakeAnalyser, Synthetic  # noqa: E402
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realtime_feat.session import LiveSession
+from realtime_feat.live.live_session import LiveSession
 from test_session import FakeAnalyser, Synthetic
 
 
@@ -122,7 +122,7 @@ def test_recording_starts_and_stops_on_a_running_session(tmp_path):
 
 
 def test_an_encoder_that_cannot_keep_up_is_counted_and_every_frame_keeps_its_row(tmp_path, monkeypatch):
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     real = recorder.Recorder._encode
 
@@ -189,7 +189,7 @@ class BreakingEncoder:
 
 
 def test_an_encoder_error_detaches_the_recording_at_once_and_the_session_goes_on(tmp_path, monkeypatch):
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     real_open_video = recorder.Recorder._open_video
 
@@ -279,7 +279,7 @@ class Hangs(FakeAnalyser):
 
 
 def test_a_hung_analysis_is_given_up_on_with_one_line_and_counted(tmp_path, monkeypatch, caplog):
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     monkeypatch.setattr(recorder, "Recorder", functools.partial(recorder.Recorder, hang_s=0.5))
     analyser = Hangs(at=10)
@@ -456,8 +456,8 @@ def test_an_hour_at_30_fps_loses_no_frame(tmp_path):
 
 def test_process_reads_a_cut_off_session_up_to_its_last_row(tmp_path, caplog):
     """A killed recording's video can run ahead of frames.csv: frames with no row are left out, said once."""
-    from realtime_feat.media import iter_video
-    from realtime_feat.session_files import on_capture_clocks
+    from realtime_feat.capture.media import iter_video
+    from realtime_feat.review.recorded_session import on_capture_clocks
 
     session = LiveSession(Synthetic(n=40, size=(48, 64)), None)
     folder = session.start_recording(tmp_path)

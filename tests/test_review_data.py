@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realtime_feat.annotations import Annotation
-from realtime_feat.fex_arrays import FOLDER, ArraysBuild, FexArrays, build
-from realtime_feat.session import LiveSession
-from realtime_feat.session_files import RecordedSession, load_session
+from realtime_feat.review.annotations import Annotation
+from realtime_feat.recording.fex_arrays import FOLDER, ArraysBuild, FexArrays, build
+from realtime_feat.live.live_session import LiveSession
+from realtime_feat.review.recorded_session import RecordedSession, load_session
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult
 from test_session import FakeAnalyser, Synthetic
 
@@ -411,7 +411,7 @@ def test_epochs_and_report_of_a_two_camera_session_cover_each_camera(tmp_path, c
     """Several cameras: `epochs` gives each camera's rows with a `camera` column, `report` one file per
     camera, both from the session's top folder."""
     from realtime_feat.cli import main
-    from realtime_feat.multisession import MultiSession
+    from realtime_feat.live.multi_session import MultiSession
 
     sources = [Synthetic(n=60, interval=0.01, size=(64, 64)) for _ in range(2)]
     sources[0].id, sources[1].id = "left", "right"

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from realtime_feat.live import LiveSettings
-from realtime_feat.session import LiveSession
+from realtime_feat.live.worker import LiveSettings
+from realtime_feat.live.live_session import LiveSession
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult
 
 
@@ -138,7 +138,7 @@ class People(FakeAnalyser):
 def test_enrolling_and_settings_from_another_thread_apply_between_frames():
     """Fault: the window enrols people and changes the threshold and re-detection interval hundreds of
     times while a tracker with four people runs, and reads their identities meanwhile."""
-    from realtime_feat.tracking import FaceTracker, TrackerSettings
+    from realtime_feat.analysis.tracking import FaceTracker, TrackerSettings
 
     analyser = People()
     session = LiveSession(Synthetic(n=10**9, interval=0.002, size=(48, 160)), analyser,

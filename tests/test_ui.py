@@ -95,7 +95,7 @@ def test_the_library_never_imports_qt():
     import subprocess
     import sys
 
-    code = ("import sys, realtime_feat.cli, realtime_feat.session, realtime_feat.analyser, realtime_feat.engines; "
+    code = ("import sys, realtime_feat.cli, realtime_feat.live.live_session, realtime_feat.analysis.analyser, realtime_feat.engines; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'PySide6', 'pyqtgraph', 'shiboken6'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-500:]
@@ -142,7 +142,7 @@ class FakeSession:
 
     @property
     def capture(self):  # the capture thread's subscriptions, for live video
-        from realtime_feat.capture import CaptureThread
+        from realtime_feat.capture.capture_thread import CaptureThread
 
         if not hasattr(self, "_capture"):
             self._capture = CaptureThread(SimpleNamespace(id="fake"))
@@ -158,7 +158,7 @@ class FakeSession:
         self.markers.append(SimpleNamespace(label=label, t_monotonic_ns=time.monotonic_ns()))
 
     def status(self):
-        from realtime_feat.session import SessionStatus
+        from realtime_feat.live.live_session import SessionStatus
 
         return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, self.recording, 0.0, 0, 0, self.error,
                              self.sink_errors, self.recording_error)
@@ -410,9 +410,9 @@ def test_source_picker_offers_pyfeat_sample_videos(qtbot):
 
 @pytest.mark.parametrize("cameras", [[], [(0, 640, 480)]])
 def test_launch_opens_the_first_camera_or_else_the_source_picker(window, qtbot, monkeypatch, cameras):
-    import realtime_feat.sources
+    import realtime_feat.capture.sources
 
-    monkeypatch.setattr(realtime_feat.sources, "list_cameras", lambda: cameras)
+    monkeypatch.setattr(realtime_feat.capture.sources, "list_cameras", lambda: cameras)
     window.first_start()
     if cameras:
         qtbot.waitUntil(lambda: window.controller.source == "0" and window.banner.isVisible(), timeout=60_000)

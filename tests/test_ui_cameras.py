@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("PySide6", reason="the app needs PySide6: pip install -e '.[app]'")
 pytest.importorskip("pytestqt", reason="UI tests need pytest-qt")
 
-from realtime_feat.multisession import MultiStatus  # noqa: E402
+from realtime_feat.live.multi_session import MultiStatus  # noqa: E402
 from test_ui import FakeSession, make_result, window  # noqa: E402,F401  (window: the fixture)
 
 

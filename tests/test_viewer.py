@@ -18,8 +18,8 @@ pytest.importorskip("pytestqt", reason="UI tests need pytest-qt")
 
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 
-from realtime_feat.annotations import Annotation  # noqa: E402
-from realtime_feat.session_files import load_session  # noqa: E402
+from realtime_feat.review.annotations import Annotation  # noqa: E402
+from realtime_feat.review.recorded_session import load_session  # noqa: E402
 from realtime_feat.ui import geometry  # noqa: E402
 from test_review_data import record_known  # noqa: E402
 
@@ -268,7 +268,7 @@ def test_a_killed_recording_opens(recorded, open_viewer, qtbot, tmp_path):
 
 
 def test_epochs_and_report_from_the_viewer(recorded, open_viewer, qtbot, tmp_path):
-    from realtime_feat.epochs import epochs
+    from realtime_feat.review.epochs import epochs
 
     win = open_viewer(recorded)
     out = tmp_path / "epochs.csv"
@@ -330,7 +330,7 @@ def test_process_session_dir_applies_the_reviewed_identities(recorded, tmp_path,
 
 def test_a_session_recorded_without_analysis_opens_and_one_without_frames_is_one_line(tmp_path, open_viewer, capsys):
     from realtime_feat.cli import main
-    from realtime_feat.session import LiveSession
+    from realtime_feat.live.live_session import LiveSession
     from test_session import Synthetic
 
     session = LiveSession(Synthetic(n=30, interval=0.005, size=(48, 64)), None)
@@ -348,7 +348,7 @@ def test_a_session_recorded_without_analysis_opens_and_one_without_frames_is_one
 
 def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
     """Several cameras: `view` and "Open session…" give each camera its viewer, titled with its name."""
-    from realtime_feat.multisession import MultiSession
+    from realtime_feat.live.multi_session import MultiSession
     from realtime_feat.ui.review_window import review_windows
     from test_review_data import KnownFaces
     from test_session import Synthetic

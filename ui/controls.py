@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSlider, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from realtime_feat.media import VIDEO_SUFFIXES
+from realtime_feat.capture.media import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class CameraProbe(QThread):
     found = Signal(list)
 
     def run(self) -> None:
-        from realtime_feat.sources import list_cameras
+        from realtime_feat.capture.sources import list_cameras
 
         self.found.emit(list_cameras())
 

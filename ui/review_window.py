@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QWidget)
 
 from realtime_feat import first_line
-from realtime_feat.annotations import Annotation
-from realtime_feat.fex_arrays import header_groups
-from realtime_feat.session_review import ReviewFrame, SessionReview
+from realtime_feat.review.annotations import Annotation
+from realtime_feat.recording.fex_arrays import header_groups
+from realtime_feat.review.playback import ReviewFrame, SessionReview
 
 from . import geometry
 from .bridge import Shown
@@ -356,7 +356,7 @@ class ReviewWindow(DockedWindow):
             self.run_epochs(dialog.markers.text(), dialog.window.text(), dialog.baseline.text(), Path(path))
 
     def run_epochs(self, markers: str, window: str, baseline: str, out: Path) -> None:
-        from realtime_feat.epochs import epochs, parse_range, write_csv
+        from realtime_feat.review.epochs import epochs, parse_range, write_csv
 
         def job():
             labels = [m.strip() for m in markers.split(",") if m.strip()]
@@ -372,7 +372,7 @@ class ReviewWindow(DockedWindow):
             self.run_report(Path(path))
 
     def run_report(self, out: Path) -> None:
-        from realtime_feat.report import write_report
+        from realtime_feat.review.report import write_report
 
         self._in_background("report", lambda: f"report written to {write_report(self.session, out)}")
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from ..camera_modes import DEFAULT_FOURCC
+from ..capture.camera_modes import DEFAULT_FOURCC
 from ..errors import PROG
 from ..options import BACKENDS, DETECTORS, PRECISIONS, Enrolment, PipelineOptions
 

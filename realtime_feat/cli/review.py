@@ -11,7 +11,7 @@ from ..errors import PROG, UserError, first_line
 
 
 def open_session(folder: Path):
-    from ..session_files import load_session
+    from ..review.recorded_session import load_session
 
     try:
         return load_session(folder)
@@ -20,7 +20,7 @@ def open_session(folder: Path):
 
 
 def _range(text: str, option: str) -> tuple[float, float]:
-    from ..epochs import parse_range
+    from ..review.epochs import parse_range
 
     try:
         return parse_range(text, option)
@@ -30,7 +30,7 @@ def _range(text: str, option: str) -> tuple[float, float]:
 
 def _arrays(session) -> None:
     """The session's arrays, said when they must first be built from fex.csv (a minute per GB, once)."""
-    from ..fex_arrays import ArraysBuild
+    from ..recording.fex_arrays import ArraysBuild
 
     build = ArraysBuild(session.folder, mesh=session.has_mesh)
     if not build.start().done:
@@ -42,7 +42,7 @@ def _arrays(session) -> None:
 
 
 def cmd_epochs(args) -> int:
-    from ..epochs import epochs, write_csv
+    from ..review.epochs import epochs, write_csv
 
     window = _range(args.window, "--window")
     baseline = _range(args.baseline, "--baseline") if args.baseline else None
@@ -71,7 +71,7 @@ def cmd_epochs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ..report import write_report
+    from ..review.report import write_report
 
     window = _range(args.window, "--window")
     started = time.perf_counter()

@@ -9,7 +9,7 @@ process leaves a file every player reads, short of its last fragment. Beside it:
                 video_time (the frame's PTS in the video, seconds)
   fex.csv       the analyser's rows (py-feat's columns + ours), for the analysed frames, in frame order
                 (`leave_out`: the mesh and/or the embedding left empty, said in metadata.json)
-  fex.arrays/   the same rows as memory-mapped arrays, for review (fex_arrays.py); marked as fex.csv's
+  fex.arrays/   the same rows as memory-mapped arrays, for review (recording/fex_arrays.py); marked as fex.csv's
                 copy when the recording ends cleanly, else built again from fex.csv when first read
   markers.csv   label, origin, t_monotonic, t_wall, t_lsl, frame (the newest frame captured then)
   metadata.json versions, backend, weights, source, settings, codec, clocks, counts with reasons;
@@ -38,9 +38,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
-from .capture import LatestSlot, Subscriber
-from .errors import first_line
-from .types import Frame, FrameResult
+from ..capture.capture_thread import LatestSlot, Subscriber
+from ..errors import first_line
+from ..types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
 

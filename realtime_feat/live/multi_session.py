@@ -29,11 +29,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .errors import first_line
-from .live import LiveSettings, SinkFailure
+from ..capture.sources import Source, open_source
+from ..errors import first_line
+from .live_session import LiveSession, Marker, SessionStatus, lsl_clock, lsl_marker
 from .scheduler import AnalysisThread
-from .session import LiveSession, Marker, SessionStatus, lsl_clock, lsl_marker
-from .sources import Source, open_source
+from .worker import LiveSettings, SinkFailure
 
 
 def source_key(source: Source) -> str:
@@ -233,7 +233,7 @@ class MultiSession:
 
     def enrol(self, name: str, embeddings: np.ndarray) -> None:
         """Name a person in every camera (each camera's tracker), applied between frames."""
-        from .tracking import references
+        from ..analysis.tracking import references
 
         refs = references(name, embeddings)
         self._enrolled[name] = refs
@@ -249,8 +249,8 @@ class MultiSession:
         """One session folder under `root`: each camera records into `<folder>/<camera>/` (a complete
         one-camera session), markers.csv and metadata.json at the top; with one camera, the one-camera
         layout (DESIGN.md). `leave_out`: as LiveSession.start_recording. Returns the folder."""
-        from .multirecording import MultiRecording
-        from .recorder import session_folder
+        from ..recording.multi_recording import MultiRecording
+        from ..recording.recorder import session_folder
 
         with self._lock:
             if self.recording:

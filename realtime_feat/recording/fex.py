@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
-from .errors import first_line
-from .types import FrameResult
+from ..errors import first_line
+from ..types import FrameResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,9 +39,20 @@ OUR_COLUMNS = ["timestamp", "t_monotonic", "t_wall", "t_lsl", "n_faces", "track_
 
 
 def pyfeat_columns(video: bool) -> list[str]:
-    from feat.multitask import AU_NAMES_V24, EMOTION_NAMES_V24, MESH_COLUMNS_V2, VA_COLUMNS_V2
-    from feat.utils import (FEAT_FACEBOX_COLUMNS, FEAT_FACEPOSE_COLUMNS_6D, FEAT_GAZE_COLUMNS,
-                            FEAT_IDENTITY_COLUMNS, MP_BLENDSHAPE_NAMES, openface_2d_landmark_columns)
+    from feat.multitask import (
+        AU_NAMES_V24,
+        EMOTION_NAMES_V24,
+        MESH_COLUMNS_V2,
+        VA_COLUMNS_V2,
+    )
+    from feat.utils import (
+        FEAT_FACEBOX_COLUMNS,
+        FEAT_FACEPOSE_COLUMNS_6D,
+        FEAT_GAZE_COLUMNS,
+        FEAT_IDENTITY_COLUMNS,
+        MP_BLENDSHAPE_NAMES,
+        openface_2d_landmark_columns,
+    )
 
     return [*FEAT_FACEBOX_COLUMNS, *openface_2d_landmark_columns, *FEAT_FACEPOSE_COLUMNS_6D, *AU_NAMES_V24,
             *EMOTION_NAMES_V24, *VA_COLUMNS_V2, *FEAT_GAZE_COLUMNS, *FEAT_IDENTITY_COLUMNS[1:], *MESH_COLUMNS_V2,

@@ -1,6 +1,6 @@
 """Where live frames come from: a camera, a video file played as live, a stream URL, an image folder.
 
-A source only opens, reads and closes; the capture thread (capture.py) stamps, paces failures and
+A source only opens, reads and closes; the capture thread (capture_thread.py) stamps, paces failures and
 retries. `read()` returns an RGB image, or None when the source delivered nothing (a camera
 unplugged, a stream dropped, a file at its end — `ended` then tells which).
 
@@ -20,8 +20,8 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
+from ..errors import first_line
 from .camera_modes import DEFAULT_FOURCC, CameraMode, mode_mismatch, request_mode
-from .errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class FolderSource:
         self._next, self._due, self.ended = 0, None, False  # opened again, it starts again
 
     def read(self) -> Optional[np.ndarray]:
-        from .errors import MediaError
+        from ..errors import MediaError
         from .media import read_image
 
         while self._next < len(self.paths):

@@ -54,12 +54,12 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .capture import CaptureThread, Gap
-from .errors import first_line
-from .live import LiveSettings, LiveWorker, ResultsBus, SinkFailure
+from ..capture.capture_thread import CaptureThread, Gap
+from ..capture.sources import Source, open_source
+from ..errors import first_line
+from ..types import Frame, FrameResult
 from .scheduler import AnalysisThread
-from .sources import Source, open_source
-from .types import Frame, FrameResult
+from .worker import LiveSettings, LiveWorker, ResultsBus, SinkFailure
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ class LiveSession:
                  csv_path: Optional[Path] = None, lsl: bool = False, lsl_markers: Optional[str] = None,
                  realtime: bool = True, name: Optional[str] = None, analysis: Optional[AnalysisThread] = None,
                  **source_options):
-        from .tracking import FaceTracker
+        from ..analysis.tracking import FaceTracker
 
         self.source = open_source(source, realtime=realtime, **source_options) if isinstance(source, str) else source
         self.name = name or Path(self.source.id).name
@@ -212,7 +212,7 @@ class LiveSession:
 
     def enrol(self, name: str, embeddings: np.ndarray) -> None:
         """Name a person from reference embeddings (as FaceTracker.enrol), applied between frames."""
-        from .tracking import references
+        from ..analysis.tracking import references
 
         refs = references(name, embeddings)
         self._between_frames(lambda: self.tracker.enrol(name, refs))
@@ -237,7 +237,7 @@ class LiveSession:
             self._recorder.metadata["source"] = self.source_metadata()
         asked = getattr(self.source, "asked_fps", None)
         if asked:
-            from .camera_modes import RateCheck
+            from ..capture.camera_modes import RateCheck
 
             self._rate_check = RateCheck(self.name, asked)
         if self.analyser is not None and self.frame_size:
@@ -245,7 +245,7 @@ class LiveSession:
             self.analyser.warm_up(*self.frame_size)
             self.warm_up_s = time.monotonic() - t
         if self.csv_path:
-            from .fex import FexWriter
+            from ..recording.fex import FexWriter
 
             self._writer = FexWriter(self.csv_path, video=False)
             self.bus.subscribe(self._write_csv, _CSV_SINK, essential=True)
@@ -330,13 +330,13 @@ class LiveSession:
         """Record into a new session folder under `root` (DESIGN.md layout), from the next captured
         frame (from the first, when called before start()). Returns the folder. `leave_out`: "mesh"
         and/or "embedding", left out of fex.csv (most of each row)."""
-        from .recorder import session_folder
+        from ..recording.recorder import session_folder
 
         self._check_can_record(codec)
         return self.record_into(session_folder(root, label), label, codec, leave_out)
 
     def _check_can_record(self, codec: str) -> None:
-        from .recorder import check_codec
+        from ..recording.recorder import check_codec
 
         check_codec(codec)  # before a folder is made for it
         if self._recorder is not None:
@@ -346,7 +346,7 @@ class LiveSession:
 
     def record_into(self, folder: Path, label: str = "", codec: str = "h264", leave_out: tuple[str, ...] = ()) -> Path:
         """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession)."""
-        from .recorder import Recorder
+        from ..recording.recorder import Recorder
 
         with self._lock:
             self._check_can_record(codec)

@@ -15,9 +15,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from . import session_quality as quality
-from .fex_arrays import ArraysBuild
-from .types import FrameResult
+from ..recording.fex_arrays import ArraysBuild
+from ..types import FrameResult
+from . import quality
 
 GAP_S = 1.0  # a person's curve breaks where they were not seen for longer
 

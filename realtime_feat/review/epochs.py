@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .fex import clock_text
+from ..recording.fex import clock_text
 
 COLUMNS = ["marker", "occurrence", "t_marker", "person", "signal", "mean", "peak", "baseline", "n_rows",
            "n_excluded", "n_baseline"]

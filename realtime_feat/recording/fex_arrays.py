@@ -35,8 +35,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..types import Detections, FaceAnalysis, FrameResult
 from .fex import EMBEDDING, MESH, N_VALUES, clock_values, numeric_rows
-from .types import Detections, FaceAnalysis, FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
-"""Reading a recorded session folder back (recorder.py writes it): `load_session` for analysis in
+"""Reading a recorded session folder back (recording/recorder.py writes it): `load_session` for analysis in
 py-feat and for review, and the capture clocks of each video frame for `realtime-feat process SESSION_DIR`.
 
 What review adds to a folder is applied as it is read, never written into the recorded files:
 annotations.csv (events; exclusion spans, whose rows are flagged `excluded`) and identities.json (track
 renames and merges: each row's `person`).
 
-A several-camera session (multirecording.py) is a folder of one-camera sessions, one per camera,
+A several-camera session (recording/multi_recording.py) is a folder of one-camera sessions, one per camera,
 under a top metadata.json that lists them: `camera_folders` finds them, and `load_session` reads
 each (its `cameras`) and joins their tables with a `camera` column.
 """
@@ -23,11 +23,11 @@ from typing import Iterator, Optional
 import numpy as np
 import pandas as pd
 
+from ..errors import MediaError
+from ..recording.fex_arrays import WholeLines
+from ..types import Frame
 from .annotations import Annotations
-from .errors import MediaError
-from .fex_arrays import WholeLines
 from .identities import Identities
-from .types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class RecordedSession:
     def arrays(self):
         """fex.csv's memory-mapped copy (`FexArrays`), built from fex.csv first where it is missing or
         stale (a killed recording's): about a minute per GB, once."""
-        from .fex_arrays import ArraysBuild
+        from ..recording.fex_arrays import ArraysBuild
 
         if self.cameras:
             raise ValueError(f"{self.folder}: several cameras, each with its own arrays: use .cameras[name]")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import session_quality as quality
+from . import quality
 
 PEOPLE_PLOTTED = 8
 PALETTE = ["#ffc400", "#00c8ff", "#ff50a0", "#78e650", "#c88cff", "#ff8c3c", "#50ffd2", "#888888"]

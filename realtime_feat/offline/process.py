@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from .errors import MediaError, first_line
-from .fex import FexWriter
-from .media import Job, iter_images, iter_video, probe_video
+from ..capture.media import iter_images, iter_video, probe_video
+from ..errors import MediaError, first_line
+from ..recording.fex import FexWriter
+from ..types import Frame, FrameResult
+from .jobs import Job
 from .prefetch import prefetch
-from .types import Frame, FrameResult
 
 
 @dataclass
@@ -73,7 +74,7 @@ def video_frames(job: Job, skip_frames: int = 1, start: int = 0, stop: Optional[
         frames = itertools.takewhile(lambda f: stop is None or f.index < stop,
                                      itertools.dropwhile(lambda f: f.index < start, frames))
     if job.session is not None:
-        from .session_files import on_capture_clocks
+        from ..review.recorded_session import on_capture_clocks
 
         frames = on_capture_clocks(frames, job.session)
     return frames
@@ -121,7 +122,7 @@ def write_results(pairs: Iterable[tuple[str, FrameResult]], out: Path, job: Job,
 def session_review(folder: Path) -> Callable:
     """The reviewer's `person` and `excluded` (annotations.csv, identities.json) for the rows of a new
     analysis of recorded session `folder`; its files (and fex.csv's arrays) are read now."""
-    from .session_files import load_session
+    from ..review.recorded_session import load_session
 
     session = load_session(folder)
     session.arrays  # read now (built from fex.csv if missing): a failure is said before any analysis

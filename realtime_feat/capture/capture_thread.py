@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..types import Frame
 from .sources import Source, SourceError
-from .types import Frame
 
 log = logging.getLogger(__name__)
 
