@@ -9,12 +9,12 @@ Public API, importable from here: `Analyser`, the seam types, `FexWriter`, `Live
 `SinkFailure`), `load_session` (a recorded session with review's
 annotations and identities applied), `Annotation`, `epochs` and `write_report` on it, `PipelineOptions`
 (+ `Enrolment`; `realtime_feat.factories` builds from it), the errors users see (`UserError`,
-`MediaError`) and `first_line` (an exception as one line); `realtime_feat.logfile` keeps the tracebacks
-behind those lines."""
+`OptionError` naming the option, `MediaError`) and `first_line` (an exception as one line);
+`realtime_feat.logfile` keeps the tracebacks behind those lines."""
 from importlib import import_module
 
 from .errors import MediaError, UserError, first_line
-from .options import Enrolment, PipelineOptions
+from .options import Enrolment, OptionError, PipelineOptions
 from .types import Detections, FaceAnalysis, Frame, FrameResult
 
 __version__ = "0.1.0"
@@ -34,7 +34,7 @@ _LAZY = {
     "write_report": ".review.report",
 }
 __all__ = ["Detections", "FaceAnalysis", "Frame", "FrameResult", "PipelineOptions", "Enrolment", "UserError",
-           "MediaError", "first_line", "__version__", *_LAZY]
+           "OptionError", "MediaError", "first_line", "__version__", *_LAZY]
 
 
 def __getattr__(name):

@@ -1,6 +1,7 @@
 """`PipelineOptions` → the objects the CLI, the cluster's workers and the app run: the analyser (with the
 live defaults filled in), the enrolled people, the tracker, a live session on a checked source.
-Everything a user can get wrong ends in one `UserError` line."""
+Everything a user can get wrong ends in one `UserError` line (a bad option: an `OptionError` naming it);
+a backend that fails to load is one line too, its traceback kept in the log file."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import UserError, first_line
-from .options import Enrolment, PipelineOptions
+from .logfile import log_exception
+from .options import NEEDS_IDENTITY, Enrolment, OptionError, PipelineOptions
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,12 @@ def make_analyser(options: PipelineOptions, default_detector: str = "retinaface"
         return Analyser(options.backend, options.device, detector=options.detector or default_detector,
                         identity=options.identity, threshold=options.threshold, weights_dir=options.weights,
                         threads=threads, precision=options.precision, cuda_graphs=options.cuda_graphs)
-    except (WeightsError, RuntimeError, ValueError) as exc:
+    except OptionError:  # the CLI and the app word it with their names for the option
+        raise
+    except WeightsError as exc:
         raise UserError(first_line(exc)) from None
+    except (RuntimeError, ValueError) as exc:  # the backend's: its traceback is what a bug report needs
+        raise UserError(log_exception(exc, "the models could not be loaded")) from exc
 
 
 def with_live_defaults(options: PipelineOptions) -> tuple[PipelineOptions, list[str]]:
@@ -63,22 +69,22 @@ def enrolments(analyser, people: tuple[Enrolment, ...]) -> dict[str, np.ndarray]
     from .capture.media import iter_images, sample_path
 
     if people and not analyser.identity:
-        raise UserError("--enrol needs ArcFace: drop --no-identity")
+        raise OptionError("enrol", NEEDS_IDENTITY)
     embeddings = {}
     for person in people:
         errors: list[str] = []
         frames = [f for _, f in iter_images([sample_path(person.image)], errors)]
         if errors:
-            raise UserError(f"--enrol {person.name}: {errors[0]}")
-        embeddings[person.name] = largest_face_embedding(analyser, frames, f"--enrol {person.name}")
+            raise OptionError("enrol", f"{person.name}: {errors[0]}")
+        embeddings[person.name] = largest_face_embedding(analyser, frames, person.name)
     return embeddings
 
 
-def largest_face_embedding(analyser, frames, what: str) -> np.ndarray:
+def largest_face_embedding(analyser, frames, name: str) -> np.ndarray:
     result = analyser.analyse(frames)[0]
     largest = result.detections.largest()
     if largest is None:
-        raise UserError(f"{what}: no face found in {result.source_id}")
+        raise OptionError("enrol", f"{name}: no face found in {result.source_id}")
     return result.faces.embedding[largest]
 
 

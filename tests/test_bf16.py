@@ -100,7 +100,7 @@ def test_live_defaults_follow_the_cpu(has_bf16, monkeypatch):
     else:
         assert options.precision is None and options.detector == ("retinaface" if available() else "fast")
         assert notes[0] == f"live precision fp32: {NO_UNIT}"
-        with pytest.raises(ValueError, match=re.escape(f"--precision bf16: {NO_UNIT}; use --precision fp32")):
+        with pytest.raises(ValueError, match=re.escape(f"precision bf16: {NO_UNIT}; use precision fp32")):
             select.select_backend("auto", "cpu", precision="bf16")
     explicit, _ = with_live_defaults(PipelineOptions(backend="onnxruntime", device="cpu", detector="retinaface"))
     assert explicit.precision is None  # bf16 is OpenVINO's

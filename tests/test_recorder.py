@@ -384,6 +384,42 @@ def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weig
     assert frames["t_monotonic"].iloc[0] < markers["t_monotonic"].iloc[0] < killed_at
 
 
+def test_a_recording_killed_mid_row_reads_the_same_rows_everywhere_and_its_counts_are_unknown(
+        tmp_path, weights_dir, fast_analyser, capsys):
+    """SIGKILL: py-feat's reader (`.fex`), `table()` and the arrays all end at fex.csv's last whole line;
+    metadata.json's counts are null (only a clean end knows them) and the report says "unknown"."""
+    from realtime_feat.cli import main
+    from realtime_feat.recording.fex_arrays import FOLDER, RECORDING_LOCK, FexArrays
+    from realtime_feat.review.recorded_session import load_session
+
+    def rows_on_disk() -> int:
+        return sum(f.read_bytes().count(b"\n") - 1 for f in (tmp_path / "s").glob("*/fex.csv"))
+
+    # killed once status lines come with rows of fex.csv on disk
+    record_then_kill(["--source", "pyfeat:WolfgangLanger_Pexels.mp4", "--out", str(tmp_path / "s"), "--label", "kill",
+                      "--weights", str(weights_dir), "--backend", "onnxruntime"],
+                     lambda line: "capture" in line and rows_on_disk() > 2, after_s=0.5)
+    (folder,) = (tmp_path / "s").iterdir()
+    fex_csv = folder / "fex.csv"
+    text = fex_csv.read_bytes()
+    if text.endswith(b"\n"):  # a kill lands mid-row nearly always (a row is ~20 kB, written in 8 kB pieces)
+        fex_csv.write_bytes(text[:-100])
+    whole = fex_csv.read_bytes().count(b"\n") - 1  # rows after the header
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["ended"] is None and meta["counts"]["encoded"] is None
+    assert meta["counts"]["dropped"] == {"not_in_video_encoder_queue_full": None, "results_queue_full": None,
+                                         "results_after_frame_settled": None}
+
+    session = load_session(folder)
+    assert (folder / RECORDING_LOCK).exists() and not session.recording  # the killed recorder's lock was let go
+    assert whole > 0 and len(session.fex) == len(session.table()) == FexArrays(folder / FOLDER).n_rows == whole
+    assert session.fex["FrameWidth"].notna().all()  # no half row
+    out = tmp_path / "report.html"
+    assert main(["report", str(folder), "-o", str(out)]) == 0
+    assert "<th>results dropped</th><td>unknown" in out.read_text()
+    assert "still being recorded" not in capsys.readouterr().err
+
+
 def test_record_then_load_and_reanalyse_every_frame_on_the_capture_clocks(capsys, tmp_path, weights_dir, sample_data,
                                                                            fast_analyser):
     """`record` on py-feat's sample video played live; `load_session` reads it back as a Fex;

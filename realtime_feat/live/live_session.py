@@ -61,6 +61,7 @@ import numpy as np
 from ..capture.capture_thread import CaptureThread, Gap
 from ..capture.sources import Source, open_source
 from ..errors import first_line
+from ..options import check_threshold
 from ..types import Frame, FrameResult
 from .scheduler import AnalysisThread
 from .worker import LiveSettings, LiveWorker, ResultsBus, SinkFailure
@@ -333,8 +334,7 @@ class LiveSession(LivePipeline):
         """The face detector's score threshold, applied between frames."""
         if self.analyser is None:
             raise ValueError("LiveSession.set_threshold: this session records without analysis")
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"the face threshold must be between 0 and 1, got {value}")
+        check_threshold(value)
         decoder = self.analyser.decoder
         self._between_frames(lambda: setattr(decoder, "threshold", float(value)))
 

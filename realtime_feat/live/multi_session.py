@@ -297,7 +297,8 @@ class MultiSession(LivePipeline):
             out.append({"name": name, "folder": name, "source": camera.source_metadata(),
                         "complete": None if rec is None else rec.ended == "stopped",
                         "error": None if rec is None or rec.error is None else str(rec.error),
-                        "counts": None if rec is None else rec.counts()})
+                        # null until it ended (a killed process leaves them so: unknown)
+                        "counts": None if rec is None or rec.ended is None else rec.counts()})
         return out
 
     def add_marker(self, marker: Marker) -> Marker:

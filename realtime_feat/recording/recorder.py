@@ -13,8 +13,12 @@ process leaves a file every player reads, short of its last fragment. Beside it:
                 copy when the recording ends cleanly, else built again from fex.csv when first read
   markers.csv   label, origin, t_monotonic, t_wall, t_lsl, frame (the newest frame captured then)
   metadata.json versions, backend, weights, source, settings, codec, clocks, counts with reasons;
-                written at the start ("complete": false, "ended": null) and again when the recording
-                ends ("ended": "stopped", "complete": true; or "failed", with the "error")
+                written at the start ("complete": false, "ended": null, every count null: only the end
+                knows them) and again when the recording ends ("ended": "stopped", "complete": true;
+                or "failed", with the "error")
+  recording.lock held (flock) while recording, removed at the end: a reader tells a session being
+                recorded from a killed one ("ended": null too) by it, and reads the former's rows so
+                far without building anything over them (fex_arrays.being_recorded)
 
 A frame's row is written once it is settled: analysed (its result came), or skipped (a newer frame
 came before analysis took it, or analysis has stopped). A frame analysis took waits for its result
@@ -79,6 +83,11 @@ def marker_fields(m) -> list:
     return [m.label, m.origin, _secs(m.t_monotonic_ns), _secs(m.t_wall_ns), _lsl(m.t_lsl)]
 
 
+def _unknown(counts: dict) -> dict:
+    """The same keys, every count null."""
+    return {k: _unknown(v) if isinstance(v, dict) else None for k, v in counts.items()}
+
+
 def write_json(path: Path, data: dict) -> None:
     """Written whole or not at all (a temporary file renamed over it): a kill never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -109,9 +118,10 @@ class Recorder:
                  flush_s: float = 0.5, leave_out: tuple[str, ...] = (), name: str = ""):
         check_codec(codec)
         from .fex import N_VALUES, FexWriter, columns
-        from .fex_arrays import FOLDER, ArraysWriter
+        from .fex_arrays import FOLDER, ArraysWriter, RecordingLock
 
         self.folder, self.codec = Path(folder), codec
+        self._lock = RecordingLock(self.folder)  # before any file: a reader never takes it for a killed one
         self.frames, self.slot, self.analysing, self.identities = frames, slot, analysing, identities
         self.metadata = dict(metadata or {}, fex={"left_out": list(leave_out)})
         self.on_failure, self.hang_s, self.flush_s, self.name = on_failure, hang_s, flush_s, name
@@ -150,6 +160,7 @@ class Recorder:
         self._markers_csv.writerow(MARKERS_COLUMNS)
         self._fex = FexWriter(self.folder / "fex.csv", video=False, partial=False, leave_out=leave_out)
         self._arrays = ArraysWriter(self.folder / FOLDER, columns(False)[:N_VALUES], mesh="mesh" not in leave_out)
+        self._flush()  # the headers: a reader of the session being recorded finds every file readable
         self._write_metadata(ended=None)
 
     # -- the other threads' side -----------------------------------------------------------------
@@ -368,6 +379,7 @@ class Recorder:
         self._close_files()
         self._arrays.close(self._fex.path)  # the copy matches the finished fex.csv
         self._write_metadata(ended="stopped")
+        self._lock.release()
 
     def _fail(self, exc: Exception) -> None:
         if self.on_failure is not None:  # detached at once: no frames or results pile up for it
@@ -385,6 +397,7 @@ class Recorder:
             self._write_metadata(ended="failed")
         except OSError:
             pass
+        self._lock.release()
 
     def _why(self, exc: Exception) -> str:
         import av
@@ -432,9 +445,11 @@ class Recorder:
 
     def _write_metadata(self, ended: Optional[str]) -> None:
         """`ended`: "stopped" (complete), "failed" (`error` says why) or None (recording; a killed
-        process leaves it so)."""
+        process leaves it so: its counts are null, unknown, as only the end knows them)."""
+        counts = self.counts()
+        if ended is None:
+            counts = dict(_unknown(counts), first_frame=self.first_index)
         data = dict(self.metadata, codec=self.codec, complete=ended == "stopped", ended=ended,
-                    analysis_hang_s=self.hang_s, counts=self.counts(),
-                    error=None if self.error is None else str(self.error))
+                    analysis_hang_s=self.hang_s, counts=counts, error=None if self.error is None else str(self.error))
         write_json(self.folder / "metadata.json", data)
         self.ended = ended

@@ -10,17 +10,22 @@ are left out of every analysis, for everyone or for one person).
     person    an exclusion's person ("" = everyone); empty for events
 
 The file is replaced whole (written under a temporary name, then renamed) at every change, so a crash
-never leaves half of it.
+never leaves half of it; an edit that cannot be saved (a read-only folder) raises and is not kept. A file
+edited by hand is checked row by row: a fault is one line naming the file and its line.
 """
 from __future__ import annotations
 
-import os
+import csv
+import errno
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+
+from ..atomic_files import replacing
 
 FILE = "annotations.csv"
 COLUMNS = ["kind", "label", "t_start", "t_end", "person"]
@@ -55,21 +60,34 @@ class Annotations:
 
     @classmethod
     def load(cls, folder: Path) -> "Annotations":
+        """annotations.csv of `folder` (none: no annotations); a ValueError names the file and the line of
+        the first fault (a missing or stray column, a bad kind, a time that is empty or no number)."""
         path = Path(folder) / FILE
         if not path.is_file():
             return cls(folder)
-        table = pd.read_csv(path, dtype={"label": str, "person": str}, keep_default_na=False)
-        missing = set(COLUMNS) - set(table.columns)
-        if missing:
-            raise ValueError(f"{path}: missing columns {sorted(missing)}; fix or remove the file")
-        return cls(folder, [Annotation(r.kind, r.label, float(r.t_start), float(r.t_end), r.person)
-                            for r in table.itertuples()])
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet may add a BOM
+            rows = csv.DictReader(f)
+            columns = rows.fieldnames or []
+            wrong = sorted(set(COLUMNS) - set(columns)), [c for c in columns if c not in COLUMNS]
+            if any(wrong):
+                said = "; ".join(f"{what} column(s) {names}"
+                                 for what, names in zip(("missing", "unknown"), wrong) if names)
+                raise ValueError(f"{path}: {said} (the columns are {', '.join(COLUMNS)}); fix or remove the file")
+            items = []
+            for row in rows:
+                try:
+                    items.append(_annotation(row))
+                except ValueError as exc:
+                    raise ValueError(f"{path}, line {rows.line_num}: {exc}; fix or remove that row") from None
+        return cls(folder, items)
 
     def save(self) -> None:
-        path = self.folder / FILE
-        tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
-        self.table().to_csv(tmp, index=False, float_format="%.9f")  # the capture stamps' ns, as frames.csv
-        tmp.replace(path)
+        self._save(self.items)
+
+    def _save(self, items: list[Annotation]) -> None:
+        table = Annotations(self.folder, items).table()
+        # the capture stamps' ns, as frames.csv
+        save_whole(self.folder / FILE, lambda tmp: table.to_csv(tmp, index=False, float_format="%.9f"))
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{c: getattr(a, c) for c in COLUMNS} for a in self.items], columns=COLUMNS)
@@ -83,25 +101,26 @@ class Annotations:
     def __getitem__(self, i: int) -> Annotation:
         return self.items[i]
 
-    # -- edits (each saved) ------------------------------------------------------------------------
+    # -- edits (each saved; one that cannot be saved raises and leaves the annotations as they were) ------
     def add(self, annotation: Annotation) -> int:
-        self.items.append(annotation)
-        self.save()
+        self._commit([*self.items, annotation])
         return len(self.items) - 1
 
     def move(self, i: int, t_start: float, t_end: float | None = None) -> None:
-        a = self.items[i]
-        self.items[i] = replace(a, t_start=t_start, t_end=t_start if t_end is None else t_end)
-        self.save()
+        self.edit(i, t_start=t_start, t_end=t_start if t_end is None else t_end)
 
     def edit(self, i: int, **changes) -> None:
         """Change fields of annotation `i` (label, person, ...)."""
-        self.items[i] = replace(self.items[i], **changes)
-        self.save()
+        items = list(self.items)
+        items[i] = replace(items[i], **changes)
+        self._commit(items)
 
     def remove(self, i: int) -> None:
-        del self.items[i]
-        self.save()
+        self._commit(self.items[:i] + self.items[i + 1:])
+
+    def _commit(self, items: list[Annotation]) -> None:
+        self._save(items)
+        self.items = items
 
     # -- reading -----------------------------------------------------------------------------------
     def events(self) -> list[Annotation]:
@@ -109,6 +128,18 @@ class Annotations:
 
     def exclusions(self) -> list[Annotation]:
         return [a for a in self.items if a.kind == "exclude"]
+
+    def unmatched(self, t: np.ndarray) -> list[Annotation]:
+        """The annotations that match no frame captured at times `t` (frames.csv's t_monotonic): an
+        exclusion that covers none, an event before the first or after the last (a time typed in seconds
+        from the start, not on the capture clock)."""
+        t = np.sort(np.asarray(t, np.float64))
+        if not len(t):
+            return list(self.items)
+        covers = np.searchsorted(t, [a.t_end for a in self.items], "right") > np.searchsorted(
+            t, [a.t_start for a in self.items], "left")
+        return [a for a, ok in zip(self.items, covers)
+                if not (t[0] <= a.t_start <= t[-1] if a.kind == "event" else ok)]
 
     def excluded(self, t: np.ndarray, person: np.ndarray | None = None) -> np.ndarray:
         """Which samples (t in seconds on the capture clock, each of `person`) an exclusion covers."""
@@ -121,3 +152,40 @@ class Annotations:
             out |= inside
         return out
 
+
+def _annotation(row: dict) -> Annotation:
+    """One row of annotations.csv (every cell text); a ValueError says what is wrong with it."""
+    if None in row:  # DictReader's key for cells past the header's columns
+        raise ValueError(f"{len(row[None])} cell(s) more than the {len(COLUMNS)} columns "
+                         f"({', '.join(map(repr, row[None]))}; a comma in a label needs quotes)")
+    if any(row[c] is None for c in COLUMNS):
+        raise ValueError(f"{sum(row[c] is None for c in COLUMNS)} cell(s) fewer than the {len(COLUMNS)} columns")
+    kind = row["kind"].strip()
+    t_start = _seconds(row["t_start"], "t_start")
+    # an event's end is its start: it may be left empty
+    t_end = t_start if kind == "event" and not row["t_end"].strip() else _seconds(row["t_end"], "t_end")
+    return Annotation(kind, row["label"], t_start, t_end, row["person"].strip())
+
+
+def _seconds(text: str, column: str) -> float:
+    if not text.strip():
+        raise ValueError(f"{column} is empty (seconds on the capture clock, t_monotonic, as in frames.csv)")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{column} {text.strip()!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{column} is {text.strip()!r}, not a time")
+    return value
+
+
+def save_whole(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` a review file whole (atomic_files); an OSError says which file could not be saved and
+    what to do (a read-only folder)."""
+    try:
+        with replacing(path) as tmp:
+            write(tmp)
+    except OSError as exc:
+        what = ("the folder is read-only: copy the session folder somewhere writable to review it"
+                if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "the edit is not kept")
+        raise OSError(f"{path}: not saved ({exc.strerror or exc}); {what}") from exc
