@@ -1,4 +1,5 @@
-"""The capture thread: stamps every frame as it leaves the source, hands every frame to its
+"""The capture thread: stamps every frame as it leaves the source (when `grab()` returns, before
+`retrieve()` decodes and converts it), hands every frame to its
 subscribers (the recorder) and the newest to a latest-frame slot (analysis). It never waits for
 either (DESIGN.md, "Capture never waits for analysis").
 
@@ -190,8 +191,7 @@ class CaptureThread:
     def _loop(self) -> None:
         is_open, delay = True, self.retry_initial_s
         while not self._stop.is_set():
-            image = self.source.read() if is_open else None
-            t_mono, t_wall = time.monotonic_ns(), time.time_ns()  # the moment it left the source
+            image, (t_mono, t_wall, t_lsl) = self._take() if is_open else (None, self._stamp())
             if image is None:
                 if self.source.ended:
                     self._set_state("ended")
@@ -219,10 +219,22 @@ class CaptureThread:
                 gap = self.gaps[-1] = Gap(self.gaps[-1].start_ns, t_mono, self.gaps[-1].reason)
                 log.warning("%s back after %.1f s", self.source.id, (gap.end_ns - gap.start_ns) / 1e9)
                 self._set_state("running")
-            t_lsl = self.clock() if self.clock else None
             frame = Frame(image, self.frames, t_mono, t_wall, t_lsl, self.source.id,
                           getattr(self.source, "last_pts", None))
             self.frames += 1
             for sub in self.subscribers:
                 sub.offer(frame)
             self.slot.put(frame)
+
+    def _stamp(self) -> tuple[int, int, Optional[float]]:
+        return time.monotonic_ns(), time.time_ns(), self.clock() if self.clock else None
+
+    def _take(self) -> tuple:
+        """The next image (None: none came) and the clocks read the moment it left the source: as
+        grab() returns, before retrieve() decodes it (after read() for a source with read() alone)."""
+        if not hasattr(self.source, "grab"):
+            image = self.source.read()
+            return image, self._stamp()
+        grabbed = self.source.grab()
+        stamp = self._stamp()
+        return (self.source.retrieve() if grabbed else None), stamp
