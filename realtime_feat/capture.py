@@ -78,21 +78,50 @@ class LatestSlot:
         self._ring()
 
 
-class Subscriber:
-    """A bounded queue of every captured frame for one consumer; overflow is counted and logged,
-    never waited for. `missed` keeps (index, t_monotonic_ns, t_wall_ns, t_lsl) of each frame that did
-    not fit, so the consumer can still account for it (frames.csv has a row for every captured frame)."""
+class FrameQueue(queue.Queue):
+    """A FIFO of frames that keeps the sum of their images' sizes (`nbytes`)."""
 
-    def __init__(self, name: str, maxsize: int = 256):
-        self.name = name
-        self.queue: queue.Queue = queue.Queue(maxsize)
-        self.dropped = 0
+    def __init__(self):
+        super().__init__()
+        self.nbytes = 0
+
+    def _put(self, frame: Frame) -> None:  # queue.Queue calls these two under its lock
+        self.nbytes += frame.image.nbytes
+        super()._put(frame)
+
+    def _get(self) -> Frame:
+        frame = super()._get()
+        self.nbytes -= frame.image.nbytes
+        return frame
+
+
+MIN_QUEUED = 4  # frames a byte-bounded queue takes whatever their size
+
+
+class Subscriber:
+    """A queue of every captured frame for one consumer, bounded by `maxsize` frames and, with
+    `max_bytes`, by the bytes of their images (MIN_QUEUED frames fit whatever their size); overflow
+    is counted and logged, never waited for. `missed` keeps (index, t_monotonic_ns, t_wall_ns, t_lsl)
+    of each frame that did not fit, so the consumer can still account for it (frames.csv has a row
+    for every captured frame); `offered` counts every frame offered. Only the capture thread offers."""
+
+    def __init__(self, name: str, maxsize: int = 256, max_bytes: Optional[int] = None):
+        self.name, self.maxsize, self.max_bytes = name, maxsize, max_bytes
+        self.queue = FrameQueue()
+        self.dropped = self.offered = 0
         self.missed: collections.deque = collections.deque()
 
+    def _fits(self, frame: Frame) -> bool:
+        # the one producer checks, then puts: the consumer can only make room in between
+        n = self.queue.qsize()
+        return n < self.maxsize and (self.max_bytes is None or n < MIN_QUEUED
+                                     or self.queue.nbytes + frame.image.nbytes <= self.max_bytes)
+
     def offer(self, frame: Frame) -> None:
-        try:
+        self.offered += 1
+        if self._fits(frame):
             self.queue.put_nowait(frame)
-        except queue.Full:
+        else:
             self.dropped += 1
             self.missed.append((frame.index, frame.t_monotonic_ns, frame.t_wall_ns, frame.t_lsl))
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
@@ -128,8 +157,8 @@ class CaptureThread:
         self._opened = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture {source.id}", daemon=True)
 
-    def subscribe(self, name: str, maxsize: int = 256) -> Subscriber:
-        sub = Subscriber(name, maxsize)
+    def subscribe(self, name: str, maxsize: int = 256, max_bytes: Optional[int] = None) -> Subscriber:
+        sub = Subscriber(name, maxsize, max_bytes)
         self.subscribers = [*self.subscribers, sub]  # a new list: the capture thread may be iterating the old one
         return sub
 

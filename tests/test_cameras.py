@@ -87,6 +87,41 @@ def test_one_analysis_thread_serves_the_cameras_in_turn_none_starved():
     assert all(w.done.is_set() for w in workers)  # the thread's end finishes its workers
 
 
+class Stuck(Busy):
+    """A worker whose first frame's analysis never returns (until `release`): a hung backend."""
+
+    def __init__(self, name, order):
+        super().__init__(name, order)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def step(self, frame):
+        self.entered.set()
+        self.release.wait(60)
+        super().step(frame)
+
+
+def test_taking_cameras_off_a_hung_analysis_returns_after_its_timeout(caplog):
+    """remove() waited for the frame in analysis without end: a hung backend kept `record` from ending."""
+    from realtime_feat.scheduler import AnalysisThread
+
+    order: list[str] = []
+    stuck, other = Stuck("stuck", order), Busy("other", order)
+    thread = AnalysisThread([stuck, other], until_done=False).start()
+    removed = []
+    try:
+        assert stuck.entered.wait(30)
+        remover = threading.Thread(target=lambda: removed.extend(
+            [thread.remove(other, timeout=1.0), thread.remove(stuck, timeout=1.0)]), daemon=True)
+        remover.start()
+        remover.join(30)  # the hang guard: a remove() that waits for the hung frame fails here
+        assert removed == [False, False] and other.done.is_set() and stuck.done.is_set()
+    finally:
+        stuck.release.set()
+        thread.stop()
+    # said once for each camera taken off
+    assert caplog.text.count("analysis gave no result in 1 s (hung?): its source was taken off without it") == 2
+
+
 # -- two files at different rates, recorded together -------------------------------------------
 
 def test_two_files_at_24_and_30_fps_recorded_together_on_one_clock(tmp_path, two_videos):
