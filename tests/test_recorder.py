@@ -304,29 +304,19 @@ def test_a_hung_analysis_is_given_up_on_with_one_line_and_counted(tmp_path, monk
     assert line.startswith(f"analysis gave frame {analyser.hung} no result in ")
 
 
-class Large:
+class Large(Synthetic):
     """`n` 4K frames (3840×2160 RGB, 24.9 MB each) as fast as asked; each frame after the first waits for
-    `ready` (set: at once). One image is shared by every frame: the test holds no gigabytes, the queue
-    counts each frame's own size as from a camera."""
+    `ready`. One image is shared by every frame: the test holds no gigabytes, the queue counts each
+    frame's own size as from a camera."""
 
     def __init__(self, n: int, ready: threading.Event):
-        self.id, self.ended, self.last_pts, self.n, self.i, self.ready = "4k", False, None, n, 0, ready
-        self.image = np.zeros((2160, 3840, 3), np.uint8)
-
-    def open(self):
-        self.i, self.ended = 0, False
+        super().__init__(n=n, size=(2160, 3840))
+        self.image, self.ready = np.zeros((*self.size, 3), np.uint8), ready
 
     def read(self):
-        if self.i >= self.n:
-            self.ended = True
-            return None
         if self.i:
             self.ready.wait(30)
-        self.i += 1
-        return self.image
-
-    def close(self):
-        pass
+        return None if super().read() is None else self.image
 
 
 def test_the_encoder_queue_is_bounded_by_bytes_from_the_real_frame_size(tmp_path, monkeypatch):
