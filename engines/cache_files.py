@@ -1,42 +1,21 @@
 """Cache entries (ONNX exports, TensorRT engines, the fast detector's wheel) that several processes may
 fill at once: a first `process --ray`, two windows (DESIGN.md, "Faults"). An entry is written under a
-unique temporary name beside it and moved into place with os.replace, so a reader sees a whole file or
-none; the writing is done under `<entry>.lock`, so one process builds it while the others wait and then
-use it. An entry that cannot be used (truncated, from another version) is rebuilt with one warning."""
+unique temporary name beside it and moved into place in one step (`realtime_feat.atomic_files`), so a
+reader sees a whole file or none; the writing is done under `<entry>.lock`, so one process builds it
+while the others wait and then use it. An entry that cannot be used (truncated, from another version) is rebuilt with one warning."""
 from __future__ import annotations
 
 import logging
-import os
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from filelock import FileLock
 
+from ..atomic_files import replacing
 from ..errors import first_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@contextmanager
-def replacing(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, unique to this call, to write the new entry to: moved onto `path`
-    when the block ends without an error, removed when it raises."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` in one step: a reader never sees part of it."""
-    with replacing(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def _identity(path: Path) -> Optional[tuple]:

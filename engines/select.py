@@ -3,10 +3,13 @@
 Order, best first: on CUDA TensorRT → torch CUDA → ONNX Runtime's CUDA provider; on the CPU
 OpenVINO (when its optional extra is installed: it measured faster than ONNX Runtime on these
 networks, scripts/bench_process.py) → ONNX Runtime → torch eager (the reference). `--backend`
-overrides; the choice and why is shown to the user."""
+overrides; the choice and why is shown to the user. A choice that cannot run is an `OptionError` naming
+the option (`PipelineOptions`' field; the CLI says its flag)."""
 from __future__ import annotations
 
 import importlib.util
+
+from ..options import OptionError
 
 ORDER = {"cuda": ("tensorrt", "torch", "onnxruntime"), "cpu": ("openvino", "onnxruntime", "torch")}
 BACKENDS = ("tensorrt", "openvino", "onnxruntime", "torch")
@@ -17,7 +20,7 @@ def _kind(device: str) -> str:
         return "cpu"
     if device == "cuda" or device.startswith("cuda:"):
         return "cuda"
-    raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    raise OptionError("device", f"must be cpu, cuda or cuda:N, got {device!r}")
 
 
 def cuda_problem(device: str) -> str:
@@ -82,39 +85,41 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
 
     skip = skip or {}
     if precision not in (None, *PRECISIONS):
-        raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+        raise OptionError("precision", f"must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if name != "auto" and name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
+        raise OptionError("backend", f"must be one of auto, {', '.join(BACKENDS)}, got {name!r}")
     device, device_why = resolve_device(device, "openvino" if precision == "bf16" and name == "auto" else name)
     if precision == "fp16" and _kind(device) == "cpu":
-        raise ValueError(f"fp16 runs on CUDA only{'; ' + device_why if device_why else ''}; "
-                         "use --precision fp32 on the CPU (or bf16 where the CPU has AMX or AVX-512 BF16)")
+        raise OptionError("precision", f"fp16 runs on CUDA only{'; ' + device_why if device_why else ''}; use "
+                                       "{precision} fp32 on the CPU (or bf16 where the CPU has AMX or AVX-512 BF16)")
     if precision == "bf16":
         if _kind(device) != "cpu":
-            raise ValueError(f"bf16 runs on the CPU (OpenVINO); on {device} use --precision fp16")
+            raise OptionError("precision", f"bf16 runs on the CPU (OpenVINO); on {device} use {{precision}} fp16")
         if name not in ("auto", "openvino"):
-            raise ValueError(f"bf16 runs on OpenVINO only, not {name}; use --backend openvino or --precision fp32")
+            raise OptionError("precision", f"bf16 runs on OpenVINO only, not {name}; use {{backend}} openvino "
+                                           "or {precision} fp32")
         if bf16_problem():
-            raise ValueError(f"--precision bf16: {bf16_problem()}; use --precision fp32")
+            raise OptionError("precision", f"bf16: {bf16_problem()}; use {{precision}} fp32")
     if cuda_graphs and _kind(device) == "cpu":
-        raise ValueError(f"CUDA graphs need a CUDA device; {device_why or 'use --device cuda'}")
+        raise OptionError("cuda_graphs", f"needs a CUDA device; {device_why or 'use {device} cuda'}")
     available = {n: skip.get(n) or why for n, why in available_backends(device).items()}
     if name == "auto":
         order = ("openvino",) if precision == "bf16" else ORDER[_kind(device)]
         usable = [n for n in order if not available[n]]
         if not usable:
-            raise RuntimeError(f"no backend can run on {device}: {available['torch'] or available[order[0]]}")
+            raise OptionError("device", f"{device}: no backend can run there: "
+                                        f"{available['torch'] or available[order[0]]}")
         name = usable[0]
         passed = [f"{n}: {available[n]}" for n in order[: order.index(name)]]
         why = f"auto on {device}" + (f" ({'; '.join(passed)})" if passed else ": best available")
     else:
         if available[name]:
-            raise RuntimeError(f"backend {name} is not usable on {device}: {available[name]}"
-                               + (f"; {device_why}" if device_why else ""))
+            raise OptionError("backend", f"{name} is not usable on {device}: {available[name]}"
+                                         + (f"; {device_why}" if device_why else ""))
         why = "chosen with --backend"
     why = f"{device_why}; {why}" if device_why else why
     if cuda_graphs and name != "torch":
-        raise ValueError(f"CUDA graphs are for the torch backend, not {name} ({why}); add --backend torch")
+        raise OptionError("cuda_graphs", f"is for the torch backend, not {name} ({why}); add {{backend}} torch")
     if name == "tensorrt":
         from .tensorrt_backend import TensorRTBackend
 
@@ -125,7 +130,8 @@ def select_backend(name: str = "auto", device: str = "cpu", threads: int | None 
         return OpenVinoBackend(device, threads, precision or "fp32"), why
     if name == "onnxruntime":
         if precision == "fp16":
-            raise ValueError("backend onnxruntime runs fp32 only; fp16 needs --backend torch or tensorrt")
+            raise OptionError("precision", "fp16 is not for backend onnxruntime (fp32 only): use {backend} torch "
+                                           "or tensorrt")
         from .ort_backend import OrtBackend
 
         return OrtBackend(device, threads), why

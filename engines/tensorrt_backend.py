@@ -25,6 +25,7 @@ from typing import Callable, Optional
 
 import torch
 
+from ..atomic_files import write_bytes
 from . import cache_files, onnx_export
 from .base import sha256_file
 from .networks import MODELS
@@ -98,7 +99,7 @@ def cached_engine(key: EngineKey, build: Callable[[], bytes], deserialize: Calla
         _checked_marker(key).unlink(missing_ok=True)  # a rebuilt engine is checked again
         tmp.write_bytes(build())
         # what this engine was built for, for a person looking into the cache
-        cache_files.write_bytes(path.with_suffix(".json"), json.dumps(asdict(key), indent=1).encode())
+        write_bytes(path.with_suffix(".json"), json.dumps(asdict(key), indent=1).encode())
 
     return cache_files.load_or_build(path, load, write)
 
@@ -244,7 +245,7 @@ class TensorRTBackend:
         if blob is None:
             raise RuntimeError(f"TensorRT could not build an engine from {onnx_path}")
         # replaced whole: a build in another process that wrote it meanwhile loses its new timings, a speed-up only
-        cache_files.write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
+        write_bytes(timing_path, bytes(config.get_timing_cache().serialize()))
         return bytes(blob)
 
     def describe(self) -> str:

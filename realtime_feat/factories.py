@@ -1,6 +1,7 @@
 """`PipelineOptions` → the objects the CLI, the cluster's workers and the app run: the analyser (with the
 live defaults filled in), the enrolled people, the tracker, a live session on a checked source.
-Everything a user can get wrong ends in one `UserError` line."""
+Everything a user can get wrong ends in one `UserError` line (a bad option: an `OptionError` naming it);
+a backend that fails to load is one line too, its traceback kept in the log file."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import UserError, first_line
-from .options import Enrolment, PipelineOptions
+from .logfile import log_exception
+from .options import NEEDS_IDENTITY, Enrolment, OptionError, PipelineOptions
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ def set_threads(threads: Optional[int]) -> int:
 
 def make_analyser(options: PipelineOptions, default_detector: str = "retinaface"):
     """The Analyser `options` describe; `analyser.fallbacks` lists backends passed over (one line each)."""
-    from .analyser import Analyser
+    from .analysis.analyser import Analyser
     from .weights import WeightsError
 
     threads = set_threads(options.threads)
@@ -34,8 +36,12 @@ def make_analyser(options: PipelineOptions, default_detector: str = "retinaface"
         return Analyser(options.backend, options.device, detector=options.detector or default_detector,
                         identity=options.identity, threshold=options.threshold, weights_dir=options.weights,
                         threads=threads, precision=options.precision, cuda_graphs=options.cuda_graphs)
-    except (WeightsError, RuntimeError, ValueError) as exc:
+    except OptionError:  # the CLI and the app word it with their names for the option
+        raise
+    except WeightsError as exc:
         raise UserError(first_line(exc)) from None
+    except (RuntimeError, ValueError) as exc:  # the backend's: its traceback is what a bug report needs
+        raise UserError(log_exception(exc, "the models could not be loaded")) from exc
 
 
 def with_live_defaults(options: PipelineOptions) -> tuple[PipelineOptions, list[str]]:
@@ -60,31 +66,31 @@ def with_live_defaults(options: PipelineOptions) -> tuple[PipelineOptions, list[
 
 def enrolments(analyser, people: tuple[Enrolment, ...]) -> dict[str, np.ndarray]:
     """{name: ArcFace embedding of the largest face in its image}."""
-    from .media import iter_images, sample_path
+    from .capture.media import iter_images, sample_path
 
     if people and not analyser.identity:
-        raise UserError("--enrol needs ArcFace: drop --no-identity")
+        raise OptionError("enrol", NEEDS_IDENTITY)
     embeddings = {}
     for person in people:
         errors: list[str] = []
         frames = [f for _, f in iter_images([sample_path(person.image)], errors)]
         if errors:
-            raise UserError(f"--enrol {person.name}: {errors[0]}")
-        embeddings[person.name] = largest_face_embedding(analyser, frames, f"--enrol {person.name}")
+            raise OptionError("enrol", f"{person.name}: {errors[0]}")
+        embeddings[person.name] = largest_face_embedding(analyser, frames, person.name)
     return embeddings
 
 
-def largest_face_embedding(analyser, frames, what: str) -> np.ndarray:
+def largest_face_embedding(analyser, frames, name: str) -> np.ndarray:
     result = analyser.analyse(frames)[0]
     largest = result.detections.largest()
     if largest is None:
-        raise UserError(f"{what}: no face found in {result.source_id}")
+        raise OptionError("enrol", f"{name}: no face found in {result.source_id}")
     return result.faces.embedding[largest]
 
 
 def make_tracker(options: PipelineOptions, people: dict, clock: str = "capture"):
     """A FaceTracker (ArcFace unless identity is off) that knows the enrolled `people`."""
-    from .tracking import FaceTracker
+    from .analysis.tracking import FaceTracker
 
     tracker = FaceTracker(use_embeddings=options.identity, clock=clock)
     for name, embedding in people.items():
@@ -102,9 +108,9 @@ def open_checked_source(spec: str, realtime: bool = True, **source_options):
 def open_checked_sources(specs, realtime: bool = True, **source_options) -> list:
     """`open_checked_source` for several sources: the same source given twice, or one that cannot be
     opened, is one `UserError` line naming it (before any model loads). [(source, (h, w) or None)]."""
-    from .multisession import check_distinct
-    from .session import probe_source
-    from .sources import open_source
+    from .capture.sources import open_source
+    from .live.live_session import probe_source
+    from .live.multi_session import check_distinct
 
     sources = [open_source(spec, realtime=realtime, **source_options) for spec in specs]
     try:
@@ -116,7 +122,7 @@ def open_checked_sources(specs, realtime: bool = True, **source_options) -> list
 
 def _analysis(options: PipelineOptions, progress: Callable[[str], None], analysis: bool):
     """(analyser, enrolled people, live settings) for `options`; (None, {}, settings) without analysis."""
-    from .live import LiveSettings
+    from .live.worker import LiveSettings
 
     settings = LiveSettings(redetect_every=options.redetect_every)
     if not analysis:
@@ -137,7 +143,7 @@ def live_session(options: PipelineOptions, source, progress: Callable[[str], Non
                  analysis: bool = True, **session_options):
     """A LiveSession (not started) on `source`: the live defaults, the analyser, the enrolled people and
     the tracker `options` describe, each step said through `progress`. analysis=False records only."""
-    from .session import LiveSession
+    from .live.live_session import LiveSession
 
     analyser, people, settings = _analysis(options, progress, analysis)
     tracker = make_tracker(options, people) if analyser is not None else None
@@ -151,7 +157,7 @@ def multi_session(options: PipelineOptions, sources, progress: Callable[[str], N
                   analysis: bool = True, **session_options):
     """A MultiSession (not started) on several sources: one analyser for all, a tracker per camera that
     knows every enrolled person; as `live_session` otherwise."""
-    from .multisession import MultiSession
+    from .live.multi_session import MultiSession
 
     analyser, people, settings = _analysis(options, progress, analysis)
     try:

@@ -55,8 +55,8 @@ def round_trip_ms(calls: int = 200) -> float:
     """Mean ms of one actor call carrying a Job and a Path and returning a JobReport (local Ray, 2 CPUs)."""
     import ray
 
-    from realtime_feat.media import Job
-    from realtime_feat.process import JobReport
+    from realtime_feat.offline.jobs import Job
+    from realtime_feat.offline.process import JobReport
 
     @ray.remote(num_cpus=1)
     class Echo:

@@ -98,9 +98,10 @@ def main() -> int:
         raise SystemExit("bench_gpu: no CUDA device")
     from feat.utils.io import get_test_data_path
 
-    from realtime_feat.analyser import Analyser
-    from realtime_feat.media import Job, iter_video
-    from realtime_feat.process import process_job
+    from realtime_feat.analysis.analyser import Analyser
+    from realtime_feat.capture.media import iter_video
+    from realtime_feat.offline.jobs import Job
+    from realtime_feat.offline.process import process_job
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_gpu_"))
     os.environ.setdefault("REALTIME_FEAT_CACHE", str(tmp / "cache"))

@@ -46,7 +46,7 @@ class Looped:
     """The sample video on a loop at 30 frames/s, for `seconds`."""
 
     def __init__(self, video: Path, seconds: float):
-        from realtime_feat.sources import VideoSource
+        from realtime_feat.capture.sources import VideoSource
 
         self.inner = VideoSource(str(video), realtime=False, loop=True)
         self.id, self.ended, self.last_pts = "bench", False, None
@@ -100,7 +100,7 @@ ready = threading.Event()
 def child(a) -> int:
     import torch
 
-    from realtime_feat.capture import CaptureThread
+    from realtime_feat.capture.capture_thread import CaptureThread
 
     torch.set_num_threads(a.threads)
     capture = CaptureThread(Looped(a.video, a.seconds))
@@ -112,9 +112,9 @@ def child(a) -> int:
         ready.wait()
         finished = worker.join
     else:
-        from realtime_feat.analyser import Analyser
-        from realtime_feat.live import LiveSettings, LiveWorker
-        from realtime_feat.tracking import FaceTracker
+        from realtime_feat.analysis.analyser import Analyser
+        from realtime_feat.live.worker import LiveSettings, LiveWorker
+        from realtime_feat.analysis.tracking import FaceTracker
 
         detector, every, precision = CONFIGS[a.child]
         analyser = Analyser("auto", detector=detector, weights_dir=a.weights, precision=precision)

@@ -73,9 +73,9 @@ def run_pyfeat(weights, video, batch, out) -> float:
 
 
 def run_ours(spec, weights, video, batch, out) -> float:
-    from realtime_feat.analyser import Analyser
-    from realtime_feat.media import Job
-    from realtime_feat.process import process_job
+    from realtime_feat.analysis.analyser import Analyser
+    from realtime_feat.offline.jobs import Job
+    from realtime_feat.offline.process import process_job
 
     backend, _, precision = spec.partition("-")
     analyser = Analyser(backend, weights_dir=weights, precision=precision or None)
@@ -132,7 +132,7 @@ def main() -> int:
 
     from realtime_feat.engines import available_backends
     from realtime_feat.engines.cpu_info import bf16_problem, describe_cpu
-    from realtime_feat.media import probe_video
+    from realtime_feat.capture.media import probe_video
 
     backends = [b for b in a.backends if not available_backends()[b.partition("-")[0]]
                 and not (b.endswith("-bf16") and bf16_problem())]

@@ -83,9 +83,9 @@ def camera_frames(video: Path, n: int = 40) -> list:
 def child(a) -> int:
     import torch
 
-    from realtime_feat import recorder
-    from realtime_feat.multisession import MultiSession
-    from realtime_feat.session import LiveSession
+    from realtime_feat.recording import recorder
+    from realtime_feat.live.multi_session import MultiSession
+    from realtime_feat.live.live_session import LiveSession
 
     torch.set_num_threads(a.threads)
     fps, analysis, codec, n_cameras = CONFIGS[a.child]
@@ -102,7 +102,7 @@ def child(a) -> int:
     recorder.Recorder._encode = timed_encode
     analyser = None
     if analysis:
-        from realtime_feat.analyser import Analyser
+        from realtime_feat.analysis.analyser import Analyser
 
         analyser = Analyser("auto", detector="fast", weights_dir=a.weights, threads=a.threads)
     frames = camera_frames(a.video)

@@ -66,8 +66,8 @@ def draw_cost(window, app, n_faces: int, frames: int) -> np.ndarray:
 def live_fps(analyser, video: Path, seconds: float, window=None, app=None) -> tuple[float, float]:
     """Analysed frames per second of capture time through a LiveSession, with or without the window, and
     the share of one core the GUI thread used meanwhile (drawing, timers; warm-up excluded)."""
-    from realtime_feat.session import LiveSession
-    from realtime_feat.tracking import FaceTracker
+    from realtime_feat.live.live_session import LiveSession
+    from realtime_feat.analysis.tracking import FaceTracker
 
     stamps = []
     session = LiveSession(Looped(video, seconds), analyser, tracker=FaceTracker())
@@ -104,7 +104,7 @@ def main() -> int:
     from feat.utils.io import get_test_data_path
     from PySide6.QtWidgets import QApplication
 
-    from realtime_feat.analyser import Analyser
+    from realtime_feat.analysis.analyser import Analyser
     from realtime_feat.ui.app import build_window
     from realtime_feat.ui.controller import AppOptions
     from benchtable import print_table

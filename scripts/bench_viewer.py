@@ -88,8 +88,8 @@ def write_video(path: Path, minutes: float) -> int:
 def write_tables(folder: Path, n: int) -> None:
     """frames.csv, fex.csv (one face per frame; the values of a 30 s pool of rows), the fex.arrays/ copy as the
     recorder writes it, markers.csv and metadata.json."""
-    from realtime_feat.fex import N_VALUES, columns
-    from realtime_feat.fex_arrays import FOLDER, ArraysWriter, CORE, MESH, META
+    from realtime_feat.recording.fex import N_VALUES, columns
+    from realtime_feat.recording.fex_arrays import FOLDER, ArraysWriter, CORE, MESH, META
 
     t0, wall0 = 1000.0, 1.8e9
     t = t0 + np.arange(n) / FPS

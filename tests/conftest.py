@@ -85,7 +85,7 @@ class _Analysers(dict):
         self.weights_dir = weights_dir
 
     def __missing__(self, name):
-        from realtime_feat.analyser import Analyser
+        from realtime_feat.analysis.analyser import Analyser
         from realtime_feat.engines import available_backends
 
         why = available_backends()[name]
@@ -103,7 +103,7 @@ def analysers(weights_dir):
 @pytest.fixture(scope="session")
 def fast_analyser(weights_dir):
     """The fast detector with its real MIT weights (real faces are found), random-init face networks."""
-    from realtime_feat.analyser import Analyser
+    from realtime_feat.analysis.analyser import Analyser
     from realtime_feat.engines.fast_detector import available
 
     if available():

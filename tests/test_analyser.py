@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime_feat.media import iter_video
+from realtime_feat.capture.media import iter_video
+from realtime_feat.recording.fex import CHIP_EXPAND
 from realtime_feat.types import Detections
 
 
@@ -62,6 +63,11 @@ def test_stream_equals_batch_by_batch(analysers, frames, monkeypatch):
             _same(a, b)
     faces = [r.n_faces for _, results in got for r in results]
     assert faces == [1, 2, 1, 2, 1, 1, 0]
+    # face_rect (fex.csv's FaceRect) is the square chip, CHIP_EXPAND × the box's longer side: the report's face size
+    for r in (r for _, results in got for r in results):
+        box, rect = r.detections.xyxy, r.faces.face_rect
+        np.testing.assert_allclose(rect[:, 2:] - rect[:, :2], np.repeat(CHIP_EXPAND * (box[:, 2:] - box[:, :2]).max(1,
+                                   keepdims=True), 2, 1), rtol=1e-5)
     assert got[1][1][1].faces.embedding.shape == (2, 512)  # ArcFace ran in the pipeline too
     assert {"detect", "crop", "multitask", "identity", "decode"} <= set(got[0][1][0].timings_ms)
 

@@ -22,7 +22,7 @@ BF16_TOLERANCES = reduced_precision_tolerances(0.05, 1.5, 3 * ANGLE, 0.03, 0.05)
 
 @pytest.fixture(scope="module")
 def bf16_analyser(weights_dir):
-    from realtime_feat.analyser import Analyser
+    from realtime_feat.analysis.analyser import Analyser
 
     return Analyser("openvino", "cpu", precision="bf16", weights_dir=weights_dir)
 
@@ -45,9 +45,9 @@ def test_detections_agree_except_near_the_threshold(weights_dir, sample_data, tm
     import torch
     from safetensors.torch import save_file
 
-    from realtime_feat.analyser import Analyser
-    from realtime_feat.media import read_image
-    from realtime_feat.models import PyFeatModels, build_retinaface
+    from realtime_feat.analysis.analyser import Analyser
+    from realtime_feat.capture.media import read_image
+    from realtime_feat.analysis.models import PyFeatModels, build_retinaface
     from realtime_feat.types import Frame
     from torchvision.ops import box_iou
 
@@ -100,7 +100,7 @@ def test_live_defaults_follow_the_cpu(has_bf16, monkeypatch):
     else:
         assert options.precision is None and options.detector == ("retinaface" if available() else "fast")
         assert notes[0] == f"live precision fp32: {NO_UNIT}"
-        with pytest.raises(ValueError, match=re.escape(f"--precision bf16: {NO_UNIT}; use --precision fp32")):
+        with pytest.raises(ValueError, match=re.escape(f"precision bf16: {NO_UNIT}; use precision fp32")):
             select.select_backend("auto", "cpu", precision="bf16")
     explicit, _ = with_live_defaults(PipelineOptions(backend="onnxruntime", device="cpu", detector="retinaface"))
     assert explicit.precision is None  # bf16 is OpenVINO's

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realtime_feat.multisession import MultiSession
-from realtime_feat.session_files import load_session
+from realtime_feat.live.multi_session import MultiSession
+from realtime_feat.review.recorded_session import load_session
 from test_recorder import decode, record_then_kill
 from test_session import FakeAnalyser, People, Synthetic, eventually
 
@@ -50,7 +50,7 @@ class Busy:
     choice alone decides who is served."""
 
     def __init__(self, name, order, fresh=True):
-        from realtime_feat.capture import LatestSlot
+        from realtime_feat.capture.capture_thread import LatestSlot
         from realtime_feat.types import Frame
 
         self.name, self.order, self.fresh, self.last = name, order, fresh, -1
@@ -72,7 +72,7 @@ class Busy:
 
 
 def test_one_analysis_thread_serves_the_cameras_in_turn_none_starved():
-    from realtime_feat.scheduler import AnalysisThread
+    from realtime_feat.live.scheduler import AnalysisThread
 
     order: list[str] = []
     workers = [Busy("a", order), Busy("b", order), Busy("idle", order, fresh=False), Busy("c", order)]
@@ -102,7 +102,7 @@ class Stuck(Busy):
 
 def test_taking_cameras_off_a_hung_analysis_returns_after_its_timeout(caplog):
     """remove() waited for the frame in analysis without end: a hung backend kept `record` from ending."""
-    from realtime_feat.scheduler import AnalysisThread
+    from realtime_feat.live.scheduler import AnalysisThread
 
     order: list[str] = []
     stuck, other = Stuck("stuck", order), Busy("other", order)
@@ -186,7 +186,7 @@ def test_two_files_at_24_and_30_fps_recorded_together_on_one_clock(tmp_path, two
     assert len(loaded.fex) == status.cameras["left"].analysed + status.cameras["right"].analysed
     assert loaded.cameras["right"].video == folder / "right" / "video.mp4" and len(loaded.markers) == 1
 
-    from realtime_feat.media import jobs_for
+    from realtime_feat.offline.jobs import jobs_for
 
     jobs = jobs_for([folder], [])  # `process SESSION_DIR`: one CSV per camera, on its capture clocks
     assert [(j.name, j.session) for j in jobs] == [(f"{folder.name}_left", folder / "left"),
@@ -274,7 +274,7 @@ def test_a_multisession_with_one_camera_records_the_one_camera_layout(tmp_path, 
 # -- people, sources, changes ---------------------------------------------------------------------
 
 def test_an_enrolled_person_is_named_in_every_camera_even_one_added_later():
-    from realtime_feat.tracking import FaceTracker
+    from realtime_feat.analysis.tracking import FaceTracker
 
     analyser = People(n=2)
     a, b = Synthetic(n=10**9, interval=0.005, size=(48, 160)), Synthetic(n=10**9, interval=0.007, size=(48, 160))
@@ -495,8 +495,8 @@ class StubCapture:
 def test_mjpeg_is_asked_first_and_the_mode_the_driver_gave_is_recorded(tmp_path):
     import cv2
 
-    from realtime_feat.session import LiveSession
-    from realtime_feat.sources import CameraSource
+    from realtime_feat.live.live_session import LiveSession
+    from realtime_feat.capture.sources import CameraSource
 
     made = []
     camera = CameraSource(0, 1280, 720, 30, capture=lambda i: made.append(StubCapture(i)) or made[-1])
@@ -516,8 +516,8 @@ def test_mjpeg_is_asked_first_and_the_mode_the_driver_gave_is_recorded(tmp_path)
 def test_a_frame_is_stamped_when_grabbed_before_its_slow_decoding():
     """The capture stamp is when grab() returned, not after retrieve() decoded: the stub's decoding takes
     0.2 s, and every stamp lies between the grab's return and the decoding's start (no speed involved)."""
-    from realtime_feat.capture import CaptureThread
-    from realtime_feat.sources import CameraSource
+    from realtime_feat.capture.capture_thread import CaptureThread
+    from realtime_feat.capture.sources import CameraSource
 
     stub = StubCapture(0, decode_s=0.2)
     capture = CaptureThread(CameraSource(0, capture=lambda i: stub))
@@ -534,7 +534,7 @@ def test_a_frame_is_stamped_when_grabbed_before_its_slow_decoding():
 
 
 def test_a_camera_without_mjpeg_gives_its_own_mode_said_in_one_line(caplog):
-    from realtime_feat.sources import CameraSource
+    from realtime_feat.capture.sources import CameraSource
 
     camera = CameraSource(2, 1280, 720, 30, capture=lambda i: StubCapture(i, offers={"YUYV": StubCapture.OFFERS["YUYV"]}))
     camera.open()
@@ -552,7 +552,7 @@ def test_a_camera_without_mjpeg_gives_its_own_mode_said_in_one_line(caplog):
 
 
 def test_a_camera_delivering_fewer_frames_than_asked_is_said_in_one_line():
-    from realtime_feat.camera_modes import RateCheck
+    from realtime_feat.capture.camera_modes import RateCheck
 
     now = [0.0]
     check = RateCheck("camera0", 30, clock=lambda: now[0])
@@ -571,8 +571,8 @@ def test_a_camera_delivering_fewer_frames_than_asked_is_said_in_one_line():
 
 
 def test_a_slow_stub_camera_shows_in_the_session_status():
-    from realtime_feat.session import LiveSession
-    from realtime_feat.sources import CameraSource
+    from realtime_feat.live.live_session import LiveSession
+    from realtime_feat.capture.sources import CameraSource
 
     camera = CameraSource(0, 640, 480, 30, capture=lambda i: StubCapture(i, deliver_fps=10))
     session = LiveSession(camera, None)
@@ -589,7 +589,7 @@ def test_v4l2_modes_are_listed_from_the_drivers_enumeration():
     """A stand-in for the V4L2 ioctls: MJPG with discrete sizes and rates, YUYV with a stepwise size."""
     import errno
 
-    from realtime_feat import camera_modes as cm
+    from realtime_feat.capture import camera_modes as cm
 
     def code(text):
         return sum(ord(c) << 8 * i for i, c in enumerate(text))
@@ -623,9 +623,9 @@ def test_v4l2_modes_are_listed_from_the_drivers_enumeration():
 
 
 def test_cameras_lists_each_cameras_mode_and_the_modes_it_offers(capsys, monkeypatch):
-    import realtime_feat.camera_modes as cm
-    import realtime_feat.sources as sources
-    from realtime_feat.camera_modes import CameraMode
+    import realtime_feat.capture.camera_modes as cm
+    import realtime_feat.capture.sources as sources
+    from realtime_feat.capture.camera_modes import CameraMode
     from realtime_feat.cli import main
 
     monkeypatch.setattr(sources, "list_cameras", lambda: [(0, 640, 480), (1, 640, 480)])

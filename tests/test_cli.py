@@ -5,12 +5,15 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from realtime_feat import Enrolment, PipelineOptions
 from realtime_feat.cli import main
+from test_logfile import log_dir  # noqa: F401  (the fixture: a log folder of the test's own)
 
 
 def run(capsys, *argv):
@@ -88,7 +91,7 @@ def test_folder_converts_odd_images_and_skips_a_bad_one(capsys, tmp_path, weight
 
 
 def test_image_conversions_keep_the_pixels(tmp_path):
-    from realtime_feat.media import read_image
+    from realtime_feat.capture.media import read_image
 
     gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert (read_image(_png(tmp_path / "g.png", gray)) == gray[:, :, None]).all()
@@ -153,8 +156,48 @@ def test_missing_input(capsys, tmp_path, weights_dir):
 def test_cuda_graphs_on_the_cpu_is_one_line(capsys, tmp_path, weights_dir, sample_data):
     code, _, err = run(capsys, "process", sample_data / "single_face.jpg", "-o", tmp_path, "--weights", weights_dir,
                        "--cuda-graphs")
-    assert code == 2 and errors(err) == ["realtime-feat: error: CUDA graphs need a CUDA device; device auto → cpu: "
-                                         "no CUDA device (torch.cuda.is_available() is False)"]
+    assert code == 2 and errors(err) == ["realtime-feat: error: --cuda-graphs needs a CUDA device; device auto → "
+                                         "cpu: no CUDA device (torch.cuda.is_available() is False)"]
+
+
+@pytest.mark.parametrize("argv, library, line", [
+    (["--threshold", "1.5"], dict(threshold=1.5), "--threshold must be in (0, 1], got 1.5"),
+    (["--threads", "0"], dict(threads=0), "--threads must be at least 1, got 0"),
+    (["--no-identity", "--enrol", "Ann=a.jpg"], dict(identity=False, enrol=(Enrolment("Ann", Path("a.jpg")),)),
+     "--enrol needs --identity on (people are recognised by their ArcFace embeddings)"),
+])
+def test_a_bad_option_is_named_by_the_library_and_by_its_flag_on_the_command_line(capsys, tmp_path, argv, library,
+                                                                                  line):
+    from realtime_feat import OptionError
+
+    with pytest.raises(OptionError) as caught:
+        PipelineOptions(**library)
+    assert str(caught.value) == line.replace("--", "")  # the library's name: PipelineOptions' field
+    code, _, err = run(capsys, "process", tmp_path / "x.jpg", "-o", tmp_path / "x.csv", *argv)
+    assert code == 2 and errors(err) == [f"realtime-feat: error: {line}"]
+
+
+def test_a_backend_that_fails_to_load_is_one_line_and_its_traceback_is_in_the_log_file(capsys, tmp_path, weights_dir,
+                                                                                       sample_data, monkeypatch,
+                                                                                       log_dir):
+    """Fault: the backend raises while it loads a network (here torch, as on a GPU out of memory): the screen
+    gets one line naming the log file, the log file the original traceback."""
+    from realtime_feat.engines import torch_backend
+
+    def wrap(model, module):
+        def allocate():
+            raise RuntimeError("CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported")
+        allocate()
+
+    monkeypatch.setattr(torch_backend, "wrap", wrap)
+    code, _, err = run(capsys, "process", sample_data / "single_face.jpg", "-o", tmp_path / "x.csv",
+                       "--weights", weights_dir, "--backend", "torch", "--device", "cpu")
+    log = log_dir / "realtime-feat.log"
+    assert code == 2 and err.strip().splitlines() == [
+        f"realtime-feat: error: the models could not be loaded: CUDA error: out of memory (details: {log})"]
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and ", in allocate\n" in text
+    assert "RuntimeError: CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported" in text
 
 
 def test_missing_weights_in_folder(capsys, tmp_path, sample_data):
@@ -243,7 +286,7 @@ def test_process_tracks_people_through_a_video(capsys, tmp_path, weights_dir):
 
 
 def test_tracker_on_the_source_clock_needs_timestamps():
-    from realtime_feat.tracking import FaceTracker
+    from realtime_feat.analysis.tracking import FaceTracker
     from realtime_feat.types import Detections, FaceAnalysis, Frame, FrameResult
 
     result = FrameResult.of(Frame(np.zeros((2, 2, 3), np.uint8), 3, 0, 0), Detections.empty(), FaceAnalysis.empty(), {})

@@ -14,7 +14,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the cluster tests need Ray: pip install 'realtime-feat[cluster]'")
 
-from realtime_feat import cluster  # noqa: E402
+from realtime_feat.offline import cluster  # noqa: E402
 from realtime_feat.cli import main  # noqa: E402
 
 VIDEOS = ["single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov"]

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from realtime_feat import OptionError
 from realtime_feat.engines import select as sel
 from realtime_feat.engines import tensorrt_backend as trtb
 
@@ -18,9 +19,9 @@ def test_auto_on_cpu_takes_the_best_installed_and_says_why():
 
 def test_cuda_without_a_device_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(sel, "cuda_problem", lambda device: "no CUDA device (torch.cuda.is_available() is False)")
-    with pytest.raises(RuntimeError, match="no backend can run on cuda: no CUDA device"):
+    with pytest.raises(OptionError, match="^device cuda: no backend can run there: no CUDA device"):
         sel.select_backend("auto", "cuda")
-    with pytest.raises(RuntimeError, match="backend tensorrt is not usable on cpu: TensorRT runs on CUDA"):
+    with pytest.raises(OptionError, match="^backend tensorrt is not usable on cpu: TensorRT runs on CUDA"):
         sel.select_backend("tensorrt", "cpu")
     with pytest.raises(ValueError, match="fp16 runs on CUDA only"):
         sel.select_backend("torch", "cpu", precision="fp16")
@@ -40,11 +41,11 @@ def test_auto_on_cuda_falls_back_from_tensorrt_to_torch(monkeypatch):
 
 
 def test_cuda_graphs_only_with_torch_on_cuda(monkeypatch):
-    with pytest.raises(ValueError, match="CUDA graphs need a CUDA device; use --device cuda"):
+    with pytest.raises(OptionError, match="^cuda_graphs needs a CUDA device; use device cuda$"):
         sel.select_backend("torch", "cpu", cuda_graphs=True)
     monkeypatch.setattr(sel, "cuda_problem", lambda device: "")
     monkeypatch.setattr(sel.importlib.util, "find_spec", lambda name: object())  # as if TensorRT were installed
-    with pytest.raises(ValueError, match="CUDA graphs are for the torch backend, not tensorrt .*add --backend torch"):
+    with pytest.raises(OptionError, match="^cuda_graphs is for the torch backend, not tensorrt .*add backend torch$"):
         sel.select_backend("auto", "cuda", cuda_graphs=True)
 
 
@@ -56,7 +57,7 @@ def test_device_auto_takes_cuda_where_there_is_one_and_says_so(monkeypatch):
                                                       "is False); auto on cpu")
     with pytest.raises(ValueError, match="fp16 runs on CUDA only; device auto → cpu: no CUDA device"):
         sel.select_backend("auto", "auto", precision="fp16")
-    with pytest.raises(RuntimeError, match=r"backend tensorrt is not usable on cpu: TensorRT runs on CUDA devices only "
+    with pytest.raises(OptionError, match=r"backend tensorrt is not usable on cpu: TensorRT runs on CUDA devices only "
                                            r"\(--device cuda\); device auto → cpu: no CUDA device"):
         sel.select_backend("tensorrt", "auto")
     monkeypatch.setattr(sel, "cuda_problem", lambda device: "")
@@ -125,7 +126,7 @@ def test_a_new_engine_is_checked_once_and_a_wrong_one_removed(weights_dir):
     import torch
 
     from realtime_feat.engines.networks import wrap
-    from realtime_feat.models import PyFeatModels
+    from realtime_feat.analysis.models import PyFeatModels
 
     identity = PyFeatModels.load(weights_dir).identity
     net = wrap("identity", identity)
@@ -159,7 +160,7 @@ def test_export_command(capsys, weights_dir):
     assert "ready for 90x160 frames" in capsys.readouterr().out
     assert main(["export", "--backend", "tensorrt", "--device", "cpu", "--weights", str(weights_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["realtime-feat: error: backend tensorrt is not usable on cpu: TensorRT runs on CUDA devices only "
+    assert err == ["realtime-feat: error: --backend tensorrt is not usable on cpu: TensorRT runs on CUDA devices only "
                    "(--device cuda)"]
 
 
@@ -171,7 +172,7 @@ def test_tensorrt_engine_matches_torch(precision, tolerance, weights_dir):
 
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    from realtime_feat.models import PyFeatModels
+    from realtime_feat.analysis.models import PyFeatModels
 
     models = PyFeatModels.load(weights_dir)
     runner = trtb.TensorRTBackend("cuda", precision).load("identity", models.identity, f"trt-{precision}")

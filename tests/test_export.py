@@ -9,7 +9,7 @@ import torch
 from pyfeat_weights import random_retinaface_state
 from realtime_feat.engines import onnx_export
 from realtime_feat.engines.networks import MODELS
-from realtime_feat.models import PyFeatModels
+from realtime_feat.analysis.models import PyFeatModels
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_auto_passes_over_a_backend_that_fails_its_check(weights_dir, monkeypatc
     """--backend auto: a backend whose export differs from torch is passed over for the next, with one
     line saying by how much; named with --backend, the same failure is the error."""
     pytest.importorskip("openvino", reason="openvino not installed")
-    from realtime_feat.analyser import Analyser
+    from realtime_feat.analysis.analyser import Analyser
     from realtime_feat.engines import openvino_backend
 
     monkeypatch.setenv("REALTIME_FEAT_CACHE", str(tmp_path))  # no check remembered from other tests

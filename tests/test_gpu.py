@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pyfeat_weights import offline_detectorv2
-from realtime_feat.media import iter_video
+from realtime_feat.capture.media import iter_video
 from realtime_feat.types import Detections
 
 from test_parity import (ANGLE, SINGLE_FACE_BOX, TOLERANCES, assert_same, fixed_boxes, reduced_precision_tolerances,
@@ -28,7 +28,7 @@ def cuda_pyfeat(weights_dir):
     ("torch", "fp32", False), ("torch", "fp16", False), ("torch", "fp16", True), ("tensorrt", "fp16", False)])
 def test_cuda_matches_pyfeat(backend, precision, cuda_graphs, weights_dir, cuda_pyfeat, sample_data, monkeypatch,
                              tmp_path, pyfeat_reads_video):
-    from realtime_feat.analyser import Analyser
+    from realtime_feat.analysis.analyser import Analyser
 
     if backend == "tensorrt":
         pytest.importorskip("tensorrt", reason="tensorrt not installed")
@@ -44,7 +44,7 @@ def test_cuda_matches_pyfeat(backend, precision, cuda_graphs, weights_dir, cuda_
 
 def test_two_streams_give_what_one_gives(weights_dir, sample_data, monkeypatch):
     """analyse_stream on two CUDA streams: the same results, in order, as analyse batch by batch."""
-    from realtime_feat.analyser import Analyser
+    from realtime_feat.analysis.analyser import Analyser
 
     from test_analyser import CentreFaces, _batches, _same
 

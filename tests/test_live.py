@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from realtime_feat.capture import CaptureThread, LatestSlot
+from realtime_feat.capture.capture_thread import CaptureThread, LatestSlot
 from realtime_feat.types import Frame
 
 
@@ -84,7 +84,7 @@ def test_stop_ends_a_source_that_never_ends():
 
 
 def test_a_source_that_cannot_open_raises_at_start():
-    from realtime_feat.sources import CameraSource
+    from realtime_feat.capture.sources import CameraSource
 
     with pytest.raises(OSError, match="camera 7 cannot be opened"):
         CaptureThread(CameraSource(7)).start()
@@ -93,7 +93,7 @@ def test_a_source_that_cannot_open_raises_at_start():
 def test_video_file_played_at_its_own_rate(sample_data, monkeypatch):
     from types import SimpleNamespace
 
-    from realtime_feat import sources
+    from realtime_feat.capture import sources
 
     slept = []  # what the source chose to wait, whatever this machine's speed adds
     monkeypatch.setattr(sources, "time", SimpleNamespace(monotonic=time.monotonic,
@@ -139,7 +139,7 @@ class SlidingImage:
 
 
 def run_live(analyser, source, tracker, settings=None):
-    from realtime_feat.live import LiveSettings, LiveWorker
+    from realtime_feat.live.worker import LiveSettings, LiveWorker
 
     capture = CaptureThread(source)
     worker = LiveWorker(analyser, capture.slot, tracker=tracker, settings=settings or LiveSettings())
@@ -154,9 +154,9 @@ def run_live(analyser, source, tracker, settings=None):
 
 
 def test_five_people_keep_their_ids(fast_analyser, sample_data):
-    from realtime_feat.live import LiveSettings
-    from realtime_feat.media import read_image
-    from realtime_feat.tracking import FaceTracker, TrackerSettings
+    from realtime_feat.live.worker import LiveSettings
+    from realtime_feat.capture.media import read_image
+    from realtime_feat.analysis.tracking import FaceTracker, TrackerSettings
 
     source = SlidingImage(read_image(sample_data / "multi_face.jpg"))
     # The source waits for analysis, so gaps between frames are analysis time, not a lost source or an
@@ -213,7 +213,7 @@ def test_live_cli_on_a_video_with_a_dropped_source(capsys, tmp_path, weights_dir
     """`realtime-feat live` end to end: real faces, stable id, a mid-run source failure survived."""
     import pandas as pd
 
-    from realtime_feat import sources
+    from realtime_feat.capture import sources
     from realtime_feat.cli import main
 
     real_open_source = sources.open_source
@@ -244,7 +244,7 @@ def test_stream_url_source(faststart_video):
     import functools
     import http.server
 
-    from realtime_feat.sources import open_source
+    from realtime_feat.capture.sources import open_source
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(faststart_video.parent))
     handler.log_message = lambda *a: None
@@ -267,7 +267,7 @@ def test_stream_url_source(faststart_video):
 def test_image_folder_source(tmp_path, sample_data):
     import shutil
 
-    from realtime_feat.sources import open_source
+    from realtime_feat.capture.sources import open_source
 
     for name in ("single_face.jpg", "multi_face.jpg"):
         shutil.copy(sample_data / name, tmp_path / name)

@@ -72,7 +72,7 @@ def test_a_screen_handler_before_the_file_leaves_the_record_whole(log_dir):
     later.emit = seen.append
     logger.addHandler(later)
     exc = _raised()
-    logging.getLogger("realtime_feat.live").error("CSV writer failed: bad value", exc_info=exc)
+    logging.getLogger("realtime_feat.live.worker").error("CSV writer failed: bad value", exc_info=exc)
     assert screen.lines == ["ERROR CSV writer failed: bad value"]
     (record,) = seen
     assert record.exc_info[1] is exc  # not cleared by the screen handler

@@ -11,7 +11,7 @@ import pytest
 
 pylsl = pytest.importorskip("pylsl", reason="pylsl not installed (pip install 'realtime-feat[lsl]')")
 
-from realtime_feat.session import LiveSession  # noqa: E402
+from realtime_feat.live.live_session import LiveSession  # noqa: E402
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult  # noqa: E402
 from test_session import FakeAnalyser, Synthetic  # noqa: E402
 
@@ -23,26 +23,39 @@ def wait_for(condition, timeout=20.0):
     return condition()
 
 
-def test_markers_from_another_outlet_are_recorded_at_their_times(tmp_path):
+def record_lsl_markers(root, source, analyser, send, count: int):
+    """A recording of `source` with a marker inlet on a new LSL outlet: once connected, `send(outlet)`
+    pushes markers; ends once `count` markers are in (and a few frames after). Returns (folder, stream name)."""
     name = f"stimulus-{uuid.uuid4().hex[:8]}"
     outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "Markers", 1, pylsl.IRREGULAR_RATE, pylsl.cf_string, name))
-    session = LiveSession(Synthetic(n=10**9, interval=0.004), None, lsl_markers=name)
-    folder = session.start_recording(tmp_path)
+    session = LiveSession(source, analyser, lsl_markers=name)
+    folder = session.start_recording(root)
     session.start()
     try:
         (inlet,) = session._sinks
         assert inlet.connected.wait(20)
         time.sleep(0.3)
-        t_a = pylsl.local_clock()
-        outlet.push_sample(["trial 1 start"], t_a)
-        time.sleep(0.3)
-        t_b = pylsl.local_clock() - 0.05  # the sender stamps an event 50 ms in its past
-        outlet.push_sample(["trial 1 end"], t_b)
-        assert wait_for(lambda: len(session.markers) == 2)
-        time.sleep(0.1)
+        send(outlet)
+        assert wait_for(lambda: len(session.markers) == count)
+        time.sleep(0.2)  # frames after the last marker
     finally:
         session.stop()
         del outlet
+    return folder, name
+
+
+def test_markers_from_another_outlet_are_recorded_at_their_times(tmp_path):
+    sent = []
+
+    def send(outlet):
+        sent.append(pylsl.local_clock())
+        outlet.push_sample(["trial 1 start"], sent[0])
+        time.sleep(0.3)
+        sent.append(pylsl.local_clock() - 0.05)  # the sender stamps an event 50 ms in its past
+        outlet.push_sample(["trial 1 end"], sent[1])
+
+    folder, name = record_lsl_markers(tmp_path, Synthetic(n=10**9, interval=0.004), None, send, 2)
+    t_a, t_b = sent
     markers = pd.read_csv(folder / "markers.csv")
     assert list(markers["label"]) == ["trial 1 start", "trial 1 end"]
     assert set(markers["origin"]) == {f"lsl:{name}"}
@@ -57,6 +70,51 @@ def test_markers_from_another_outlet_are_recorded_at_their_times(tmp_path):
         t_next = frames.loc[frames["frame"] == m.at_frame + 1, "t_lsl"].iloc[0]
         assert t_frame <= m.t_lsl + 1e-3 and m.t_lsl < t_next + 1e-3
 
+
+
+def test_marker_codes_come_back_as_the_text_sent_and_epochs_lock_to_them(tmp_path):
+    """A stimulus program's codes over LSL ("01", "NA", "1.50", with a comma, with a quote) are what
+    load_session, the viewer, the report and a review event give back (not 1, NaN, 1.5), and
+    `epochs --markers 01,NA,"cue, left"` locks to them."""
+    import html
+
+    from realtime_feat.review.annotations import Annotation
+    from realtime_feat.cli import main
+    from realtime_feat.review.recorded_session import load_session
+    from realtime_feat.review.playback import SessionReview
+    from test_review_data import KnownFaces
+
+    codes = ["01", "NA", "1.50", "cue, left", 'say "go"']
+
+    def send(outlet):
+        for code in codes:
+            outlet.push_sample([code])
+            time.sleep(0.1)
+
+    folder, _ = record_lsl_markers(tmp_path, Synthetic(n=10**9, interval=0.01, size=(64, 64)), KnownFaces(cost=0.001),
+                                   send, len(codes))
+    recorded = load_session(folder)
+    recorded.annotations.add(Annotation("event", "007", recorded.t0 + 0.1, recorded.t0 + 0.1))
+    recorded = load_session(folder)
+    assert list(recorded.markers["label"]) == codes
+    assert set(recorded.events()["label"]) == {*codes, "007"}
+    review = SessionReview(recorded)
+    try:
+        assert list(review.markers()["label"]) == codes
+    finally:
+        review.close()
+
+    out = tmp_path / "epochs.csv"
+    assert main(["epochs", str(folder), "--markers", '01,NA,"cue, left",007', "--window", "-0.05,0.05", "-o",
+                 str(out)]) == 0
+    got = pd.read_csv(out, dtype={"marker": str}, keep_default_na=False).drop_duplicates("marker")
+    assert list(got["marker"]) == ["007", "01", "NA", "cue, left"]  # in time order
+    times = recorded.markers.set_index("label")["t_monotonic"] - recorded.t0
+    assert np.allclose(got["t_marker"].iloc[1:], times[["01", "NA", "cue, left"]], atol=1e-5)
+    report = tmp_path / "report.html"
+    assert main(["report", str(folder), "-o", str(report)]) == 0
+    text = report.read_text()
+    assert all(f"<h3>{html.escape(code)} (1 occurrence)</h3>" in text for code in codes)
 
 class OneFace(FakeAnalyser):
     """One face per frame whose AUs carry the frame's number: to find it again at the inlet."""

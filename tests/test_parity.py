@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from pyfeat_weights import offline_detectorv2, random_retinaface_state
-from realtime_feat.fex import FexWriter
-from realtime_feat.media import iter_images, iter_video
+from realtime_feat.recording.fex import FexWriter
+from realtime_feat.capture.media import iter_images, iter_video
 from realtime_feat.types import Detections
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
@@ -132,7 +132,7 @@ def test_no_face_video(backend, analysers, pyfeat_detector, sample_data, tmp_pat
 def _pixels(sample_data, size=(180, 320)):
     import cv2
 
-    from realtime_feat.media import read_image
+    from realtime_feat.capture.media import read_image
 
     image = cv2.resize(read_image(sample_data / "multi_face.jpg"), size[::-1], interpolation=cv2.INTER_AREA)
     return torch.from_numpy(image).permute(2, 0, 1)[None].contiguous()
@@ -158,7 +158,7 @@ def noisy_detector(tmp_path_factory):
     from safetensors.torch import save_file
 
     from feat.face_detectors.Retinaface.Retinaface_test import Retinaface
-    from realtime_feat.models import build_retinaface
+    from realtime_feat.analysis.models import build_retinaface
 
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("noisy") / "retinaface.safetensors"
@@ -176,7 +176,7 @@ def test_detector_decoding(noisy_detector, sample_data):
     """Our batched decode + NMS + per-image cap against py-feat's on the same raw network outputs
     (each backend's raw outputs are checked against torch above). Random heads score many anchors
     exactly alike, so giving both sides the very same tensors is what makes the comparison exact."""
-    from realtime_feat.detection import RetinaFaceDecoder
+    from realtime_feat.analysis.detection import RetinaFaceDecoder
 
     pyfeat, path = noisy_detector
     pixels = torch.cat([_pixels(sample_data), _pixels(sample_data).flip(3)])  # a batch of two frames

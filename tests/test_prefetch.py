@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from realtime_feat.prefetch import prefetch
+from realtime_feat.offline.prefetch import prefetch
 
 
 def test_order_and_exceptions_arrive_after_the_items_before_them():

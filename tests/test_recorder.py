@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realtime_feat.session import LiveSession
+from realtime_feat.live.live_session import LiveSession
 from test_session import FakeAnalyser, Synthetic
 
 
@@ -123,7 +123,7 @@ def test_recording_starts_and_stops_on_a_running_session(tmp_path):
 
 
 def test_an_encoder_that_cannot_keep_up_is_counted_and_every_frame_keeps_its_row(tmp_path, monkeypatch):
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     real = recorder.Recorder._encode
 
@@ -190,7 +190,7 @@ class BreakingEncoder:
 
 
 def test_an_encoder_error_detaches_the_recording_at_once_and_the_session_goes_on(tmp_path, monkeypatch):
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     real_open_video = recorder.Recorder._open_video
 
@@ -280,7 +280,7 @@ class Hangs(FakeAnalyser):
 
 
 def test_a_hung_analysis_is_given_up_on_with_one_line_and_counted(tmp_path, monkeypatch, caplog):
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     monkeypatch.setattr(recorder, "Recorder", functools.partial(recorder.Recorder, hang_s=0.5))
     analyser = Hangs(at=10)
@@ -322,7 +322,7 @@ class Large(Synthetic):
 def test_the_encoder_queue_is_bounded_by_bytes_from_the_real_frame_size(tmp_path, monkeypatch):
     """4K frames with the encoder blocked on the first: about 400 MB wait (16 frames), not 144 frames (3.6
     GB) sized before the frame size was known; the rest are dropped from the video and keep their rows."""
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     blocked, release = threading.Event(), threading.Event()
 
@@ -356,7 +356,7 @@ def test_the_encoder_queue_is_bounded_by_bytes_from_the_real_frame_size(tmp_path
 def slow_encoder(monkeypatch, cost: float, stuck_from: int = 10**9) -> threading.Event:
     """Each frame takes `cost` s to encode; from frame `stuck_from` on the encoder hangs until the
     returned event is set."""
-    from realtime_feat import recorder
+    from realtime_feat.recording import recorder
 
     real, release = recorder.Recorder._encode, threading.Event()
 
@@ -385,7 +385,8 @@ def test_stopping_with_a_slow_encoder_writes_every_queued_frame_saying_how_many_
         assert rec.ended == "stopped" and rec.error is None
     finally:
         session.stop()
-    left = [int(re.fullmatch(rf"writing (\d+) queued frames to {re.escape(str(folder))}…", line)[1]) for line in lines]
+    left = [int(re.fullmatch(rf"writing (\d+) queued frames to {re.escape(str(folder))}…", line)[1])
+            for line in lines if not line.startswith("closing")]
     assert left and left[0] > 0 and left == sorted(left, reverse=True)
     frames = pd.read_csv(folder / "frames.csv")
     assert list(frames["frame"]) == list(range(40)) and (frames["in_video"] == 1).all()
@@ -555,6 +556,42 @@ def test_a_killed_recording_leaves_files_py_feat_and_players_read(tmp_path, weig
     assert frames["t_monotonic"].iloc[0] < markers["t_monotonic"].iloc[0] < killed_at
 
 
+def test_a_recording_killed_mid_row_reads_the_same_rows_everywhere_and_its_counts_are_unknown(
+        tmp_path, weights_dir, fast_analyser, capsys):
+    """SIGKILL: py-feat's reader (`.fex`), `table()` and the arrays all end at fex.csv's last whole line;
+    metadata.json's counts are null (only a clean end knows them) and the report says "unknown"."""
+    from realtime_feat.cli import main
+    from realtime_feat.recording.fex_arrays import FOLDER, RECORDING_LOCK, FexArrays
+    from realtime_feat.review.recorded_session import load_session
+
+    def rows_on_disk() -> int:
+        return sum(f.read_bytes().count(b"\n") - 1 for f in (tmp_path / "s").glob("*/fex.csv"))
+
+    # killed once status lines come with rows of fex.csv on disk
+    record_then_kill(["--source", "pyfeat:WolfgangLanger_Pexels.mp4", "--out", str(tmp_path / "s"), "--label", "kill",
+                      "--weights", str(weights_dir), "--backend", "onnxruntime"],
+                     lambda line: "capture" in line and rows_on_disk() > 2, after_s=0.5)
+    (folder,) = (tmp_path / "s").iterdir()
+    fex_csv = folder / "fex.csv"
+    text = fex_csv.read_bytes()
+    if text.endswith(b"\n"):  # a kill lands mid-row nearly always (a row is ~20 kB, written in 8 kB pieces)
+        fex_csv.write_bytes(text[:-100])
+    whole = fex_csv.read_bytes().count(b"\n") - 1  # rows after the header
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["ended"] is None and meta["counts"]["encoded"] is None
+    assert meta["counts"]["dropped"] == {"not_in_video_encoder_queue_full": None, "results_queue_full": None,
+                                         "results_after_frame_settled": None}
+
+    session = load_session(folder)
+    assert (folder / RECORDING_LOCK).exists() and not session.recording  # the killed recorder's lock was let go
+    assert whole > 0 and len(session.fex) == len(session.table()) == FexArrays(folder / FOLDER).n_rows == whole
+    assert session.fex["FrameWidth"].notna().all()  # no half row
+    out = tmp_path / "report.html"
+    assert main(["report", str(folder), "-o", str(out)]) == 0
+    assert "<th>results dropped</th><td>unknown" in out.read_text()
+    assert "still being recorded" not in capsys.readouterr().err
+
+
 def test_record_then_load_and_reanalyse_every_frame_on_the_capture_clocks(capsys, tmp_path, weights_dir, sample_data,
                                                                            fast_analyser):
     """`record` on py-feat's sample video played live; `load_session` reads it back as a Fex;
@@ -627,8 +664,8 @@ def test_an_hour_at_30_fps_loses_no_frame(tmp_path):
 
 def test_process_reads_a_cut_off_session_up_to_its_last_row(tmp_path, caplog):
     """A killed recording's video can run ahead of frames.csv: frames with no row are left out, said once."""
-    from realtime_feat.media import iter_video
-    from realtime_feat.session_files import on_capture_clocks
+    from realtime_feat.capture.media import iter_video
+    from realtime_feat.review.recorded_session import on_capture_clocks
 
     session = LiveSession(Synthetic(n=40, size=(48, 64)), None)
     folder = session.start_recording(tmp_path)

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from realtime_feat.live import LiveSettings
-from realtime_feat.session import LiveSession
+from realtime_feat.live.worker import LiveSettings
+from realtime_feat.live.live_session import LiveSession
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult
 
 
@@ -138,7 +138,7 @@ class People(FakeAnalyser):
 def test_enrolling_and_settings_from_another_thread_apply_between_frames():
     """Fault: the window enrols people and changes the threshold and re-detection interval hundreds of
     times while a tracker with four people runs, and reads their identities meanwhile."""
-    from realtime_feat.tracking import FaceTracker, TrackerSettings
+    from realtime_feat.analysis.tracking import FaceTracker, TrackerSettings
 
     analyser = People()
     session = LiveSession(Synthetic(n=10**9, interval=0.002, size=(48, 160)), analyser,
@@ -184,7 +184,7 @@ def test_changes_without_analysis_running_apply_at_once_and_bad_ones_are_one_lin
     assert session.update_settings(max_motion=0.5) == LiveSettings(max_motion=0.5)
     for change, message in [(lambda: session.enrol("", analyser.embeddings[0]), "name must be non-empty"),
                             (lambda: session.enrol("Bo", np.zeros(3)), r"expected \(k, 512\) embeddings"),
-                            (lambda: session.set_threshold(1.5), "between 0 and 1, got 1.5"),
+                            (lambda: session.set_threshold(1.5), r"^threshold must be in \(0, 1\], got 1.5$"),
                             (lambda: session.update_settings(redetect_every=0), "redetect_every must be ≥ 1"),
                             (lambda: session.update_settings(redetect=2), "no setting redetect; choose from")]:
         with pytest.raises(ValueError, match=message) as caught:

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from realtime_feat.live import ResultsBus
-from realtime_feat.session import LiveSession
+from realtime_feat.live.worker import ResultsBus
+from realtime_feat.live.live_session import LiveSession
 from test_session import FakeAnalyser, Synthetic, eventually
 
 
@@ -65,7 +65,7 @@ import json, resource, signal, sys, time
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 sys.path.insert(0, sys.argv[1])
-from realtime_feat.session import LiveSession
+from realtime_feat.live.live_session import LiveSession
 from test_session import FakeAnalyser, Synthetic, eventually
 
 session = LiveSession(Synthetic(n=10**9, interval=0.001), FakeAnalyser(cost=0.0), csv_path=sys.argv[2])
@@ -138,7 +138,7 @@ def test_live_o_on_a_full_disk_ends_with_exit_1_and_one_line_naming_the_file(tmp
     """Fault: the disk under `realtime-feat live -o` fills up: the CSV is what the command exists for."""
     import builtins
 
-    from realtime_feat import fex
+    from realtime_feat.recording import fex
     from realtime_feat.cli import live as live_cli, main
 
     path = tmp_path / "session.csv"

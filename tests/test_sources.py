@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from realtime_feat.capture import CaptureThread
+from realtime_feat.capture.capture_thread import CaptureThread
 from realtime_feat.errors import first_line
-from realtime_feat.session import LiveSession
-from realtime_feat.sources import SourceError, VideoSource
+from realtime_feat.live.live_session import LiveSession
+from realtime_feat.capture.sources import SourceError, VideoSource
 from test_session import FakeAnalyser
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 import pytest
 
-from realtime_feat.tracking import FaceTracker, TrackerSettings, TrackState
+from realtime_feat.analysis.tracking import FaceTracker, TrackerSettings, TrackState
 from realtime_feat.types import Detections, FaceAnalysis, Frame, FrameResult
 
 FPS = 30

@@ -95,7 +95,7 @@ def test_the_library_never_imports_qt():
     import subprocess
     import sys
 
-    code = ("import sys, realtime_feat.cli, realtime_feat.session, realtime_feat.analyser, realtime_feat.engines; "
+    code = ("import sys, realtime_feat.cli, realtime_feat.live.live_session, realtime_feat.analysis.analyser, realtime_feat.engines; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'PySide6', 'pyqtgraph', 'shiboken6'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-500:]
@@ -142,7 +142,7 @@ class FakeSession:
 
     @property
     def capture(self):  # the capture thread's subscriptions, for live video
-        from realtime_feat.capture import CaptureThread
+        from realtime_feat.capture.capture_thread import CaptureThread
 
         if not hasattr(self, "_capture"):
             self._capture = CaptureThread(SimpleNamespace(id="fake"))
@@ -158,7 +158,7 @@ class FakeSession:
         self.markers.append(SimpleNamespace(label=label, t_monotonic_ns=time.monotonic_ns()))
 
     def status(self):
-        from realtime_feat.session import SessionStatus
+        from realtime_feat.live.live_session import SessionStatus
 
         return SessionStatus(self.state, 10, 5, 5, 2, 30.0, 15.0, 5.0, 9.0, 1, self.recording, 0.0, 0, 0, self.error,
                              self.sink_errors, self.recording_error)
@@ -277,6 +277,100 @@ def test_lost_source_and_crashed_analysis_show_banners_and_restart(window, qtbot
     session.error = None
     window.update_status()
     assert not window.banner.isVisible()
+
+
+def test_the_controller_decides_the_banner_worst_first(qtbot):
+    """No window: a crashed analysis outranks a detached sink, which outranks a lost source; with nothing
+    wrong the banner is empty."""
+    from realtime_feat.ui.controller import AppOptions, Banner, SessionController
+
+    controller = SessionController(AppOptions())
+    assert controller.poll() is None  # no session: nothing to say
+    session = FakeSession()
+    controller.adopt(session)
+    session.state, session.sink_errors = "lost", ("CSV writer: writing x.csv failed (disk full)",)
+    session.worker, session.error = SimpleNamespace(error=RuntimeError("boom")), "boom"
+    assert controller.poll()[1] == Banner("analysis stopped: boom", "error", restart=True)
+    session.worker = session.error = None
+    assert controller.poll()[1] == Banner("CSV writer: writing x.csv failed (disk full) (detached; analysis and "
+                                          "recording go on)", "warning")
+    session.sink_errors = ()
+    assert controller.poll()[1].text.startswith("source lost: reconnecting")
+    session.state = "running"
+    assert controller.poll()[1].text == ""
+    controller.close()
+    assert session.stopped
+
+
+def test_a_marker_key_goes_through_the_controller(window, qtbot, monkeypatch):
+    through = []
+    mark = window.controller.mark
+    monkeypatch.setattr(window.controller, "mark", lambda label: through.append(label) or mark(label))
+    qtbot.keyClick(window, Qt.Key_1)  # no session: one log line, nothing marked
+    session = FakeSession()
+    window.controller.adopt(session)
+    window.marker_names.item(1, 0).setText("cue")
+    qtbot.keyClick(window, Qt.Key_2)
+    assert through == ["marker 1", "cue"] and session.marked == ["cue"]
+    assert [label for _, label in window.markers()] == ["cue"]  # the plots' markers, from the controller
+
+
+def test_a_refused_option_is_one_banner_line_naming_the_control(window, tmp_path):
+    """Fault: a reference photo while ArcFace is off, or ArcFace turned off with a photo to enrol: the
+    banner names the window's controls, and the options (and the box) stay as they were."""
+    from realtime_feat.ui.controller import Banner
+
+    window.controls.identity.setChecked(False)
+    window.add_reference_photo("Ann", tmp_path / "ann.jpg")
+    needs = "Enrol from a photo needs ArcFace identity on (people are recognised by their ArcFace embeddings)"
+    assert window.banner.isVisible() and window.banner.text() == needs and window.controller.options.enrol == ()
+    window.controls.identity.setChecked(True)
+    window.show_banner(Banner())
+    window.add_reference_photo("Ann", tmp_path / "ann.jpg")
+    window.controls.identity.setChecked(False)
+    assert window.banner.text() == needs
+    assert window.controls.identity.isChecked() and window.controller.options.identity
+    window.controller.set_threshold(1.5)  # the spin box stops at 0.95; the controller is asked the same
+    assert window.banner.text() == "Face threshold must be in (0, 1], got 1.5"
+
+
+def recorded_without_analysis(folder):
+    """A short recording of a synthetic source, no model loaded: its session folder."""
+    from realtime_feat.live.live_session import LiveSession
+    from test_session import Synthetic
+
+    session = LiveSession(Synthetic(n=20, interval=0.005, size=(48, 64)), None)
+    recorded = session.start_recording(folder, "video only")
+    session.start()
+    assert session.wait(timeout=30)
+    session.stop()
+    return recorded
+
+
+@pytest.mark.parametrize("how", ["open last recording", "open session"])
+def test_the_viewer_reads_a_recording_off_the_gui_thread(window, qtbot, tmp_path, monkeypatch, how):
+    """"Open last recording" and "Open session…": `load_session` (CSVs, metadata, files) runs on a
+    background thread, and the viewer opens when it is done; a folder that is no session is a log line."""
+    import realtime_feat
+
+    folder = recorded_without_analysis(tmp_path)
+    threads, load = [], realtime_feat.load_session
+    monkeypatch.setattr(realtime_feat, "load_session", lambda f: threads.append(threading.current_thread()) or load(f))
+    if how == "open last recording":
+        window.controller.last_folder = folder
+        window.update_status()
+        qtbot.mouseClick(window.controls.open_last, Qt.LeftButton)
+    else:
+        window.open_session()
+        window.session_dialog.fileSelected.emit(str(folder))
+        window.session_dialog.reject()
+    qtbot.waitUntil(lambda: bool(window.review_windows), timeout=30_000)
+    (viewer,) = window.review_windows
+    assert viewer.isVisible() and viewer.session.folder == folder
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    window.open_review(tmp_path)
+    qtbot.waitUntil(lambda: "not a recorded session" in window.log_pane.toPlainText(), timeout=30_000)
+    assert len(threads) == 2 and threads[1] is not threading.main_thread() and window.review_windows == [viewer]
 
 
 def test_closing_detaches_and_stops_the_session(window, qtbot):
@@ -410,9 +504,9 @@ def test_source_picker_offers_pyfeat_sample_videos(qtbot):
 
 @pytest.mark.parametrize("cameras", [[], [(0, 640, 480)]])
 def test_launch_opens_the_first_camera_or_else_the_source_picker(window, qtbot, monkeypatch, cameras):
-    import realtime_feat.sources
+    import realtime_feat.capture.sources
 
-    monkeypatch.setattr(realtime_feat.sources, "list_cameras", lambda: cameras)
+    monkeypatch.setattr(realtime_feat.capture.sources, "list_cameras", lambda: cameras)
     window.first_start()
     if cameras:
         qtbot.waitUntil(lambda: window.controller.source == "0" and window.banner.isVisible(), timeout=60_000)

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("PySide6", reason="the app needs PySide6: pip install -e '.[app]'")
 pytest.importorskip("pytestqt", reason="UI tests need pytest-qt")
 
-from realtime_feat.multisession import MultiStatus  # noqa: E402
+from realtime_feat.live.multi_session import MultiStatus  # noqa: E402
 from test_ui import FakeSession, make_result, window  # noqa: E402,F401  (window: the fixture)
 
 
@@ -92,6 +92,29 @@ def test_a_lost_camera_is_a_banner_while_the_others_go_on(window, qtbot):
     session.error, session.analysis.error = "analysis stopped: boom", RuntimeError("boom")
     window.update_status()
     assert window.banner.text() == "analysis stopped: boom" and window.restart_button.isVisible()
+
+
+def test_the_controller_ranks_a_crash_over_a_failed_sink_over_a_lost_camera(qtbot):
+    """No window: with several cameras the controller's banner says a crashed analysis first (a restart
+    offered), then a detached sink, then a lost camera, then a camera that could not join."""
+    from realtime_feat.ui.controller import AppOptions, Banner, SessionController
+
+    controller = SessionController(AppOptions())
+    session = FakeCameras()
+    controller.adopt(session)
+    controller._others_run("cam2: no such video file")  # as a camera that could not join says it
+    session.cameras["cam1"].state, session.lost = "lost", {"cam1": "cam1 lost; the other cameras go on"}
+    session.cameras["cam0"].sink_errors = ("LSL outlet 'cam0 face data': lost connection",)
+    session.error, session.analysis.error = "analysis stopped: boom", RuntimeError("boom")
+    assert controller.poll()[1] == Banner("analysis stopped: boom", "error", restart=True)
+    session.error = session.analysis.error = None
+    assert controller.poll()[1] == Banner("LSL outlet 'cam0 face data': lost connection (detached; analysis and "
+                                          "recording go on)", "warning")
+    session.cameras["cam0"].sink_errors = ()
+    assert controller.poll()[1] == Banner("cam1 lost; the other cameras go on")
+    session.cameras["cam1"].state, session.lost = "running", {}
+    assert controller.poll()[1] == Banner("cam2: no such video file; the other cameras run", "warning")
+    controller.close()
 
 
 def test_cameras_are_added_and_removed_in_the_running_session(window, qtbot):

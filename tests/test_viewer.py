@@ -18,10 +18,10 @@ pytest.importorskip("pytestqt", reason="UI tests need pytest-qt")
 
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 
-from realtime_feat.annotations import Annotation  # noqa: E402
-from realtime_feat.session_files import load_session  # noqa: E402
+from realtime_feat.review.annotations import Annotation  # noqa: E402
+from realtime_feat.review.recorded_session import load_session  # noqa: E402
 from realtime_feat.ui import geometry  # noqa: E402
-from test_review_data import record_known  # noqa: E402
+from test_review_data import read_only, record_known, tracks_seen  # noqa: E402
 
 
 class Paced:
@@ -144,7 +144,7 @@ def test_play_runs_to_the_end_and_the_timeline_seeks_and_shows_markers_and_curve
     # one curve per person: AU12 over the whole session
     table = session.table(["AU12"])
     mine = table[table["person"] == "#1"]
-    curve = win.timeline.curves[0][1 % 8]
+    curve = win.timeline.shown[0]["#1"]
     x, y = curve.getOriginalDataset()
     assert np.allclose(x[np.isfinite(x)], mine["t_monotonic"] - session.t0) and np.allclose(y[np.isfinite(y)], mine["AU12"])
     # a click on a plot seeks; N goes to the next marker
@@ -240,14 +240,99 @@ def test_identities_are_curated_in_the_viewer(tmp_path, open_viewer, qtbot):
     people.table.selectRow(2)
     qtbot.mouseClick(people.merge, Qt.LeftButton)
     assert json.loads((folder / "identities.json").read_text()) == {"names": {"1": "Al"}, "merged": {"3": 2}}
-    assert set(load_session(folder).table()["person"]) == {"Al", "#2", ""}
-    # a frame where B is back (track 3) shows it as the person it was merged into, labelled as such
-    frame = win.review.position_at(0.8)
-    seek(win, qtbot, frame)
+    table = load_session(folder).table()
+    assert set(table["person"]) == {"Al", "#2", ""}
+    # a frame where B is back (track 3, with A) shows it as the person it was merged into, labelled as such (the
+    # frame found by its rows, not its time: a loaded machine captures the synthetic frames later)
+    both = table[table["track_id"].isin([1, 3])].groupby("frame")["track_id"].nunique()
+    seek(win, qtbot, int(np.searchsorted(win.review.frames, both[both == 2].index[0])))
     shown = win.video.current
     assert sorted(shown.result.track_ids) == [1, 2] and "Al" in shown.names
     assert sorted(label.textItem.toPlainText() for label in win.video.labels if label.isVisible()) == ["#2", "Al #1"]
-    assert sorted(win.timeline.curves[0][k].isVisible() for k in range(8)).count(True) == 2  # one curve per person
+    curves = win.timeline.shown[0]
+    assert len(curves) == 2 and all(c.isVisible() for c in curves.values())  # one curve per person
+
+
+def test_the_timeline_draws_every_person_even_two_in_one_colour_slot(qtbot):
+    from realtime_feat.ui.timeline import Timeline
+
+    timeline = Timeline(n_plots=1)
+    qtbot.addWidget(timeline)
+    t = np.linspace(0, 2, 50)
+    curves = {f"#{k}": (t, np.full(50, k / 20)) for k in (1, 2, 9, 17)}   # #1, #9 and #17 share slot 1
+    timeline.set_signal(0, "AU12", curves, {f"#{k}": k for k in (1, 2, 9, 17)})
+    drawn = [c for c in timeline.plots[0].listDataItems() if c.isVisible()]
+    assert sorted(float(c.getOriginalDataset()[1][0]) for c in drawn) == [k / 20 for k in (1, 2, 9, 17)]
+    assert sorted(timeline.shown[0]) == ["#1", "#17", "#2", "#9"]
+    for person, (_, v) in curves.items():
+        curve = timeline.shown[0][person]
+        assert curve.isVisible() and np.array_equal(curve.getOriginalDataset()[1], v), person
+    pens = {p: timeline.shown[0][p].opts["pen"] for p in ("#1", "#9", "#17")}
+    assert len({pen.color().name() for pen in pens.values()}) == 1  # their boxes' colour
+    assert len({pen.style() for pen in pens.values()}) == 3           # told apart by the line
+    assert len(timeline.plots[0].legend.items) == 4
+    timeline.set_signal(0, "AU12", {"#2": curves["#2"]}, {"#2": 2})  # fewer people: the others' curves go
+    assert list(timeline.shown[0]) == ["#2"] and sum(c.isVisible() for c in timeline.curves[0]) == 1
+
+
+@pytest.fixture
+def known_copy(tmp_path) -> Path:
+    """A two-person synthetic session that a test may edit (A throughout; B leaves and comes back as a new track)."""
+    return record_known(tmp_path)
+
+
+def people_row(win, track: int) -> int:
+    return win.people.tracks.index(track)
+
+
+def test_in_a_read_only_folder_an_edit_says_so_and_is_not_shown_as_saved(known_copy, open_viewer, qtbot, monkeypatch):
+    win = open_viewer(known_copy)
+    monkeypatch.setattr("realtime_feat.ui.review_window.QInputDialog.getText", lambda *a, **k: ("laugh", True))
+    track = win.people.tracks[0]
+    old_name = win.people.table.item(0, 1).text()
+    with read_only(known_copy), qtbot.captureExceptions() as raised:
+        seek(win, qtbot, 10)
+        qtbot.keyClick(win, Qt.Key_E)
+        says = win.status.text()
+        win.people.table.item(people_row(win, track), 1).setText("Al")
+        renamed = win.status.text()
+    assert raised == []  # said, not a traceback
+    for line, name in ((says, "annotations.csv"), (renamed, "identities.json")):
+        assert line.startswith(f"{known_copy / name}: not saved (") and line.endswith(
+            "; the folder is read-only: copy the session folder somewhere writable to review it")
+    assert len(win.session.annotations) == 0 and win.annotations.table.rowCount() == 0
+    assert win.timeline.annotation_items == []
+    assert win.people.table.item(people_row(win, track), 1).text() == old_name  # the cell shows what is saved
+    assert not (known_copy / "annotations.csv").exists() and not (known_copy / "identities.json").exists()
+
+
+def test_one_name_for_two_tracks_seen_together_is_refused_and_a_merge_and_unmerge_say_what_they_do(
+        known_copy, open_viewer, qtbot):
+    win = open_viewer(known_copy)
+    (a, b, _), (c, d) = tracks_seen(win.session)
+    people = win.people
+    people.table.item(people_row(win, b), 1).setText("Bea")
+    people.table.item(people_row(win, a), 1).setText("Bea")   # seen with b: refused, as a merge would be
+    assert win.status.text().startswith(f"tracks #{a}, #{b} are seen together in ")
+    assert "they cannot both be 'Bea'" in win.status.text()
+    assert people.table.item(people_row(win, a), 1).text() == f"#{a}"
+    assert json.loads((known_copy / "identities.json").read_text())["names"] == {str(b): "Bea"}
+
+    people.table.item(people_row(win, c), 1).setText("Cy")
+    people.table.item(people_row(win, d), 1).setText("Dee")
+    win.merge([c, d])
+    assert win.status.text() == (f"merged tracks {c}, {d}: one person, Cy; #{d} keeps its own name 'Dee' for an "
+                                 "unmerge (saved to identities.json)")
+    assert people.table.item(people_row(win, d), 0).text() == f"{d} → {c} (own name: Dee)"
+    assert people.table.item(people_row(win, d), 1).text() == "Cy"
+    people.table.clearSelection()
+    people.table.selectRow(people_row(win, c))
+    qtbot.mouseClick(people.unmerge, Qt.LeftButton)   # on the base track
+    assert win.status.text() == (f"unmerged #{d} from #{c}, the track they were merged into: #{d} is Dee again "
+                                 "(saved to identities.json)")
+    assert people.table.item(people_row(win, d), 1).text() == "Dee"
+    win.unmerge(c)
+    assert win.status.text() == f"#{c} is not merged with another track, nor another with it: nothing to unmerge"
 
 
 def test_a_killed_recording_opens(recorded, open_viewer, qtbot, tmp_path):
@@ -268,7 +353,7 @@ def test_a_killed_recording_opens(recorded, open_viewer, qtbot, tmp_path):
 
 
 def test_epochs_and_report_from_the_viewer(recorded, open_viewer, qtbot, tmp_path):
-    from realtime_feat.epochs import epochs
+    from realtime_feat.review.epochs import epochs
 
     win = open_viewer(recorded)
     out = tmp_path / "epochs.csv"
@@ -292,9 +377,12 @@ def test_the_app_opens_a_session_and_the_last_recording_in_the_viewer(recorded, 
     main.update_status()
     assert main.controls.open_last.isEnabled()
     qtbot.mouseClick(main.controls.open_last, Qt.LeftButton)
+    qtbot.waitUntil(lambda: bool(main.review_windows), timeout=30_000)  # read off the GUI thread
     (viewer,) = main.review_windows
     assert viewer.isVisible() and viewer.session.folder == recorded
-    assert main.open_review(tmp_path) is None and "not a recorded session" in "".join(main.log_queue.lines)
+    main.open_review(tmp_path)
+    qtbot.waitUntil(lambda: "not a recorded session" in main.log_pane.toPlainText() + "".join(main.log_queue.lines),
+                    timeout=30_000)
     main.close()
     assert not viewer.isVisible() and not viewer.player.timer.isActive()
 
@@ -330,7 +418,7 @@ def test_process_session_dir_applies_the_reviewed_identities(recorded, tmp_path,
 
 def test_a_session_recorded_without_analysis_opens_and_one_without_frames_is_one_line(tmp_path, open_viewer, capsys):
     from realtime_feat.cli import main
-    from realtime_feat.session import LiveSession
+    from realtime_feat.live.live_session import LiveSession
     from test_session import Synthetic
 
     session = LiveSession(Synthetic(n=30, interval=0.005, size=(48, 64)), None)
@@ -346,9 +434,10 @@ def test_a_session_recorded_without_analysis_opens_and_one_without_frames_is_one
                                                "no row): nothing to view")
 
 
-def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
-    """Several cameras: `view` and "Open session…" give each camera its viewer, titled with its name."""
-    from realtime_feat.multisession import MultiSession
+def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot, monkeypatch):
+    """Several cameras: `view` and "Open session…" give each camera its viewer, titled with its name, on
+    the session's time axis; a session-wide annotation is listed in each and edited where it is saved."""
+    from realtime_feat.live.multi_session import MultiSession
     from realtime_feat.ui.review_window import review_windows
     from test_review_data import KnownFaces
     from test_session import Synthetic
@@ -360,6 +449,9 @@ def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
     session.start()
     assert session.wait(timeout=60)
     session.stop()
+    recorded = load_session(folder)
+    t0 = recorded.t0
+    recorded.annotations.add(Annotation("exclude", "everyone away", t0 + 0.05, t0 + 0.1))
     windows = review_windows(load_session(folder))
     for win in windows:
         qtbot.addWidget(win)
@@ -369,5 +461,15 @@ def test_a_two_camera_session_opens_a_viewer_per_camera(tmp_path, qtbot):
     assert [w.windowTitle() for w in windows] == [f"realtime-feat · review · {folder.name} · {name}"
                                                    for name in ("left", "right")]
     assert [w.review.session.folder for w in windows] == [folder / "left", folder / "right"]
+    assert sorted(w.review.t[0] for w in windows)[0] == 0 and all(w.session.t0 == t0 for w in windows)
+    left, right = windows
+    monkeypatch.setattr("realtime_feat.ui.review_window.QInputDialog.getText", lambda *a, **k: ("laugh", True))
+    left.add_event()  # the camera's own, listed before the session-wide one
+    assert [left.annotations.table.item(r, 1).text() for r in range(2)] == ["laugh", "everyone away"]
+    assert right.annotations.table.rowCount() == 1
+    right.move_annotation(0, 0.2, 0.3)  # the session-wide span, moved from either camera's viewer
+    top = load_session(folder)
+    assert [a.label for a in top.cameras["left"].annotations] == ["laugh"]
+    assert [(a.label, a.t_start - t0) for a in top.annotations] == [("everyone away", pytest.approx(0.2, abs=1e-6))]
     for win in windows:
         win.close()

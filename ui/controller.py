@@ -1,6 +1,8 @@
 """The app's state, owned in one place (as mne-qt-browser's browser base owns its own): the options the
-next start uses, the running `LiveSession`, the loader thread, blocking jobs run off the GUI thread, and
-the recording. The window is layout and wiring: it calls these methods and draws what the signals say.
+next start uses, the running `LiveSession`, the loader thread, blocking jobs run off the GUI thread
+(stopping, finalising, reading a recorded session for the viewer), markers, the recording, and what the
+banner says. The window is layout and wiring: it calls these methods and draws what they return and
+what the signals say.
 
 Several cameras: `source` is the first and `more` the others; the session is then a `MultiSession`.
 `add_camera` joins a running MultiSession at once (a running one-camera session restarts as a
@@ -16,11 +18,21 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, Signal
 
-from realtime_feat import Enrolment, PipelineOptions, first_line
+from realtime_feat import Enrolment, OptionError, PipelineOptions, first_line
 
+from .controls import control_name
 from .loader import SessionLoader
 
 log = logging.getLogger("realtime_feat.ui")
+
+
+@dataclass(frozen=True)
+class Banner:
+    """The line above the video: the worst thing to say now ("" when there is nothing)."""
+
+    text: str = ""
+    level: str = "error"    # error | warning (the rest goes on) | info (nothing is wrong: e.g. the source ended)
+    restart: bool = False   # the analysis stopped: offer "Restart analysis"
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class SessionController(QObject):
     stopped = Signal()                # `session` was stopped (it is None now)
     recordingChanged = Signal(object)  # the recording folder, or None when it stopped or failed
     camerasChanged = Signal()         # a camera joined or left the running MultiSession
+    reviewLoaded = Signal(object)     # a recorded session read by `open_recording`, for the viewer
 
     def __init__(self, options: AppOptions, parent=None):
         super().__init__(parent)
@@ -58,29 +71,35 @@ class SessionController(QObject):
         self.jobs: list[threading.Thread] = []         # blocking library calls running off the GUI thread
         self._specs: dict[str, str] = {}               # several cameras: camera name → the spec it runs
         self._stale: list[SessionLoader] = []          # loaders replaced by a newer choice, still finishing
+        self.notice = ""   # a camera that could not join: kept in the banner while nothing worse is to say
 
     # -- options for the next start, and the running session's settings ------------------------------
-    def update_options(self, **changes) -> None:
-        """Options that apply at the next start (detector, identity, weights, ...)."""
-        self.options = replace(self.options, **changes)
+    def update_options(self, **changes) -> bool:
+        """Options that apply at the next start (detector, identity, weights, ...); False when refused
+        (`failed`: one line naming the control)."""
+        try:
+            self.options = replace(self.options, **changes)
+        except OptionError as exc:
+            self.failed.emit(exc.worded(control_name))
+            return False
+        return True
 
     def set_threshold(self, value: float) -> None:
-        self.update_options(threshold=value)
-        if self.session is not None:
+        if self.update_options(threshold=value) and self.session is not None:
             self.session.set_threshold(value)   # applied by the analysis worker between frames
 
     def set_redetect_every(self, value: int) -> None:
-        self.update_options(redetect_every=value)
-        if self.session is not None:
+        if self.update_options(redetect_every=value) and self.session is not None:
             self.session.update_settings(redetect_every=value)
 
     def enrol(self, name: str, embedding) -> None:
         """Name a tracked face for the rest of the session (applied between frames)."""
         self.session.enrol(name, embedding)
 
-    def add_reference_photo(self, name: str, path: Path) -> None:
-        """Enrolled from the photo as the next session starts (the models belong to the running analysis)."""
-        self.update_options(enrol=(*self.options.enrol, Enrolment(name, path)))
+    def add_reference_photo(self, name: str, path: Path) -> bool:
+        """Enrolled from the photo as the next session starts (the models belong to the running analysis);
+        False when refused (ArcFace off: said)."""
+        return self.update_options(enrol=(*self.options.enrol, Enrolment(name, path)))
 
     # -- life cycle ---------------------------------------------------------------------------------
     def use_source(self, spec: str) -> None:
@@ -111,8 +130,13 @@ class SessionController(QObject):
         """Sources that could not be opened while the others started: said, and dropped from the set."""
         for line in lines:
             log.error("%s", line)
-        self.failed.emit(f"{lines[0]}; the other cameras run" if len(lines) == 1 else
-                         f"{len(lines)} sources could not be opened (see the log); the other cameras run")
+        self._others_run(lines[0] if len(lines) == 1 else f"{len(lines)} sources could not be opened (see the log)")
+
+    def _others_run(self, line: str) -> None:
+        """A camera that could not be opened or join while the others run: said now, then kept as the
+        notice (on any thread: `failed` is queued to the GUI thread)."""
+        self.notice = f"{line}; the other cameras run"
+        self.failed.emit(self.notice)
 
     # -- several cameras ------------------------------------------------------------------------------
     @property
@@ -146,7 +170,7 @@ class SessionController(QObject):
                 self._specs[session.add_camera(spec)] = spec
             except (OSError, ValueError, RuntimeError) as exc:
                 self.more = tuple(m for m in self.more if m != spec)
-                self.failed.emit(f"{first_line(exc)}; the other cameras run")
+                self._others_run(first_line(exc))
                 return
             self.camerasChanged.emit()
 
@@ -184,7 +208,7 @@ class SessionController(QObject):
 
     def adopt(self, session) -> None:
         """Make `session` (started) the running one."""
-        self.session = session
+        self.session, self.notice = session, ""
         self.ready.emit(session)
 
     def _loader_done(self, loader: SessionLoader) -> None:
@@ -228,6 +252,65 @@ class SessionController(QObject):
         except RuntimeError as exc:
             log.error("%s", first_line(exc))
 
+    # -- markers, status and the banner ----------------------------------------------------------------
+    def mark(self, label: str):
+        """A marker now, on the capture clocks (keys 1–9); None (one log line) with no session running."""
+        if self.session is None:
+            log.warning("marker %s: no session running", label)
+            return None
+        marker = self.session.mark(label)
+        log.info("marker: %s", label)
+        return marker
+
+    @property
+    def markers(self) -> list:
+        """The running session's markers so far ([] with none running)."""
+        return [] if self.session is None else list(self.session.markers)
+
+    def poll(self):
+        """Once per tick: (status, Banner) of the running session, the recording followed; None with none."""
+        if self.session is None:
+            return None
+        status = self.session.status()
+        self.follow(status)
+        return status, self.banner(status)
+
+    def banner(self, status) -> Banner:
+        """What the banner says for `status`, the worst first: the analysis stopped (a restart offered), a
+        recording that failed, a sink detached, a source lost, failed or ended; else the notice."""
+        if hasattr(status, "cameras"):
+            return self._cameras_banner(status)
+        worker = self.session.worker
+        if worker is not None and worker.error is not None:
+            return Banner(f"analysis stopped: {status.error}", restart=True)
+        if status.recording_error:  # over: the folder keeps what was written, analysis goes on
+            return Banner(status.recording_error)
+        if status.sink_errors:  # detached alone: analysis and recording go on
+            return Banner(f"{status.sink_errors[-1]} (detached; analysis and recording go on)", "warning")
+        if status.state == "lost":
+            return Banner("source lost: reconnecting… (recording continues when it is back)")
+        if status.state == "failed":
+            return Banner(f"source failed: {status.error}; choose another (Ctrl+O)")
+        if status.state == "ended":
+            return Banner("end of the source: choose another (Ctrl+O) or start it again (Space)", "info")
+        return Banner(self.notice, "warning")
+
+    def _cameras_banner(self, status) -> Banner:
+        """Several cameras: what stops the session, then a sink detached, then a camera lost while the
+        others go on, then all ended; else the notice."""
+        sink_errors = [e for c in status.cameras.values() for e in c.sink_errors]
+        analysis = self.session.analysis
+        if status.error:
+            return Banner(status.error, restart=analysis is not None and analysis.error is not None)
+        if sink_errors:
+            return Banner(f"{sink_errors[-1]} (detached; analysis and recording go on)", "warning")
+        if status.lost:
+            return Banner(next(iter(status.lost.values())) + (" (recording continues when it is back)"
+                                                               if status.recording else ""))
+        if all(c.state == "ended" for c in status.cameras.values()):
+            return Banner("end of the sources: choose another (Ctrl+O) or start them again (Space)", "info")
+        return Banner(self.notice, "warning")
+
     # -- recording ----------------------------------------------------------------------------------
     def start_recording(self, root: Path, label: str, leave_out: tuple[str, ...] = ()) -> Optional[Path]:
         """`leave_out`: "mesh" and/or "embedding", left out of fex.csv."""
@@ -266,6 +349,22 @@ class SessionController(QObject):
         if folder is not None:
             log.info("recording finalised: %s", folder)
             self.last_folder = folder
+
+    # -- the viewer ---------------------------------------------------------------------------------
+    def open_recording(self, folder: Path) -> None:
+        """Read the recorded session in `folder` off the GUI thread (load_session reads its CSVs and
+        files): `reviewLoaded` with it, or one log line when it is not a session."""
+        def load():
+            from realtime_feat import load_session
+
+            try:
+                recorded = load_session(folder)
+            except (OSError, ValueError) as exc:
+                log.error("cannot open %s: %s", folder, first_line(exc))
+                return
+            self.reviewLoaded.emit(recorded)
+
+        self.in_background(f"opening {folder}", load)
 
     # -- background jobs and closing ---------------------------------------------------------------
     def in_background(self, what: str, job: Callable[[], None]) -> None:

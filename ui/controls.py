@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QSlider, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from realtime_feat.media import VIDEO_SUFFIXES
+from realtime_feat.capture.media import VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class CameraProbe(QThread):
     found = Signal(list)
 
     def run(self) -> None:
-        from realtime_feat.sources import list_cameras
+        from realtime_feat.capture.sources import list_cameras
 
         self.found.emit(list_cameras())
 
@@ -160,6 +160,16 @@ class MarkerNames(QTableWidget):
         return (item.text().strip() if item else "") or f"marker {key}"
 
 
+# the controls that set `PipelineOptions`' fields, by field: an `OptionError` is said with these names
+CONTROL_NAMES = {"detector": "Detector", "identity": "ArcFace identity", "threshold": "Face threshold",
+                 "redetect_every": "Detect every N frames", "enrol": "Enrol from a photo", "weights": "Weights folder"}
+
+
+def control_name(option: str) -> str:
+    """The window's name for an option (the library's, for those set on the command line only)."""
+    return CONTROL_NAMES.get(option, option)
+
+
 class ControlPanel(QWidget):
     """The left dock's widgets, laid out; the window connects them (intent in, one library call out)."""
 
@@ -184,16 +194,16 @@ class ControlPanel(QWidget):
         self.detector = QComboBox()
         self.detector.addItems(["auto", "fast", "retinaface"])
         self.detector.setCurrentText(options.detector or "auto")
-        form.addRow("Detector (next start)", self.detector)
-        self.identity = QCheckBox("ArcFace identity (next start)")
+        form.addRow(f"{CONTROL_NAMES['detector']} (next start)", self.detector)
+        self.identity = QCheckBox(f"{CONTROL_NAMES['identity']} (next start)")
         self.identity.setChecked(options.identity)
         form.addRow(self.identity)
         self.threshold = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=0.95, singleStep=0.05)
         self.threshold.setValue(options.threshold or 0.6)
-        form.addRow("Face threshold", self.threshold)
+        form.addRow(CONTROL_NAMES["threshold"], self.threshold)
         self.redetect = QSpinBox(minimum=1, maximum=60)
         self.redetect.setValue(options.redetect_every)
-        form.addRow("Detect every N frames", self.redetect)
+        form.addRow(CONTROL_NAMES["redetect_every"], self.redetect)
         self.overlay_boxes = {}
         grid = QGridLayout()
         for i, (name, on) in enumerate(overlays.items()):
@@ -213,7 +223,7 @@ class ControlPanel(QWidget):
         self.lean = QCheckBox("Record without mesh and embedding (90 % smaller fex.csv)")
         form.addRow(self.lean)
         form.addRow(self.record_button)
-        self.photo = QPushButton("Enrol from a photo…")
+        self.photo = QPushButton(f"{CONTROL_NAMES['enrol']}…")
         self.enrol = QPushButton("Name selected face…  (E)")
         self.shot = QPushButton("Screenshot  (Ctrl+S)")
         self.open_session = QPushButton("Open session…  (Ctrl+Shift+O)")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QThread, Signal
 
-from realtime_feat import PipelineOptions, UserError, first_line
+from realtime_feat import OptionError, PipelineOptions, UserError, first_line
+
+from .controls import control_name
 
 
 def needed_models(options: PipelineOptions) -> list[str]:
@@ -49,6 +51,8 @@ class SessionLoader(QThread):
     def run(self) -> None:
         try:
             self._load()
+        except OptionError as exc:
+            self.failed.emit(exc.worded(control_name))
         except UserError as exc:
             self.failed.emit(str(exc))
         except (OSError, RuntimeError, ValueError) as exc:

@@ -1,7 +1,8 @@
 """The window around one `LiveSession` (several cameras: a `MultiSession`, a grid of their videos): layout
 and docks, and the wiring of controls to the controller (which owns the session, the loader, background
-jobs and the recording). It draws what the session publishes and never decides what is written to
-disk: the session does. The side panels follow the camera whose video was clicked last; the plots have
+jobs, markers, the recording, what the banner says and reading a recorded session for the viewer). It
+draws what the controller and the results bus give it and never decides what is written to disk: the
+session does. The side panels follow the camera whose video was clicked last; the plots have
 one curve per person across cameras (an enrolled person's name joins their tracks in every camera)."""
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from realtime_feat import first_line
 from . import geometry
 from .bridge import Shown
 from .camera_pane import CameraPane
-from .controller import AppOptions, SessionController
+from .controller import AppOptions, Banner, SessionController
 from .controls import SHORTCUTS, CameraProbe, ControlPanel, SourceDialog, help_text
 from .docked_window import DockedWindow
 from .logpane import LogQueue
@@ -32,6 +33,7 @@ from .video_view import OverlayOptions
 
 log = logging.getLogger("realtime_feat.ui")
 PLOT_REDRAW_S = 0.2
+BANNER_COLOURS = {"error": "#8a1c1c", "warning": "#8a5a1c", "info": "#444"}
 
 
 def _ms(value: float) -> str:
@@ -46,7 +48,7 @@ class MainWindow(DockedWindow):
         self.selected_track: Optional[int] = None
         self._plots_dirty, self._plots_drawn = False, 0.0
         self._closing = False
-        self.notice = ""   # a line kept in the banner while nothing worse is to say (a camera that failed)
+        self._banner = Banner()   # what the banner shows
         self.review_windows: list = []   # session viewers opened from here
         self.setWindowTitle("realtime-feat")
         # the first camera's pane is the only one with one source; its view and bridge keep their names
@@ -144,7 +146,9 @@ class MainWindow(DockedWindow):
             button.clicked.connect(slot)
         c.detector.currentTextChanged.connect(
             lambda t: self.controller.update_options(detector=None if t == "auto" else t))
-        c.identity.toggled.connect(lambda on: self.controller.update_options(identity=on))
+        # refused (enrolled photos need ArcFace): said in the banner, the box back as it was
+        c.identity.toggled.connect(lambda on: self.controller.update_options(identity=on)
+                                   or c.identity.setChecked(not on))
         c.threshold.valueChanged.connect(self.set_threshold)
         c.redetect.valueChanged.connect(self.set_redetect)
         for name, check in c.overlay_boxes.items():
@@ -173,6 +177,7 @@ class MainWindow(DockedWindow):
         c.stopped.connect(self.on_stopped)
         c.recordingChanged.connect(self.on_recording)
         c.camerasChanged.connect(self.on_cameras_changed)
+        c.reviewLoaded.connect(self.on_review_loaded)
 
     def choose_source(self) -> None:
         """The source picker, non-blocking; a choice replaces the running or loading source."""
@@ -224,13 +229,12 @@ class MainWindow(DockedWindow):
     def on_ready(self, session) -> None:
         if self._closing:
             return
-        self.notice = ""
         self.show_cameras()
         self.backend_label.setText(f"{session.analyser.backend.describe()} · detector {session.analyser.detector_name}")
         self.backend_label.setToolTip(session.analyser.describe())
         self.threshold.setValue(session.analyser.decoder.threshold)
         self.run_button.setText("Stop  (Space)")
-        self.set_banner("")
+        self.show_banner(Banner())
         log.info("running: %s on %s", ", ".join(c.source.id for c in self.controller.cameras.values()),
                  session.analyser.describe())
 
@@ -302,9 +306,7 @@ class MainWindow(DockedWindow):
 
     def on_failed(self, message: str) -> None:
         log.error(message)
-        self.set_banner(message)
-        if self.session is not None:  # a camera that could not join: said until the next start
-            self.notice = message
+        self.show_banner(Banner(message))
 
     def on_weights_missing(self, lines: list) -> None:
         """Offline first run: say which files are missing and offer to pick a weights folder (non-blocking)."""
@@ -335,13 +337,18 @@ class MainWindow(DockedWindow):
     def restart_analysis(self) -> None:
         if self.session is not None:
             self.controller.restart_analysis()
-            self.set_banner("")
+            self.show_banner(Banner())
 
-    def set_banner(self, text: str, restart: bool = False, colour: str = "#8a1c1c") -> None:
-        self.banner.setStyleSheet(f"background:{colour};color:white;padding:6px;font-weight:bold")
-        self.banner.setText(text)
-        self.banner.setVisible(bool(text))
-        self.restart_button.setVisible(restart)
+    def show_banner(self, banner: Banner) -> None:
+        """The banner the controller decided on (restyled only when it changes: it is asked every tick)."""
+        if banner == self._banner:
+            return
+        self._banner = banner
+        self.banner.setStyleSheet(f"background:{BANNER_COLOURS[banner.level]};color:white;padding:6px;"
+                                  "font-weight:bold")
+        self.banner.setText(banner.text)
+        self.banner.setVisible(bool(banner.text))
+        self.restart_button.setVisible(banner.restart)
 
     # -- results -----------------------------------------------------------------------------------
     def selected_index(self, result) -> Optional[int]:
@@ -393,7 +400,7 @@ class MainWindow(DockedWindow):
         self._plots_dirty, self._plots_drawn = False, time.monotonic()
 
     def markers(self) -> list[tuple[float, str]]:
-        return [(m.t_monotonic_ns / 1e9, m.label) for m in (self.session.markers if self.session else [])]
+        return [(m.t_monotonic_ns / 1e9, m.label) for m in self.controller.markers]
 
     def choose_signal(self, plot: RollingPlot, name: str) -> None:
         plot.reset(name, y_range(name))
@@ -438,12 +445,7 @@ class MainWindow(DockedWindow):
         self.controller.set_redetect_every(value)
 
     def marker(self, key: int) -> None:
-        if self.session is None:
-            log.warning("marker %d: no session running", key)
-            return
-        label = self.marker_names.name(key)
-        self.session.mark(label)
-        log.info("marker %d: %s", key, label)
+        self.controller.mark(self.marker_names.name(key))
 
     def toggle_recording(self) -> None:
         if self.controller.recording_path is None:
@@ -486,7 +488,8 @@ class MainWindow(DockedWindow):
     def add_reference_photo(self, name: str, path: Path) -> None:
         """A reference photo is analysed with the models as the session starts (the running analysis
         owns them), as `--enrol NAME=IMAGE` is."""
-        self.controller.add_reference_photo(name, path)
+        if not self.controller.add_reference_photo(name, path):
+            return
         log.info("%s will be enrolled from %s %s", name, path.name,
                  "at the next start (Space twice)" if self.session is not None else "when the source starts")
 
@@ -509,23 +512,21 @@ class MainWindow(DockedWindow):
         self.session_dialog = dialog
         dialog.open()
 
-    def open_review(self, folder: Path):
-        """The viewer on `folder` (one per camera), windows of their own beside this one; the first, or None
-        (one log line) if it is not a session."""
-        from realtime_feat import load_session
+    def open_review(self, folder: Path) -> None:
+        """The viewer on `folder`, once the controller has read it off the GUI thread (`on_review_loaded`)."""
+        self.controller.open_recording(folder)
 
+    def on_review_loaded(self, recorded) -> None:
+        """The viewer on a recorded session (one per camera), windows of their own beside this one."""
         from .review_window import review_windows
 
-        try:
-            windows = review_windows(load_session(folder))
-        except (OSError, ValueError) as exc:
-            log.error("cannot open %s: %s", folder, first_line(exc))
-            return None
+        if self._closing:
+            return
+        windows = review_windows(recorded)
         for window in windows:
             window.show()
         self.review_windows = [w for w in self.review_windows if w.isVisible()] + windows
-        log.info("opened %s in the viewer", folder)
-        return windows[0]
+        log.info("opened %s in the viewer", recorded.folder)
 
     # -- status ------------------------------------------------------------------------------------
     def update_status(self) -> None:
@@ -533,42 +534,26 @@ class MainWindow(DockedWindow):
         self.controls.open_last.setEnabled(self.controller.last_folder is not None)
         if self._plots_dirty:  # the last samples, when results have stopped coming
             self.redraw_plots()
-        if self.session is None:
+        polled = self.controller.poll()
+        if polled is None:
             return
-        s = self.session.status()
-        self.controller.follow(s)
+        s, banner = polled
         if hasattr(s, "cameras"):
-            return self._cameras_status(s)
+            self._cameras_status(s)
+        else:
+            self._camera_status(s)
+        self.show_banner(banner)
+
+    def _camera_status(self, s) -> None:
         self.stats_label.setText(
             f"{s.state} | capture {s.capture_fps:4.1f} fps | analysed {s.analysed_fps:4.1f} fps | latency p50 "
             f"{_ms(s.latency_p50_ms)} ms p99 {_ms(s.latency_p99_ms)} ms | faces {s.faces} | skipped {s.skipped} | "
             f"dropped {s.encoder_dropped}")
         if s.recording is not None:
             self.rec_label.setText(f"● REC {s.recording_s:5.1f} s  {s.recording.name}  ({s.encoded} frames)")
-        worker = self.session.worker
-        if worker is not None and worker.error is not None:
-            self.set_banner(f"analysis stopped: {s.error}", restart=True)
-        elif s.recording_error:  # over: the folder keeps what was written, analysis goes on
-            self.set_banner(s.recording_error)
-        elif s.sink_errors:  # detached alone: analysis and recording go on
-            self.set_banner(f"{s.sink_errors[-1]} (detached; analysis and recording go on)", colour="#8a5a1c")
-        elif s.state == "lost":
-            self.set_banner("source lost: reconnecting… (recording continues when it is back)")
-        elif s.state == "failed":
-            self.set_banner(f"source failed: {s.error}; choose another (Ctrl+O)")
-        elif s.state == "ended":
-            self.set_banner("end of the source: choose another (Ctrl+O) or start it again (Space)", colour="#444")
-        else:
-            self._show_notice()
-
-    def _show_notice(self) -> None:
-        """Nothing worse to say: the notice kept (a camera that could not join), or no banner."""
-        if self.banner.text() != self.notice or self.banner.isVisible() != bool(self.notice):
-            self.set_banner(self.notice, colour="#8a5a1c")
 
     def _cameras_status(self, s) -> None:
-        """Several cameras: each pane's title line says its camera's status; the banner says a camera
-        lost while the others go on."""
+        """Several cameras: each pane's title line says its camera's status."""
         for pane, status in zip(self.panes, s.cameras.values()):
             pane.set_status(status)
         cams = list(s.cameras.values())
@@ -577,19 +562,6 @@ class MainWindow(DockedWindow):
         if s.recording is not None:
             self.rec_label.setText(f"● REC {s.recording_s:5.1f} s  {s.recording.name}  "
                                    f"({sum(c.encoded for c in cams)} frames)")
-        sink_errors = [e for c in cams for e in c.sink_errors]
-        analysis = self.session.analysis
-        if s.error:
-            self.set_banner(s.error, restart=analysis is not None and analysis.error is not None)
-        elif sink_errors:
-            self.set_banner(f"{sink_errors[-1]} (detached; analysis and recording go on)", colour="#8a5a1c")
-        elif s.lost:
-            self.set_banner(next(iter(s.lost.values())) + (" (recording continues when it is back)"
-                                                            if s.recording else ""))
-        elif all(c.state == "ended" for c in cams):
-            self.set_banner("end of the sources: choose another (Ctrl+O) or start them again (Space)", colour="#444")
-        else:
-            self._show_notice()
 
     def closeEvent(self, event) -> None:
         self.status_timer.stop()

@@ -11,9 +11,9 @@ from typing import Optional
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from realtime_feat.session_review import ReviewFrame, SessionReview
+from realtime_feat.review.playback import ReviewFrame, SessionReview
 from realtime_feat.types import Detections, FaceAnalysis, Frame, FrameResult
-from realtime_feat.video_frames import FrameServer
+from realtime_feat.review.video_frames import FrameServer
 
 from .bridge import Shown
 

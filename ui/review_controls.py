@@ -10,6 +10,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFo
                                QHeaderView, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
+from realtime_feat.review.epochs import join_labels
+
 from .controls import OVERLAY_SHORTCUTS, Shortcut
 from .timeseries import PALETTE
 
@@ -71,6 +73,8 @@ class PeoplePanel(QWidget):
         self.table.itemSelectionChanged.connect(self._chosen)
         self.merge = QPushButton("Merge selected (one person)")
         self.unmerge = QPushButton("Unmerge")
+        self.unmerge.setToolTip("A merged track (shown as 7 → 3) becomes its own person again; on the track others "
+                                "were merged into, each of them does")
         self.merge.clicked.connect(lambda: self.mergeRequested.emit(self.selected()))
         self.unmerge.clicked.connect(lambda: [self.unmergeRequested.emit(t) for t in self.selected()])
         buttons = QHBoxLayout()
@@ -87,7 +91,8 @@ class PeoplePanel(QWidget):
         self.table.setRowCount(len(people))
         self.tracks = [int(t) for t in people["track_id"]]
         for row, p in enumerate(people.itertuples()):
-            self.table.setItem(row, 0, _cell(p.track_id))
+            merged = f" → {p.into}" + (f" (own name: {p.own})" if p.own else "") if p.into != p.track_id else ""
+            self.table.setItem(row, 0, _cell(f"{p.track_id}{merged}"))
             name = _cell(p.person, editable=True)
             name.setForeground(QColor(*PALETTE[colours.get(p.person, 0) % len(PALETTE)]))
             self.table.setItem(row, 1, name)
@@ -161,11 +166,11 @@ class EpochsDialog(QDialog):
     def __init__(self, labels: list[str], parent=None):
         super().__init__(parent)
         self.setWindowTitle("Export epochs")
-        self.markers = QLineEdit(",".join(labels))
+        self.markers = QLineEdit(join_labels(labels))
         self.window = QLineEdit("-1,3")
         self.baseline = QLineEdit("", placeholderText="e.g. -1,0 (empty: none)")
         form = QFormLayout(self)
-        form.addRow("Markers (labels, comma-separated)", self.markers)
+        form.addRow("Markers (labels, comma-separated; \"quote, one\" with a comma)", self.markers)
         form.addRow("Window (s around each)", self.window)
         form.addRow("Baseline (s around each)", self.baseline)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)

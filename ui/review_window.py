@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
                                QWidget)
 
 from realtime_feat import first_line
-from realtime_feat.annotations import Annotation
-from realtime_feat.fex_arrays import header_groups
-from realtime_feat.session_review import ReviewFrame, SessionReview
+from realtime_feat.review.annotations import Annotation
+from realtime_feat.recording.fex_arrays import header_groups
+from realtime_feat.review.playback import ReviewFrame, SessionReview
 
 from . import geometry
 from .bridge import Shown
@@ -145,7 +145,7 @@ class ReviewWindow(DockedWindow):
         self.annotations.end_span.clicked.connect(self.span_end)
         self.annotations.delete.clicked.connect(self.delete_annotation)
         self.annotations.edited.connect(self.edit_annotation)
-        self.annotations.chosen.connect(lambda i: self.seek_time(self.session.annotations[i].t_start - self.session.t0))
+        self.annotations.chosen.connect(lambda i: self.seek_time(self._at(i).t_start - self.session.t0))
         tabs = QTabWidget()
         tabs.addTab(self.people, "People")
         tabs.addTab(self.annotations, "Annotations")
@@ -212,9 +212,27 @@ class ReviewWindow(DockedWindow):
             self.timeline.set_signal(k, name, self.review.curves(name), self.review.colours())
 
     def refresh_annotations(self) -> None:
-        items = list(self.session.annotations)
+        items = [a for layer in self._layers() for a in layer]
         self.timeline.set_annotations(items, self.session.t0)
         self.annotations.set_annotations(items, self.session.t0)
+
+    def _layers(self) -> list:
+        """The annotations listed and drawn: this folder's (where new ones go), then, for a camera of a
+        several-camera session, the session-wide ones (they apply to every camera; editable here too)."""
+        parent = self.session.parent
+        return [self.session.annotations] + ([parent.annotations] if parent is not None else [])
+
+    def _where(self, index: int) -> tuple:
+        """The annotations holding listed annotation `index`, and its index there."""
+        for layer in self._layers():
+            if index < len(layer):
+                return layer, index
+            index -= len(layer)
+        raise IndexError(index)
+
+    def _at(self, index: int) -> Annotation:
+        layer, i = self._where(index)
+        return layer[i]
 
     # -- transport --------------------------------------------------------------------------------------------
     def toggle_play(self) -> None:
@@ -240,8 +258,7 @@ class ReviewWindow(DockedWindow):
     def next_marker(self, direction: int) -> None:
         """The next (or previous) marker or event after the cursor."""
         t = self.review.t[max(self.player.position, 0)]
-        times = np.sort(np.concatenate([self.review.markers()["t"].to_numpy(),
-                                        [a.t_start - self.session.t0 for a in self.session.annotations.events()]]))
+        times = np.sort(self.session.events()["t_monotonic"].to_numpy() - self.session.t0)
         later = times[times > t + 1e-6] if direction > 0 else times[times < t - 1e-6][::-1]
         if len(later):
             self.seek_time(float(later[0]))
@@ -276,8 +293,9 @@ class ReviewWindow(DockedWindow):
     def add_event(self) -> None:
         label = self._label("Event at the cursor")
         if label is not None:
-            self.session.annotations.add(Annotation("event", label, self.cursor_t, self.cursor_t))
-            self.refresh_annotations()
+            t = self.cursor_t
+            self._annotate(lambda: self.session.annotations.add(Annotation("event", label, t, t)),
+                           f"event {label!r} at {t - self.session.t0:.3f} s")
 
     def span_start(self) -> None:
         self.span_from = self.cursor_t
@@ -295,50 +313,88 @@ class ReviewWindow(DockedWindow):
         label = self._label("Exclude this span", "excluded")
         if label is not None:
             t0 = self.session.t0
-            self.session.annotations.add(Annotation("exclude", label, t0 + start, t0 + end))
-            self.refresh_annotations()
-            self.status.setText(f"excluded {min(start, end):.3f}–{max(start, end):.3f} s (saved to annotations.csv)")
+            self._annotate(lambda: self.session.annotations.add(Annotation("exclude", label, t0 + start, t0 + end)),
+                           f"excluded {min(start, end):.3f}–{max(start, end):.3f} s")
 
     def move_annotation(self, index: int, start: float, end: float) -> None:
         t0 = self.session.t0
-        self.session.annotations.move(index, t0 + start, t0 + end)
-        self.refresh_annotations()
+        layer, i = self._where(index)
+        self._annotate(lambda: layer.move(i, t0 + start, t0 + end), f"{layer[i].kind} moved to {start:.3f} s",
+                       layer)
 
     def edit_annotation(self, index: int, label: str, person: str) -> None:
         changes = {"label": label.strip()}
-        if self.session.annotations[index].kind == "exclude":
+        layer, i = self._where(index)
+        if layer[i].kind == "exclude":
             changes["person"] = person.strip()
-        self.session.annotations.edit(index, **changes)
-        self.refresh_annotations()
+        self._annotate(lambda: layer.edit(i, **changes), f"{label.strip()!r} edited", layer)
 
     def delete_annotation(self) -> None:
         index = self.annotations.selected()
         if index < 0:
             self.status.setText("select an annotation in the list first")
             return
-        self.session.annotations.remove(index)
+        layer, i = self._where(index)
+        self._annotate(lambda: layer.remove(i), "annotation deleted", layer)
+
+    def _annotate(self, edit, done: str, layer=None) -> None:
+        """One edit of an annotations.csv (`layer`: the camera's own by default); the panels and the timeline
+        then show what is saved (the edit, or what was there before where it could not be saved)."""
+        if self._edit(edit)[0]:
+            layer = self.session.annotations if layer is None else layer
+            where = "annotations.csv" if self.session.parent is None else (
+                f"{self.session.camera}/annotations.csv: this camera's rows only" if layer is self.session.annotations
+                else "the session's annotations.csv: every camera's rows")
+            self.status.setText(f"{done} (saved to {where})")
         self.refresh_annotations()
+
+    def _edit(self, edit) -> tuple[bool, object]:
+        """Run one edit (it saves itself): (True, what it returns), or (False, None) where it was refused
+        or could not be saved (a read-only folder), said in one line in the status bar and the log."""
+        try:
+            return True, edit()
+        except (OSError, ValueError) as exc:
+            self.status.setText(first_line(exc))
+            log.warning("%s", first_line(exc))
+            return False, None
 
     # -- identities ---------------------------------------------------------------------------------------------
     def rename(self, track: int, name: str) -> None:
-        self.review.rename(track, name)
+        if self._edit(lambda: self.review.rename(track, name))[0]:
+            said = f"track #{track} is {name.strip()}" if name.strip() else f"track #{track}'s name removed"
+            self.status.setText(f"{said} (saved to identities.json)")
         self._identities_changed()
 
     def merge(self, tracks: list) -> None:
         if len(tracks) < 2:
             self.status.setText("select two or more tracks (Ctrl+click) to merge")
             return
-        try:
-            self.review.merge(tracks)
-        except ValueError as exc:
-            self.status.setText(first_line(exc))
-            return
-        self.status.setText(f"merged tracks {', '.join(map(str, tracks))} (saved to identities.json)")
+        identities = self.session.identities
+        roots = [identities.root(t) for t in tracks]
+        merged, into = self._edit(lambda: self.review.merge(tracks))
+        if merged:
+            kept = [f"#{r} keeps its own name {identities.own_name(r)!r} for an unmerge" for r in dict.fromkeys(roots)
+                    if r != into and identities.own_name(r)]
+            self.status.setText("; ".join([f"merged tracks {', '.join(map(str, tracks))}: one person, "
+                                           f"{self._person(into)}", *kept]) + " (saved to identities.json)")
         self._identities_changed()
 
     def unmerge(self, track: int) -> None:
-        self.review.unmerge(track)
+        parent = self.session.identities.merged.get(track)
+        done, apart = self._edit(lambda: self.review.unmerge(track))
+        if done and not apart:
+            self.status.setText(f"#{track} is not merged with another track, nor another with it: nothing to unmerge")
+        elif apart:
+            whose = (f"#{track} from #{parent}" if parent is not None else
+                     f"{', '.join(f'#{t}' for t in apart)} from #{track}, the track they were merged into")
+            self.status.setText(f"unmerged {whose}: " + ", ".join(f"#{t} is {self._person(t)}" for t in apart)
+                                + " again (saved to identities.json)")
         self._identities_changed()
+
+    def _person(self, track: int) -> str:
+        people = self.review.people()
+        person = people.loc[people["track_id"] == track, "person"]
+        return str(person.iloc[0]) if len(person) else f"#{track}"
 
     def _identities_changed(self) -> None:
         self.refresh_people()
@@ -356,10 +412,10 @@ class ReviewWindow(DockedWindow):
             self.run_epochs(dialog.markers.text(), dialog.window.text(), dialog.baseline.text(), Path(path))
 
     def run_epochs(self, markers: str, window: str, baseline: str, out: Path) -> None:
-        from realtime_feat.epochs import epochs, parse_range
+        from realtime_feat.review.epochs import epochs, parse_labels, parse_range
 
         def job():
-            labels = [m.strip() for m in markers.split(",") if m.strip()]
+            labels = parse_labels(markers)
             table = epochs(self.session, labels, parse_range(window, "window"),
                            parse_range(baseline, "baseline") if baseline.strip() else None)
             table.to_csv(out, index=False, float_format="%.6g")
@@ -372,7 +428,7 @@ class ReviewWindow(DockedWindow):
             self.run_report(Path(path))
 
     def run_report(self, out: Path) -> None:
-        from realtime_feat.report import write_report
+        from realtime_feat.review.report import write_report
 
         self._in_background("report", lambda: f"report written to {write_report(self.session, out)}")
 
@@ -420,7 +476,7 @@ def build_review_window(session) -> ReviewWindow:
 
 def review_windows(session) -> list[ReviewWindow]:
     """A viewer for `session`, or one per camera of a several-camera session (each camera has its own
-    video, tracks and review files; all are on the one clock)."""
+    video, tracks and review files; all are on the session's one time axis)."""
     if not session.cameras:
         return [build_review_window(session)]
     windows = []

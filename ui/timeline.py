@@ -2,8 +2,9 @@
 spans where capture paused, the encoder dropped frames or analysis skipped a stretch) and whole-session
 signal plots, one curve per person, all on one time axis (seconds from the first frame) with one cursor.
 
-Items are created once and updated with `setData` (curves from a fixed pool of person slots, downsampled by
-peak and clipped to the view, so an hour draws as fast as a minute); only the user's annotations (a few)
+Items are created once and updated with `setData` (curves from a pool that grows to the number of people,
+each in its person's colour slot, dashed for a second person in one slot; downsampled by peak and clipped to
+the view, so an hour draws as fast as a minute); only the user's annotations (a few)
 are items of their own, rebuilt when they change. Mouse: wheel zooms time, drag pans, click or drag the
 cursor seeks, Shift+drag draws an exclusion span, events and spans drag to move. The widget only reports
 intents (signals); the window applies them.
@@ -22,6 +23,7 @@ SPAN_COLOURS = {"capture gap": (214, 39, 40, 220), "encoder drop": (255, 127, 14
 EXCLUDED = (120, 120, 140, 90)
 EVENT = (255, 220, 0)
 N_MARKER_LABELS = 40
+DASHES = (Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine)  # the 1st, 2nd, ... person in one colour slot
 
 
 def y_range(signal: str) -> tuple[float, float]:
@@ -107,13 +109,9 @@ class Timeline(pg.GraphicsLayoutWidget):
         for box in self.boxes:
             box.clicked.connect(self.seekRequested)
             box.spanDrawn.connect(self.spanDrawn)
-        # person slots: one curve per palette colour and plot, reused for whoever holds the slot
-        self.curves = [[pg.PlotDataItem(pen=pg.mkPen(c, width=1.2), connect="finite") for c in PALETTE]
-                       for _ in self.plots]
-        for plot, pool in zip(self.plots, self.curves):
-            for curve in pool:
-                curve.hide()
-                plot.addItem(curve)
+        # each plot's curves, one per person shown, reused (and added to) whenever the signal changes
+        self.curves: list[list[pg.PlotDataItem]] = [[] for _ in self.plots]
+        self.shown: list[dict[str, pg.PlotDataItem]] = [{} for _ in self.plots]   # person → their curve
         self.signals = [""] * n_plots
         # lanes: one bar item per kind of span, one scatter for markers, a pool of marker labels
         self.span_bars = {name: pg.BarGraphItem(x0=[], x1=[], y0=[], y1=[], brush=colour, pen=None)
@@ -153,20 +151,23 @@ class Timeline(pg.GraphicsLayoutWidget):
         plot.setTitle(name, size="9pt")
         plot.setYRange(*y_range(name), padding=0.02)
         plot.legend.clear()
-        used = set()
-        for person, (t, v) in curves.items():
+        pool, self.shown[i] = self.curves[i], {}
+        while len(pool) < len(curves):
+            pool.append(pg.PlotDataItem(connect="finite"))
+            plot.addItem(pool[-1])
+        in_slot: dict[int, int] = {}   # people so far in each colour slot (their boxes have that colour too)
+        for curve, (person, (t, v)) in zip(pool, curves.items()):
             slot = colours.get(person, 0) % len(PALETTE)
-            if slot in used:  # past the palette's 8 people: not plotted (the People panel lists everyone)
-                continue
-            used.add(slot)
-            curve = self.curves[i][slot]
+            style = DASHES[in_slot.get(slot, 0) % len(DASHES)]
+            in_slot[slot] = in_slot.get(slot, 0) + 1
+            curve.setPen(pg.mkPen(PALETTE[slot], width=1.2, style=style))
             curve.setData(t, v, connect="finite")
             curve.show()
             plot.legend.addItem(curve, person)
-        for slot, curve in enumerate(self.curves[i]):
-            if slot not in used:
-                curve.setData([], [])
-                curve.hide()
+            self.shown[i][person] = curve
+        for curve in pool[len(curves):]:
+            curve.setData([], [])
+            curve.hide()
 
     def set_spans(self, spans: dict) -> None:
         lane = LANES.index("analysis")

@@ -11,8 +11,9 @@ import sys
 from typing import Optional
 
 from ..errors import PROG, UserError
+from ..options import OptionError
 from .console import err, log_to_terminal
-from .parser import build_parser, join_ranges
+from .parser import build_parser, flag, join_ranges
 
 __all__ = ["main", "build_parser", "PROG"]
 
@@ -34,6 +35,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 "epochs": review.cmd_epochs, "report": review.cmd_report}
     try:
         return commands[args.command](args)
+    except OptionError as exc:  # the library names the option; the user typed its flag
+        err(exc.worded(flag))
+        return 2
     except UserError as exc:
         err(str(exc))
         return 2

@@ -176,8 +176,8 @@ def cmd_record(args) -> int:
 
 
 def cmd_cameras(args) -> int:
-    from ..camera_modes import list_modes
-    from ..sources import CameraSource, list_cameras
+    from ..capture.camera_modes import list_modes
+    from ..capture.sources import CameraSource, list_cameras
 
     cameras = list_cameras()
     for index, width, height in cameras:

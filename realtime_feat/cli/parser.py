@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from ..camera_modes import DEFAULT_FOURCC
+from ..capture.camera_modes import DEFAULT_FOURCC
 from ..errors import PROG
 from ..options import BACKENDS, DETECTORS, PRECISIONS, Enrolment, PipelineOptions
 
@@ -140,7 +140,8 @@ def _add_review_commands(sub) -> None:
                         epilog="excluded rows (annotations.csv) are left out and counted; persons follow "
                                "identities.json; markers are markers.csv's and the viewer's events")
     ep.add_argument("session", type=Path, metavar="SESSION_DIR")
-    ep.add_argument("--markers", required=True, metavar="LABEL[,LABEL...]", help="the marker labels to lock to")
+    ep.add_argument("--markers", required=True, metavar="LABEL[,LABEL...]",
+                    help="the marker labels to lock to, as text; quote one that holds a comma: '\"cue, left\",01'")
     ep.add_argument("--window", default="-1,3", metavar="START,END",
                     help="seconds around each marker, both ends included (default -1,3)")
     ep.add_argument("--baseline", metavar="START,END",
@@ -159,7 +160,7 @@ def _add_review_commands(sub) -> None:
     rp.add_argument("--max-turn", type=float, default=40.0, metavar="DEGREES",
                     help="flag rows with the head's pitch or yaw beyond +-DEGREES (default 40)")
     rp.add_argument("--min-face", type=float, default=48.0, metavar="PX",
-                    help="flag rows whose face box's shorter side is below PX pixels (default 48)")
+                    help="flag rows whose face (the detector's box, longer side) is below PX pixels (default 48)")
 
 
 def _leave_out(text: str) -> tuple[str, ...]:
@@ -198,6 +199,11 @@ def _add_ray_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="with --ray: analyse again the inputs whose CSV exists (default: skip them, which resumes "
                         "an interrupted run)")
+
+
+def flag(option: str) -> str:
+    """The flag that sets `PipelineOptions`' field `option` (an `OptionError` names the field)."""
+    return "--" + option.replace("_", "-")
 
 
 def pipeline_options(args: argparse.Namespace) -> PipelineOptions:

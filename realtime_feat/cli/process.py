@@ -21,8 +21,8 @@ def _output_path(out: Path, job, n_jobs: int) -> Path:
 
 
 def cmd_process(args) -> int:
-    from ..media import jobs_for
-    from ..process import process_job
+    from ..offline.jobs import jobs_for
+    from ..offline.process import process_job
 
     if args.batch_size < 1 or args.skip_frames < 1:
         raise UserError("--batch-size and --skip-frames must be at least 1")
@@ -39,7 +39,7 @@ def cmd_process(args) -> int:
         raise UserError("no readable input")
     outputs = [_output_path(args.output, job, len(jobs)) for job in jobs]
     if args.ray is not None:
-        from ..cluster import RayRun, process_on_ray
+        from ..offline.cluster import RayRun, process_on_ray
 
         run = RayRun(args.ray, args.workers, args.split_frames, args.overwrite, args.batch_size, args.skip_frames)
         return process_on_ray(options, run, jobs, outputs, failures)

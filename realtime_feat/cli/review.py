@@ -11,7 +11,7 @@ from ..errors import PROG, UserError, first_line
 
 
 def open_session(folder: Path):
-    from ..session_files import load_session
+    from ..review.recorded_session import load_session
 
     try:
         return load_session(folder)
@@ -20,7 +20,7 @@ def open_session(folder: Path):
 
 
 def _range(text: str, option: str) -> tuple[float, float]:
-    from ..epochs import parse_range
+    from ..review.epochs import parse_range
 
     try:
         return parse_range(text, option)
@@ -30,7 +30,7 @@ def _range(text: str, option: str) -> tuple[float, float]:
 
 def _arrays(session) -> None:
     """The session's arrays, said when they must first be built from fex.csv (a minute per GB, once)."""
-    from ..fex_arrays import ArraysBuild
+    from ..recording.fex_arrays import ArraysBuild
 
     build = ArraysBuild(session.folder, mesh=session.has_mesh)
     if not build.start().done:
@@ -42,25 +42,19 @@ def _arrays(session) -> None:
 
 
 def cmd_epochs(args) -> int:
-    from ..epochs import epochs
+    from ..review.epochs import epochs, parse_labels
 
     window = _range(args.window, "--window")
     baseline = _range(args.baseline, "--baseline") if args.baseline else None
-    labels = [label.strip() for label in args.markers.split(",") if label.strip()]
+    labels = parse_labels(args.markers)
     started = time.perf_counter()
     session = open_session(args.session)
-    tables = {}
-    for name, each in _each_camera(session):
+    for _, each in _each_camera(session):
         _arrays(each)
-        try:
-            tables[name] = epochs(each, labels, window, baseline)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    # several cameras: each camera's epochs (its own people and markers' frames), with a `camera` column first
-    import pandas as pd
-
-    table = tables[None] if None in tables else pd.concat(tables, names=["camera", None]).reset_index(level="camera") \
-        .reset_index(drop=True)
+    try:  # several cameras: each camera's rows, with a `camera` column first
+        table = epochs(session, labels, window, baseline)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     table.to_csv(args.output, index=False, float_format="%.6g")
     markers = table[["marker", "occurrence"]].drop_duplicates()
     excluded = table.drop_duplicates(["marker", "occurrence", "person"])["n_excluded"].sum()
@@ -71,7 +65,7 @@ def cmd_epochs(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ..report import write_report
+    from ..review.report import write_report
 
     window = _range(args.window, "--window")
     started = time.perf_counter()

@@ -62,7 +62,8 @@ def cmd_app(args) -> int:
 
     if importlib.util.find_spec("PySide6") is None or importlib.util.find_spec("pyqtgraph") is None:
         raise UserError("the app needs PySide6 and pyqtgraph: pip install -e '.[app]' (or use `realtime-feat live`)")
-    from ..ui.app import AppOptions, has_display, main as app_main
+    from ..ui.app import AppOptions, has_display
+    from ..ui.app import main as app_main
 
     if not has_display():
         raise UserError("no display to open a window on (DISPLAY is unset): run it under `xvfb-run -a "

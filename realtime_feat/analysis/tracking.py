@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .types import FrameResult
+from ..types import FrameResult
 
 EMBEDDING_DIM = 512
 UNKNOWN = "unknown"

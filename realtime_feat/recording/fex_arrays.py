@@ -35,8 +35,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..types import Detections, FaceAnalysis, FrameResult
 from .fex import EMBEDDING, MESH, N_VALUES, numeric_rows
-from .types import Detections, FaceAnalysis, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,46 @@ class FexArrays:
         return FrameResult(detections=Detections(rect, score), faces=faces, track_ids=track_ids, **base)
 
 
+# -- a session being recorded -------------------------------------------------------------------------
+RECORDING_LOCK = "recording.lock"
+
+
+class RecordingLock:
+    """Held by a recorder for as long as it writes a session folder (`being_recorded`): readers then read
+    its rows so far and never build a copy over the one it appends to. An OS lock (flock), so a killed
+    recorder's is let go with its process; the file is removed when the recording ends."""
+
+    def __init__(self, folder: Path):
+        import fcntl
+
+        self.path = Path(folder) / RECORDING_LOCK
+        self._file = open(self.path, "a")  # a file object: closed (and let go) if the recorder is never started
+        fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        """Let go (after the recording's last word is in metadata.json), then remove the file."""
+        if not self._file.closed:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+
+
+def being_recorded(session: Path) -> bool:
+    """Whether a recorder, in any process, is writing `session` now."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(session) / RECORDING_LOCK, os.O_RDONLY)
+    except OSError:  # no lock file: no recorder (a clean end removes it)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False  # left by a killed recorder
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 # -- building a copy from fex.csv ------------------------------------------------------------------
 class WholeLines(io.RawIOBase):
     """A text file up to its last complete line (a killed recording's may end mid-row); `tell()` is
@@ -362,7 +402,8 @@ def location(session: Path) -> Path:
 class ArraysBuild:
     """The copy of a session's fex.csv, made current on a thread: `arrays()` reads what is there so far
     (None until the first rows), `wait()` the finished copy. Built under a unique temporary name and a
-    file lock (two viewers of one session build it once), then renamed into place."""
+    file lock (two viewers of one session build it once), then renamed into place. A session being
+    recorded is never built: its recorder's copy is read as far as it is written."""
 
     def __init__(self, session: Path, mesh: bool = True, chunk_rows: int = 1000):
         self.session, self.mesh, self.chunk_rows = Path(session), mesh, chunk_rows
@@ -378,7 +419,7 @@ class ArraysBuild:
         self._thread = threading.Thread(target=self._run, name="fex.arrays build", daemon=True)
 
     def start(self) -> "ArraysBuild":
-        if is_current(self.target, self.fex_csv):
+        if being_recorded(self.session) or is_current(self.target, self.fex_csv):
             self.fraction = 1.0
             self._done.set()
         else:

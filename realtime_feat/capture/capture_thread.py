@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ..types import Frame
 from .sources import Source, SourceError
-from .types import Frame
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,7 @@ class CaptureThread:
         self.on_state = on_state
         self.state = "starting"
         self.frames = 0
+        self.stamped = -1             # the newest frame stamped, maybe still being decoded: a marker's frame
         self.gaps: list[Gap] = []
         self.error: Optional[BaseException] = None
         self._stop = threading.Event()
@@ -261,9 +262,10 @@ class CaptureThread:
     def _take(self) -> tuple:
         """The next image (None: none came) and the clocks read the moment it left the source: as
         grab() returns, before retrieve() decodes it (after read() for a source with read() alone)."""
-        if not hasattr(self.source, "grab"):
-            image = self.source.read()
-            return image, self._stamp()
-        grabbed = self.source.grab()
+        split = hasattr(self.source, "grab")
+        image = None if split else self.source.read()
+        got = self.source.grab() if split else image is not None
         stamp = self._stamp()
-        return (self.source.retrieve() if grabbed else None), stamp
+        if got:
+            self.stamped = self.frames
+        return (self.source.retrieve() if split and got else image), stamp

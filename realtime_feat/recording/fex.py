@@ -20,20 +20,35 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import first_line
-from .types import FrameResult
+from ..errors import first_line
+from ..types import FrameResult
 
 # timestamp: seconds on the source's own clock (video PTS), empty where the source has none (camera,
 # images); t_monotonic / t_wall / t_lsl: seconds on the capture clocks (DESIGN.md, "Clocks");
 # track_id: the tracker's id (-1 while a track is tentative, empty without a tracker);
 # identity / identity_distance: the enrolled name closest to the track, or "unknown".
+# FaceRect* are py-feat's: the square chip the networks saw, CHIP_EXPAND × the detector box's longer side
+# around its centre (py-feat's EXPAND_BBOX; not imported: it would load torch for a report). So the face's
+# longer side is FaceRectWidth / CHIP_EXPAND.
+CHIP_EXPAND = 1.2
 OUR_COLUMNS = ["timestamp", "t_monotonic", "t_wall", "t_lsl", "n_faces", "track_id", "identity", "identity_distance"]
 
 
 def pyfeat_columns(video: bool) -> list[str]:
-    from feat.multitask import AU_NAMES_V24, EMOTION_NAMES_V24, MESH_COLUMNS_V2, VA_COLUMNS_V2
-    from feat.utils import (FEAT_FACEBOX_COLUMNS, FEAT_FACEPOSE_COLUMNS_6D, FEAT_GAZE_COLUMNS,
-                            FEAT_IDENTITY_COLUMNS, MP_BLENDSHAPE_NAMES, openface_2d_landmark_columns)
+    from feat.multitask import (
+        AU_NAMES_V24,
+        EMOTION_NAMES_V24,
+        MESH_COLUMNS_V2,
+        VA_COLUMNS_V2,
+    )
+    from feat.utils import (
+        FEAT_FACEBOX_COLUMNS,
+        FEAT_FACEPOSE_COLUMNS_6D,
+        FEAT_GAZE_COLUMNS,
+        FEAT_IDENTITY_COLUMNS,
+        MP_BLENDSHAPE_NAMES,
+        openface_2d_landmark_columns,
+    )
 
     return [*FEAT_FACEBOX_COLUMNS, *openface_2d_landmark_columns, *FEAT_FACEPOSE_COLUMNS_6D, *AU_NAMES_V24,
             *EMOTION_NAMES_V24, *VA_COLUMNS_V2, *FEAT_GAZE_COLUMNS, *FEAT_IDENTITY_COLUMNS[1:], *MESH_COLUMNS_V2,

@@ -30,11 +30,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from .errors import first_line
-from .live import LiveSettings, SinkFailure
+from ..capture.sources import Source, open_source
+from ..errors import first_line
+from .live_session import LiveSession, Marker, SessionStatus, lsl_clock, lsl_marker
 from .scheduler import AnalysisThread
-from .session import LiveSession, Marker, SessionStatus, lsl_clock, lsl_marker
-from .sources import Source, open_source
+from .worker import LiveSettings, SinkFailure
 
 
 def source_key(source: Source) -> str:
@@ -234,7 +234,7 @@ class MultiSession:
 
     def enrol(self, name: str, embeddings: np.ndarray) -> None:
         """Name a person in every camera (each camera's tracker), applied between frames."""
-        from .tracking import references
+        from ..analysis.tracking import references
 
         refs = references(name, embeddings)
         self._enrolled[name] = refs
@@ -250,8 +250,8 @@ class MultiSession:
         """One session folder under `root`: each camera records into `<folder>/<camera>/` (a complete
         one-camera session), markers.csv and metadata.json at the top; with one camera, the one-camera
         layout (DESIGN.md). `leave_out`: as LiveSession.start_recording. Returns the folder."""
-        from .multirecording import MultiRecording
-        from .recorder import session_folder
+        from ..recording.multi_recording import MultiRecording
+        from ..recording.recorder import session_folder
 
         with self._lock:
             if self.recording:
@@ -307,7 +307,8 @@ class MultiSession:
             out.append({"name": name, "folder": name, "source": camera.source_metadata(),
                         "complete": None if rec is None else rec.ended == "stopped",
                         "error": None if rec is None or rec.error is None else str(rec.error),
-                        "counts": None if rec is None else rec.counts()})
+                        # null until it ended (a killed process leaves them so: unknown)
+                        "counts": None if rec is None or rec.ended is None else rec.counts()})
         return out
 
     def mark(self, label: str, origin: str = "code") -> Marker:

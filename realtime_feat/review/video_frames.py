@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import MediaError, first_line
+from ..errors import MediaError, first_line
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ face is (identities.json applied), whole-session signal curves per person, marke
 and the spans the timeline shades. Edits go through the session's annotations and identities, which save
 themselves; nothing recorded is rewritten.
 
-Times are seconds from the session's first captured frame (t_monotonic − t0); a position is a row of
-frames.csv (every captured frame, analysed or not, in the video or not).
+Times are seconds from the session's first captured frame (t_monotonic − t0; with several cameras the
+earliest camera's, so every camera's viewer has one time axis); a position is a row of frames.csv (every
+captured frame, analysed or not, in the video or not).
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from . import session_quality as quality
-from .fex_arrays import ArraysBuild
-from .types import FrameResult
+from ..recording.fex_arrays import ArraysBuild
+from ..types import FrameResult
+from . import quality
 
 GAP_S = 1.0  # a person's curve breaks where they were not seen for longer
 
@@ -102,7 +103,9 @@ class SessionReview:
         else:
             result = self.arrays.result(frame)
             if result is None:
-                note = "analysed, but its rows are not in fex.csv (the recording was cut off)"
+                note = ("analysed; its rows were not written yet when the session was opened (still being "
+                        "recorded)" if self.session.recording
+                        else "analysed, but its rows are not in fex.csv (the recording was cut off)")
             else:
                 result, names = self._as_persons(result, self.persons[self.arrays.rows_of(frame)][:result.n_faces])
         return ReviewFrame(position, frame, float(self.t[position]), pts, result, names, note)
@@ -111,7 +114,7 @@ class SessionReview:
         """Faces drawn as the people they are: a merged track under the id it was merged into (one colour
         per person), named where a name is known ("" for "#id", which the label shows anyway)."""
         roots = np.array([self.session.identities.root(int(t)) if t >= 0 else t for t in result.track_ids], np.int64)
-        names = tuple("" if p == f"#{r}" else str(p) for p, r in zip(persons, roots))
+        names = tuple("" if p == self.session.identities.unnamed(r) else str(p) for p, r in zip(persons, roots))
         return replace(result, track_ids=roots), names
 
     def colours(self) -> dict[str, int]:
@@ -122,9 +125,10 @@ class SessionReview:
 
     # -- people -------------------------------------------------------------------------------------------
     def people(self) -> pd.DataFrame:
-        """One row per confirmed track: track_id, person, rows, first and last seen (s)."""
+        """One row per confirmed track: track_id, person, rows, first and last seen (s), the track it is
+        merged into (`into`, itself if none) and the name given to it itself (`own`, "" if none)."""
         if self.arrays is None or not self.arrays.n_rows:
-            return pd.DataFrame(columns=["track_id", "person", "rows", "first", "last"])
+            return pd.DataFrame(columns=["track_id", "person", "rows", "first", "last", "into", "own"])
         table = pd.DataFrame({"track_id": self.arrays.column("track_id"), "person": self.persons,
                               "t": self.arrays.column("t_monotonic") - self.session.t0})
         table = table[table["person"] != ""]
@@ -132,22 +136,33 @@ class SessionReview:
         out = pd.DataFrame({"person": by["person"].first(), "rows": by.size(), "first": by["t"].min(),
                             "last": by["t"].max()}).reset_index()
         out["track_id"] = out["track_id"].astype(np.int64)
+        identities = self.session.identities
+        out["into"] = [identities.root(t) for t in out["track_id"]]
+        out["own"] = [identities.own_name(t) for t in out["track_id"]]
         return out
 
     def rename(self, track: int, name: str) -> None:
-        self.session.identities.rename(track, name)
+        """ValueError (one line) when another track of that name is seen with it (as `merge`)."""
+        self._whole_analysis("renamed")
+        self.session.rename_track(track, name)
         self._persons = None
 
-    def merge(self, tracks: list[int]) -> None:
+    def merge(self, tracks: list[int]) -> int:
         """ValueError (one line) when the tracks are seen together (the arrays must be read in full)."""
-        if self.loading:
-            raise ValueError("tracks can be merged once fex.csv is read (see the progress bar)")
-        self.session.merge_tracks(tracks)
+        self._whole_analysis("merged")
+        into = self.session.merge_tracks(tracks)
         self._persons = None
+        return into
 
-    def unmerge(self, track: int) -> None:
-        self.session.identities.unmerge(track)
+    def unmerge(self, track: int) -> list[int]:
+        """The tracks apart again (see `Identities.unmerge`)."""
+        apart = self.session.identities.unmerge(track)
         self._persons = None
+        return apart
+
+    def _whole_analysis(self, done: str) -> None:
+        if self.loading:
+            raise ValueError(f"tracks can be {done} once fex.csv is read (see the progress bar)")
 
     # -- the timeline ------------------------------------------------------------------------------------
     def curves(self, signal: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -12,10 +12,15 @@ import functools
 import numpy as np
 import torch
 import torch.nn.functional as F
+from feat.multitask.inference import (
+    CHIP_SIZE,
+    EXPAND_BBOX,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MODEL_INPUT,
+)
 
-from feat.multitask.inference import CHIP_SIZE, EXPAND_BBOX, IMAGENET_MEAN, IMAGENET_STD, MODEL_INPUT
-
-from .types import FaceAnalysis
+from ..types import FaceAnalysis
 
 IDENTITY_INPUT = 112  # ArcFace(r50).input_size
 _IMAGENET_MEAN = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)

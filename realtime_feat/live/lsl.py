@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from .capture import CaptureThread
-from .live import ResultsBus
-from .types import Frame, FrameResult
+from ..capture.capture_thread import CaptureThread
+from ..types import Frame, FrameResult
+from .worker import ResultsBus
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Where live frames come from: a camera, a video file played as live, a stream URL, an image folder.
 
-A source only opens, grabs, retrieves and closes; the capture thread (capture.py) stamps, paces
+A source only opens, grabs, retrieves and closes; the capture thread (capture_thread.py) stamps, paces
 failures and retries. `grab()` takes the next frame off the source (False when it delivered nothing: a
 camera unplugged, a stream dropped, a file at its end — `ended` then tells which); `retrieve()` decodes
 the grabbed frame to an RGB image. The capture thread stamps a frame between the two, so its stamp is
@@ -23,8 +23,8 @@ from typing import Callable, Optional, Protocol
 
 import numpy as np
 
+from ..errors import first_line
 from .camera_modes import DEFAULT_FOURCC, CameraMode, mode_mismatch, request_mode
-from .errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class FolderSource(Grabbing):
     def grab(self) -> bool:
         """The next readable image, decoded first, then held until its time comes: it leaves the
         source on time however long it took to decode."""
-        from .errors import MediaError
+        from ..errors import MediaError
         from .media import read_image
 
         while self._next < len(self.paths):

@@ -9,12 +9,16 @@ process leaves a file every player reads, short of its last fragment. Beside it:
                 video_time (the frame's PTS in the video, seconds)
   fex.csv       the analyser's rows (py-feat's columns + ours), for the analysed frames, in frame order
                 (`leave_out`: the mesh and/or the embedding left empty, said in metadata.json)
-  fex.arrays/   the same rows as memory-mapped arrays, for review (fex_arrays.py); marked as fex.csv's
+  fex.arrays/   the same rows as memory-mapped arrays, for review (recording/fex_arrays.py); marked as fex.csv's
                 copy when the recording ends cleanly, else built again from fex.csv when first read
   markers.csv   label, origin, t_monotonic, t_wall, t_lsl, frame (the newest frame captured then)
   metadata.json versions, backend, weights, source, settings, codec, clocks, counts with reasons;
-                written at the start ("complete": false, "ended": null) and again when the recording
-                ends ("ended": "stopped", "complete": true; or "failed", with the "error")
+                written at the start ("complete": false, "ended": null, every count null: only the end
+                knows them) and again when the recording ends ("ended": "stopped", "complete": true;
+                or "failed", with the "error")
+  recording.lock held (flock) while recording, removed at the end: a reader tells a session being
+                recorded from a killed one ("ended": null too) by it, and reads the former's rows so
+                far without building anything over them (fex_arrays.being_recorded)
 
 A frame's row is written once it is settled: analysed (its result came), or skipped (a newer frame
 came before analysis took it, or analysis has stopped). A frame analysis took waits for its result
@@ -40,9 +44,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
-from .capture import LatestSlot, Subscriber
-from .errors import first_line
-from .types import Frame, FrameResult
+from ..capture.capture_thread import LatestSlot, Subscriber
+from ..errors import first_line
+from ..types import Frame, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,11 @@ def marker_fields(m) -> list:
     return [m.label, m.origin, _secs(m.t_monotonic_ns), _secs(m.t_wall_ns), _lsl(m.t_lsl)]
 
 
+def _unknown(counts: dict) -> dict:
+    """The same keys, every count null."""
+    return {k: _unknown(v) if isinstance(v, dict) else None for k, v in counts.items()}
+
+
 def write_json(path: Path, data: dict) -> None:
     """Written whole or not at all (a temporary file renamed over it): a kill never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
@@ -114,9 +123,10 @@ class Recorder:
                  flush_s: float = 0.5, leave_out: tuple[str, ...] = ()):
         check_codec(codec)
         from .fex import N_VALUES, FexWriter, columns
-        from .fex_arrays import FOLDER, ArraysWriter
+        from .fex_arrays import FOLDER, ArraysWriter, RecordingLock
 
         self.folder, self.codec = Path(folder), codec
+        self._lock = RecordingLock(self.folder)  # before any file: a reader never takes it for a killed one
         self.frames, self.slot, self.analysing, self.identities = frames, slot, analysing, identities
         self.metadata = dict(metadata or {}, fex={"left_out": list(leave_out)})
         self.on_failure, self.hang_s, self.flush_s = on_failure, hang_s, flush_s
@@ -158,6 +168,7 @@ class Recorder:
         self._markers_csv.writerow(MARKERS_COLUMNS)
         self._fex = FexWriter(self.folder / "fex.csv", video=False, partial=False, leave_out=leave_out)
         self._arrays = ArraysWriter(self.folder / FOLDER, columns(False)[:N_VALUES], mesh="mesh" not in leave_out)
+        self._flush()  # the headers: a reader of the session being recorded finds every file readable
         self._write_metadata(ended=None)
 
     # -- the other threads' side -----------------------------------------------------------------
@@ -200,10 +211,8 @@ class Recorder:
         return self.folder
 
     def _left(self) -> str:
-        queued = self.frames.queue.qsize() + len(self.frames.missed)
-        if queued:
-            return f"writing {queued} queued frames to {self.folder}…"
-        return f"{self.folder}: waiting for the result of the frame being analysed…"
+        left = self.frames.offered - self.rows  # queued, being encoded, or waiting for their analysis
+        return f"writing {left} queued frames to {self.folder}…" if left else f"closing {self.folder}…"
 
     def _give_up(self, stalled_s: float) -> None:
         """On the stopping thread: the recorder thread is stuck; the recording ends as failed, saying
@@ -222,6 +231,7 @@ class Recorder:
                 self._write_metadata(ended="failed")
             except OSError:
                 pass
+            self._lock.release()  # over: a reader takes it as ended, not as being recorded
 
     @property
     def elapsed_s(self) -> float:
@@ -417,6 +427,7 @@ class Recorder:
         self._close_files()
         self._arrays.close(self._fex.path)  # the copy matches the finished fex.csv
         self._write_metadata(ended="stopped")
+        self._lock.release()
 
     def _fail(self, exc: Exception) -> None:
         if self.on_failure is not None:  # detached at once: no frames or results pile up for it
@@ -430,6 +441,7 @@ class Recorder:
             self._write_metadata(ended="failed")
         except OSError:
             pass
+        self._lock.release()
 
     def _close_quietly(self) -> None:
         for close in (self._close_video_quietly, self._close_files):
@@ -485,12 +497,15 @@ class Recorder:
 
     def _write_metadata(self, ended: Optional[str]) -> None:
         """`ended`: "stopped" (complete), "failed" (`error` says why) or None (recording; a killed
-        process leaves it so)."""
+        process leaves it so: its counts are null, unknown, as only the end knows them)."""
         with self._ending:
             if self.ended is not None or (self._given_up and ended != "failed"):
                 return  # said once; a thread back from being stuck does not rewrite it
+            counts = self.counts()
+            if ended is None:
+                counts = dict(_unknown(counts), first_frame=self.first_index)
             data = dict(self.metadata, codec=self.codec, complete=ended == "stopped", ended=ended,
-                        analysis_hang_s=self.hang_s, counts=self.counts(),
+                        analysis_hang_s=self.hang_s, counts=counts,
                         error=None if self.error is None else str(self.error))
             write_json(self.folder / "metadata.json", data)
             self.ended = ended

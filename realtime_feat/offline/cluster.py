@@ -22,9 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
-from .errors import PROG, MediaError, UserError, first_line
-from .media import Job, probe_video
-from .options import PipelineOptions
+from ..capture.media import probe_video
+from ..errors import PROG, MediaError, UserError, first_line
+from ..options import PipelineOptions
+from .jobs import Job
 from .process import JobReport, batched, process_job, video_frames, write_results
 
 # Restarts of a dead worker, and retries of the input it was running, before that input counts as failed.
@@ -52,7 +53,7 @@ class AnalyserWorker:
     def __init__(self, options: PipelineOptions, run: RayRun, cwd: str):
         import ray
 
-        from .factories import enrolments, make_analyser
+        from ..factories import enrolments, make_analyser
 
         if os.path.isdir(cwd):  # relative inputs and outputs mean what they mean on the driver
             os.chdir(cwd)
@@ -70,7 +71,7 @@ class AnalyserWorker:
         return self.error, "" if self.error else self.analyser.describe()
 
     def process(self, job: Job, out: Path) -> JobReport:
-        from .factories import make_tracker
+        from ..factories import make_tracker
 
         tracker = make_tracker(self.options, self.people, clock="source") if job.kind == "video" else None
         with self._busy():
@@ -139,7 +140,7 @@ def _tasks(todo: list[tuple[Job, Path]], split: int, skip: int) -> list[_Task]:
 def _merge(task: _Task, ranges: list[list], people: dict, options: PipelineOptions) -> JobReport:
     """A split video's CSV: its ranges' results in order, tracked over the whole timeline, as `process`
     would have written it."""
-    from .factories import make_tracker
+    from ..factories import make_tracker
 
     pairs = ((str(task.job.source), result) for results in ranges for result in results)
     return write_results(pairs, task.out, task.job, make_tracker(options, people, clock="source"), options.identity)

@@ -9,11 +9,11 @@ from typing import Iterable, Iterator, Optional, Sequence, TypeVar
 import numpy as np
 import torch
 
+from ..types import Detections, FaceAnalysis, Frame, FrameResult
+from ..weights import file_digest
 from . import faces as face_ops
 from .detection import RetinaFaceDecoder
 from .models import PyFeatModels
-from .types import Detections, FaceAnalysis, Frame, FrameResult
-from .weights import file_digest
 
 T = TypeVar("T")
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from .errors import MediaError
-from .fex import FexWriter, finish_identities
-from .media import Job, iter_images, iter_video, probe_video
+from ..capture.media import iter_images, iter_video, probe_video
+from ..errors import MediaError
+from ..recording.fex import FexWriter, finish_identities
+from ..types import Frame, FrameResult
+from .jobs import Job
 from .prefetch import prefetch
-from .types import Frame, FrameResult
 
 
 @dataclass
@@ -73,7 +74,7 @@ def video_frames(job: Job, skip_frames: int = 1, start: int = 0, stop: Optional[
         frames = itertools.takewhile(lambda f: stop is None or f.index < stop,
                                      itertools.dropwhile(lambda f: f.index < start, frames))
     if job.session is not None:
-        from .session_files import on_capture_clocks
+        from ..review.recorded_session import on_capture_clocks
 
         frames = on_capture_clocks(frames, job.session)
     return frames
@@ -109,7 +110,7 @@ def write_results(pairs: Iterable[tuple[str, FrameResult]], out: Path, job: Job,
     if identity:
         finish_identities(report.path)
     if job.session is not None:  # the reviewer's persons and exclusions (annotations.csv, identities.json)
-        from .session_files import add_review_columns
+        from ..review.recorded_session import add_review_columns
 
         add_review_columns(report.path, job.session)
     report.frames, report.rows = writer.frames_written, writer.rows_written

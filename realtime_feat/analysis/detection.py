@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import batched_nms
 
-from .types import Detections
+from ..types import Detections
 
 CONFIDENCE = 0.02
 NMS_IOU = 0.4
@@ -39,7 +39,10 @@ class RetinaFaceDecoder:
 
     def __call__(self, loc: torch.Tensor, conf: torch.Tensor, landms: torch.Tensor,
                  height: int, width: int) -> list[Detections]:
-        from feat.face_detectors.Retinaface.Retinaface_model import decode_boxes, decode_landmarks
+        from feat.face_detectors.Retinaface.Retinaface_model import (
+            decode_boxes,
+            decode_landmarks,
+        )
 
         # on the outputs' device: a GPU detector's outputs are decoded and suppressed on the GPU
         loc, conf, landms = loc.float(), conf.float(), landms.float()

@@ -18,10 +18,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .capture import LatestSlot
-from .errors import first_line
+from ..capture.capture_thread import LatestSlot
+from ..errors import first_line
+from ..types import Detections, Frame, FrameResult
 from .scheduler import AnalysisThread
-from .types import Detections, Frame, FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from .weights import WeightsError, load_state_dict, multitask_config, resolve
+from ..weights import WeightsError, load_state_dict, multitask_config, resolve
 
 
 def _load_strict(module: torch.nn.Module, state: dict, path: Path, tolerated: str = "num_batches_tracked") -> None:
@@ -19,7 +19,10 @@ def _load_strict(module: torch.nn.Module, state: dict, path: Path, tolerated: st
 
 
 def build_retinaface(path: Path) -> torch.nn.Module:
-    from feat.face_detectors.Retinaface.Retinaface_model import RETINAFACE_R34_CFG, RetinaFace
+    from feat.face_detectors.Retinaface.Retinaface_model import (
+        RETINAFACE_R34_CFG,
+        RetinaFace,
+    )
 
     net = RetinaFace(RETINAFACE_R34_CFG)
     _load_strict(net, load_state_dict(path)[0], path)

@@ -3,6 +3,8 @@ so it opens offline and travels as one file): duration, rates, drops and gaps, f
 their share of frames, quality flags per person, per-person time courses with markers, and marker-locked
 averages. Excluded rows (annotations.csv) are left out of every plot and counted in the tables;
 identities.json names the people. Plots with matplotlib's Agg canvas (no GUI backend, no pyplot state).
+A camera of a several-camera session is reported on the session's time zero, with the session's markers and
+session-wide annotations applied too.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import session_quality as quality
+from . import quality
 
 PEOPLE_PLOTTED = 8
 PALETTE = ["#ffc400", "#00c8ff", "#ff50a0", "#78e650", "#c88cff", "#ff8c3c", "#50ffd2", "#888888"]
@@ -94,7 +96,7 @@ def person_plot(session, table: pd.DataFrame, person: str, signals: list[str], s
         ax.plot(x, _binned(rows["t_monotonic"].to_numpy(), rows[name].to_numpy(np.float64), edges), lw=0.8)
         ax.set_ylabel(name)
         _marker_lines(ax, events, t0, scale)
-        for a in session.annotations.exclusions():
+        for a in session.exclusions():
             if a.person in ("", person):
                 ax.axvspan((a.t_start - t0) / scale, (a.t_end - t0) / scale, color="#999", alpha=0.3, lw=0)
     axes[-1].set_xlabel(f"time ({unit}); dashed: markers; grey: excluded")
@@ -152,26 +154,30 @@ def write_report(session, out: Path, window: tuple[float, float] = (-1.0, 3.0), 
     scale, unit = (60.0, "min") if s["duration_s"] > 300 else (1.0, "s")
     meta = session.metadata
     analyser = (meta.get("analyser") or {}).get("describe", "no analysis")
-    facts = [("session", session.folder.name), ("started", meta.get("started", "?")), ("analyser", analyser),
-             ("complete", "yes" if s["complete"] else "no: the recording was cut off; the files hold what was written"),
+    name = session.folder.name if session.parent is None else f"{session.parent.folder.name}, {session.camera}"
+    facts = [("session", name), ("started", meta.get("started", "?")), ("analyser", analyser),
+             ("complete", "yes" if s["complete"] else "no: still being recorded; this covers what was written so far"
+              if session.recording else "no: the recording was cut off; the files hold what was written"),
              ("duration", f"{s['duration_s']:.1f} s"),
              ("captured", f"{s['captured']} frames, {s['capture_fps']:.2f} fps"),
              ("analysed", f"{s['analysed']} frames, {s['analysed_fps']:.2f} fps"),
              ("encoder drops", f"{s['encoder_dropped']} frames not in the video"),
-             ("results dropped", str(s["results_dropped"])),
+             ("results dropped", "unknown (counted when a recording ends)" if s["results_dropped"] is None
+              else str(s["results_dropped"])),
              ("capture gaps", f"{s['gaps']} ({s['gap_s']:.2f} s in all, longest {s['longest_gap_s']:.2f} s)"),
              ("not analysed (stretches ≥ 0.5 s)", f"{s['not_analysed_s']:.1f} s"),
              ("faces per analysed frame", ", ".join(f"{k}: {v}" for k, v in s["faces_per_frame"].items())),
-             ("excluded (annotations.csv)", f"{len(session.annotations.exclusions())} span(s), "
+             ("excluded (annotations.csv)", f"{len(session.exclusions())} span(s), "
                                             f"{int(table['excluded'].sum())} rows"),
              ("markers and events", f"{len(session.events())}")]
-    parts = [f"<h1>Session report: {html.escape(session.folder.name)}</h1>",
+    parts = [f"<h1>Session report: {html.escape(name)}</h1>",
              "<table class=facts>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
                                              for k, v in facts) + "</table>",
              "<h2>Capture and analysis over time</h2>", overview_plot(session, scale, unit),
              "<h2>People and quality flags</h2>",
              f"<p>Share of each person's rows with a detection score below {min_score}, the head turned beyond "
-             f"±{max_turn_deg:g}° (pitch or yaw), a face box shorter side below {min_face_px:g} px, or excluded. "
+             f"±{max_turn_deg:g}° (pitch or yaw), a face (the detector's box, longer side) below {min_face_px:g} px, "
+             "or excluded. "
              f"Frames with no face: {s['faces_per_frame'].get('0', 0)} of {s['analysed']} analysed.</p>",
              _table(qc, percent=["share_of_frames", "low_score", "turned", "small", "excluded"]),
              "<h2>Time courses per person</h2>"]
@@ -190,6 +196,6 @@ def write_report(session, out: Path, window: tuple[float, float] = (-1.0, 3.0), 
              "table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 10px;text-align:left;"
              "border-bottom:1px solid #ddd}.foot{color:#888;font-size:small}")
     out = Path(out)
-    out.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(session.folder.name)}"
+    out.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)}"
                    f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>", encoding="utf-8")
     return out

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..recording.fex import CHIP_EXPAND
+
 
 @dataclass(frozen=True)
 class Spans:
@@ -65,12 +67,14 @@ def summary(session) -> dict:
     analysed = f[f["analysed"] == 1]
     gaps = capture_gaps(f)
     faces = analysed["n_faces"].fillna(0).astype(int).clip(upper=3).value_counts().reindex(range(4), fill_value=0)
-    counts = session.metadata.get("counts", {})
+    counts = session.metadata.get("counts") or {}
+    # None: unknown (metadata.json's counts are null until the recording ends; a killed one's stay null)
+    results_dropped = [v for k, v in (counts.get("dropped") or {}).items() if k.startswith("results")]
     return {"duration_s": duration, "captured": len(f), "analysed": len(analysed),
             "capture_fps": (len(f) - 1) / duration if duration else float("nan"),
             "analysed_fps": (len(analysed) - 1) / duration if duration and len(analysed) else float("nan"),
             "encoder_dropped": int((f["in_video"] == 0).sum()),
-            "results_dropped": sum(v for k, v in counts.get("dropped", {}).items() if k.startswith("results")),
+            "results_dropped": None if None in results_dropped or not results_dropped else sum(results_dropped),
             "gaps": len(gaps), "gap_s": gaps.seconds,
             "longest_gap_s": float((gaps.end - gaps.start).max()) if len(gaps) else 0.0,
             "not_analysed_s": not_analysed(f).seconds,
@@ -86,14 +90,15 @@ def person_quality(table: pd.DataFrame, analysed_frames: int, min_score: float =
                    min_face_px: float = 48.0) -> pd.DataFrame:
     """Per person (rows of `table`: `session.table(QC_COLUMNS)`): rows, share of analysed frames present,
     and the share of their rows with a low detection score, the head turned beyond ±max_turn_deg (pitch
-    or yaw), a face smaller than min_face_px (shorter side of the face box), or excluded."""
+    or yaw), a face smaller than min_face_px (the detector's box, longer side: fex.csv's FaceRect is the
+    CHIP_EXPAND× square chip around it), or excluded."""
     rows = table[table["person"] != ""]
     turn = np.radians(max_turn_deg)
     flags = pd.DataFrame({
         "person": rows["person"],
         "low_score": rows["FaceScore"] < min_score,
         "turned": (rows["Pitch"].abs() > turn) | (rows["Yaw"].abs() > turn),
-        "small": np.minimum(rows["FaceRectWidth"], rows["FaceRectHeight"]) < min_face_px,
+        "small": np.maximum(rows["FaceRectWidth"], rows["FaceRectHeight"]) / CHIP_EXPAND < min_face_px,
         "excluded": rows["excluded"]})
     by = flags.groupby("person")
     out = by[["low_score", "turned", "small", "excluded"]].mean()

@@ -7,14 +7,25 @@ tidy long-format table (`realtime-feat epochs`).
     n_rows (rows averaged), n_excluded (rows in the window that an exclusion left out), n_baseline
 
 Rows are the analysed frames' rows of each person (identities.json applied); windows are on the capture
-clock (t_monotonic), both ends included.
+clock (t_monotonic), both ends included. Several cameras: each camera's rows, with a `camera` column first,
+around the session's markers and events and that camera's own events; `occurrence` counts a label over
+the whole session, so one marker has one number in every camera, and t_marker is from the session's t0.
+A marker or event whose window holds no captured frame (a time outside the recording) is said in a
+warning, not only counted as 0 rows.
 """
 from __future__ import annotations
 
+import csv
+import io
+import logging
 from typing import Optional
 
 import numpy as np
 import pandas as pd
+
+from .recorded_session import joined_cameras
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ["marker", "occurrence", "t_marker", "person", "signal", "mean", "peak", "baseline", "n_rows",
            "n_excluded", "n_baseline"]
@@ -35,21 +46,48 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
     return start, end
 
 
+def parse_labels(text: str) -> list[str]:
+    """"stim,01" → ["stim", "01"]: labels separated by commas, as a CSV row (a label with a comma or a
+    double quote is quoted: "cue, left"); each read as text, never as a number."""
+    return [label.strip() for label in next(csv.reader([text], skipinitialspace=True), []) if label.strip()]
+
+
+def join_labels(labels: list[str]) -> str:
+    """The text `parse_labels` reads back as `labels`."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(labels)
+    return out.getvalue()
+
+
 def events_of(session, labels: list[str]) -> pd.DataFrame:
-    """The markers and review events with these labels, numbered per label; a ValueError lists the labels
-    there are when none matches."""
-    events = session.events()
+    """The markers and review events with these labels, numbered per label over the whole session (all
+    its cameras); a ValueError lists the labels there are when none matches anywhere in the session. A
+    camera of a several-camera session gets those that apply to it (possibly none)."""
+    whole = session.parent if session.parent is not None else session
+    events = whole.events()
     chosen = events[events["label"].isin(labels)].copy()
     if chosen.empty:
         there = ", ".join(sorted(events["label"].unique())) or "none"
-        raise ValueError(f"{session.folder}: no marker or event labelled {', '.join(labels)} (labels there: {there})")
+        raise ValueError(f"{whole.folder}: no marker or event labelled {', '.join(labels)} (labels there: {there})")
     chosen["occurrence"] = chosen.groupby("label").cumcount() + 1
-    return chosen
+    return chosen[chosen["camera"].isin(["", session.camera])] if session.parent is not None else chosen
 
 
 def epochs(session, labels: list[str], window: tuple[float, float] = (-1.0, 3.0),
            baseline: Optional[tuple[float, float]] = None) -> pd.DataFrame:
+    """The epochs table of `session` (load_session); see the module's docstring."""
     events = events_of(session, labels)
+    if session.cameras:
+        tables = {name: _locked(each, events[events["camera"].isin(["", name])], window, baseline)
+                  for name, each in session.cameras.items()}
+        tables = {name: table for name, table in tables.items() if len(table)}  # a camera none of them is for
+        return joined_cameras(tables) if tables else pd.DataFrame(columns=["camera", *COLUMNS])
+    return _locked(session, events, window, baseline)
+
+
+def _locked(session, events: pd.DataFrame, window: tuple[float, float],
+            baseline: Optional[tuple[float, float]]) -> pd.DataFrame:
+    """One camera's epochs around `events` (events_of's)."""
     signals = signal_names(session.arrays)
     table = session.table(signals)
     table = table[table["person"] != ""]
@@ -62,8 +100,14 @@ def epochs(session, labels: list[str], window: tuple[float, float] = (-1.0, 3.0)
         lo, hi = np.searchsorted(t, t_marker + span[0], "left"), np.searchsorted(t, t_marker + span[1], "right")
         return table.iloc[lo:hi]
 
+    captured = np.sort(session.frames["t_monotonic"].to_numpy())
     out = []
     for e in events.itertuples():
+        lo, hi = e.t_monotonic + window[0], e.t_monotonic + window[1]
+        if np.searchsorted(captured, hi, "right") == np.searchsorted(captured, lo, "left"):
+            log.warning("%s: %r (%s) #%d at %.3f s from the first frame: no frame was captured in its window "
+                        "(%g to %g s), its rows are empty", session.folder, e.label, e.origin, e.occurrence,
+                        e.t_monotonic - session.t0, *window)
         win = rows(e.t_monotonic, window)
         kept = win[~win["excluded"]].groupby("person")
         stats = pd.DataFrame({"mean": kept[signals].mean().stack(),

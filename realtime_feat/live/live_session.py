@@ -55,12 +55,13 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from .capture import CaptureThread, Gap
-from .errors import first_line
-from .live import LiveSettings, LiveWorker, ResultsBus, SinkFailure
+from ..capture.capture_thread import CaptureThread, Gap
+from ..capture.sources import Source, open_source
+from ..errors import first_line
+from ..options import check_threshold
+from ..types import Frame, FrameResult
 from .scheduler import AnalysisThread
-from .sources import Source, open_source
-from .types import Frame, FrameResult
+from .worker import LiveSettings, LiveWorker, ResultsBus, SinkFailure
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class LiveSession:
                  csv_path: Optional[Path] = None, lsl: bool = False, lsl_markers: Optional[str] = None,
                  realtime: bool = True, name: Optional[str] = None, analysis: Optional[AnalysisThread] = None,
                  **source_options):
-        from .tracking import FaceTracker
+        from ..analysis.tracking import FaceTracker
 
         self.source = open_source(source, realtime=realtime, **source_options) if isinstance(source, str) else source
         self.name = name or Path(self.source.id).name
@@ -206,14 +207,13 @@ class LiveSession:
         """The face detector's score threshold, applied between frames."""
         if self.analyser is None:
             raise ValueError("LiveSession.set_threshold: this session records without analysis")
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"the face threshold must be between 0 and 1, got {value}")
+        check_threshold(value)
         decoder = self.analyser.decoder
         self._between_frames(lambda: setattr(decoder, "threshold", float(value)))
 
     def enrol(self, name: str, embeddings: np.ndarray) -> None:
         """Name a person from reference embeddings (as FaceTracker.enrol), applied between frames."""
-        from .tracking import references
+        from ..analysis.tracking import references
 
         refs = references(name, embeddings)
         self._between_frames(lambda: self.tracker.enrol(name, refs))
@@ -238,7 +238,7 @@ class LiveSession:
             self._recorder.metadata["source"] = self.source_metadata()
         asked = getattr(self.source, "asked_fps", None)
         if asked:
-            from .camera_modes import RateCheck
+            from ..capture.camera_modes import RateCheck
 
             self._rate_check = RateCheck(self.name, asked)
         if self.analyser is not None and self.frame_size:
@@ -246,7 +246,7 @@ class LiveSession:
             self.analyser.warm_up(*self.frame_size)
             self.warm_up_s = time.monotonic() - t
         if self.csv_path:
-            from .fex import FexWriter
+            from ..recording.fex import FexWriter
 
             self._writer = FexWriter(self.csv_path, video=False)
             self.bus.subscribe(self._write_csv, _CSV_SINK, essential=True)
@@ -332,13 +332,13 @@ class LiveSession:
         """Record into a new session folder under `root` (DESIGN.md layout), from the next captured
         frame (from the first, when called before start()). Returns the folder. `leave_out`: "mesh"
         and/or "embedding", left out of fex.csv (most of each row)."""
-        from .recorder import session_folder
+        from ..recording.recorder import session_folder
 
         self._check_can_record(codec)
         return self.record_into(session_folder(root, label), label, codec, leave_out)
 
     def _check_can_record(self, codec: str) -> None:
-        from .recorder import check_codec
+        from ..recording.recorder import check_codec
 
         check_codec(codec)  # before a folder is made for it
         if self._recorder is not None:
@@ -348,7 +348,7 @@ class LiveSession:
 
     def record_into(self, folder: Path, label: str = "", codec: str = "h264", leave_out: tuple[str, ...] = ()) -> Path:
         """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession)."""
-        from .recorder import QUEUE_BYTES, QUEUE_FRAMES, Recorder
+        from ..recording.recorder import QUEUE_BYTES, QUEUE_FRAMES, Recorder
 
         with self._lock:
             self._check_can_record(codec)
@@ -421,7 +421,8 @@ class LiveSession:
             "source": self.source_metadata(),
             "settings": dataclasses.asdict(self._settings),
             "tracker": {"use_embeddings": self.tracker.use_embeddings, "enrolled": self.tracker.enrolled},
-            "clocks": {"t_monotonic": "time.monotonic_ns() as the frame left the source (seconds in the CSVs)",
+            "clocks": {"t_monotonic": ("time.monotonic_ns() as the frame left the source, before it was decoded "
+                                      "(a camera's grab()); seconds in the CSVs"),
                        "t_wall": "time.time_ns() at the same moment",
                        "t_lsl": "pylsl.local_clock() at the same moment (empty without LSL)"},
             "lsl": {"outlets": self.lsl, "marker_inlet": self.lsl_markers}}
@@ -445,7 +446,7 @@ class LiveSession:
 
     def add_marker(self, marker: Marker) -> Marker:
         """`marker` (stamped by the caller) with this source's newest frame, kept and recorded."""
-        marker = replace(marker, frame=self.capture.frames - 1)
+        marker = replace(marker, frame=self.capture.stamped)  # stamped before it, even if still decoding
         self.markers.append(marker)
         recorder = self._recorder
         if recorder is not None:
