@@ -149,6 +149,25 @@ def test_video_split_into_ranges_equals_process(local_ray, inputs, options, sing
     assert (tracks.iloc[2:6] >= 1).all()  # frames 24-60: ranges 1 and 2
 
 
+def test_a_session_whose_review_cannot_be_read_is_analysed_by_the_next_run(local_ray, options, tmp_path, capsys):
+    """A malformed annotations.csv fails its input in one line before anything is written; once fixed, the
+    next run analyses it (with nothing under the final name, it is not skipped as done)."""
+    import pandas as pd
+    from test_review_data import BAD_ANNOTATIONS, record_known
+
+    folder = record_known(tmp_path / "sessions", n=30, marks=())
+    (folder / "annotations.csv").write_text(BAD_ANNOTATIONS)
+    out = tmp_path / "out"
+    run = ["process", str(folder), "-o", str(out), *options, "--ray"]
+    assert main(run) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert str(folder / "annotations.csv") in line and not (out.exists() and list(out.iterdir()))
+    (folder / "annotations.csv").unlink()
+    assert main(run) == 0
+    assert "already have their CSV" not in capsys.readouterr().err
+    assert {"person", "excluded"} <= set(pd.read_csv(out / f"{folder.name}.csv").columns)
+
+
 @pytest.mark.parametrize("extra, says", [
     (["--ray=127.0.0.1:9"], "--ray 127.0.0.1:9: nothing answers there"),  # the discard port: closed
     (["--device", "cuda", "--ray"], "--device cuda: the Ray cluster has no GPU"),

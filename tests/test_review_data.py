@@ -18,7 +18,7 @@ import pytest
 from realtime_feat.review.annotations import Annotation
 from realtime_feat.recording.fex_arrays import FOLDER, RECORDING_LOCK, ArraysBuild, FexArrays, build
 from realtime_feat.live.live_session import LiveSession
-from realtime_feat.review.recorded_session import load_session
+from realtime_feat.review.recorded_session import RecordedSession, load_session
 from realtime_feat.types import Detections, FaceAnalysis, FrameResult
 from test_recorder import wait_for
 from test_session import FakeAnalyser, Synthetic
@@ -240,6 +240,114 @@ def test_rows_of_another_analysis_get_the_recorded_persons(session_copy):
     assert list(labelled["excluded"]) == list(ours["excluded"]) and labelled["excluded"].any()
 
 
+CLOCKS = ["t_monotonic", "t_wall"]
+
+
+class StreamingFaces(KnownFaces):
+    """KnownFaces as `process` drives an analyser (batches in, their results out in order), ArcFace on;
+    the batch of frame `crash_at` raises (a backend that falls over mid-video)."""
+
+    identity, fallbacks = True, ()
+
+    def __init__(self, crash_at=None):
+        super().__init__(cost=0.0)
+        self.crash_at = crash_at
+
+    def analyse_stream(self, batches):
+        for tag, frames in batches:
+            if any(f.index == self.crash_at for f in frames):
+                raise RuntimeError("backend fell over")
+            yield tag, self.analyse(frames)
+
+
+def process_sessions(monkeypatch, folders, out, analyser=None) -> int:
+    """`realtime-feat process FOLDERS -o OUT`, StreamingFaces in place of the models."""
+    from realtime_feat.cli import main
+
+    monkeypatch.setattr("realtime_feat.cli.process.make_analyser", lambda options: analyser or StreamingFaces())
+    return main(["process", *map(str, folders), "-o", str(out)])
+
+
+def test_process_session_dir_keeps_frames_csv_s_clocks_to_the_nanosecond(session_copy, tmp_path, monkeypatch):
+    """Every row of the recorded fex.csv and of `process SESSION_DIR`'s CSV has its frame's clocks as
+    frames.csv writes them (fex.csv held µs; a rewrite at 7 digits turned t_wall into 1.764412e+09), and the
+    CSV has py-feat's Identity and review's person and excluded filled in."""
+    session = load_session(session_copy)
+    start, end = session.t0 + 0.2, session.t0 + 0.4
+    session.annotations.add(Annotation("exclude", "", start, end))
+    out = tmp_path / "offline.csv"
+    assert process_sessions(monkeypatch, [session_copy], out) == 0
+    as_text = {clock: str for clock in CLOCKS}
+    frames = pd.read_csv(session_copy / "frames.csv", dtype=as_text).set_index("frame")
+    offline = pd.read_csv(out, dtype=as_text)
+    assert set(offline["frame"]) == set(frames.index)  # every recorded frame (a row per face)
+    for table in (offline, pd.read_csv(session_copy / "fex.csv", dtype=as_text)):
+        for clock in CLOCKS:
+            want = frames.loc[table["frame"], clock]
+            assert np.abs(table[clock].astype(float).to_numpy() - want.astype(float).to_numpy()).max() <= 1e-6, clock
+            assert list(table[clock]) == list(want), clock  # the very text: the same float64 once read
+    assert offline["Identity"].str.startswith("Person_").all() and offline["person"].notna().any()
+    t = offline["t_monotonic"].astype(float)
+    assert (offline["excluded"] == ((t >= start) & (t <= end))).all() and offline["excluded"].any()
+
+
+def test_live_and_rebuilt_arrays_and_the_fex_put_a_row_at_an_exclusion_edge_alike(session_copy):
+    """An exclusion starting exactly on a frame's stamp (as the viewer makes one) covers that frame's row
+    whether the times come from the recorder's arrays, arrays rebuilt from fex.csv or py-feat's reader
+    (with fex.csv in µs, a stamp rounded down fell outside in the last two)."""
+    live = FexArrays(session_copy / FOLDER)
+    clocks = {name: live.column(name) for name in ["timestamp", "t_monotonic", "t_wall", "t_lsl"]}
+    ns = np.round(clocks["t_monotonic"] * 1e9).astype(np.int64)
+    edge = float(clocks["t_monotonic"][np.flatnonzero((ns % 1000 > 0) & (ns % 1000 < 500))[0]])  # µs rounds it down
+    load_session(session_copy).annotations.add(Annotation("exclude", "", edge, edge + 0.05))
+    from_live = load_session(session_copy).table()
+    shutil.rmtree(session_copy / FOLDER)
+    again = load_session(session_copy)
+    rebuilt = again.table()
+    for name, values in clocks.items():
+        assert np.array_equal(again.arrays.column(name), values, equal_nan=True), name
+    for table in (rebuilt, again.fex):
+        assert np.array_equal(table["t_monotonic"], from_live["t_monotonic"])
+        assert list(table["excluded"]) == list(from_live["excluded"])
+    at_edge = from_live["t_monotonic"] == edge
+    assert at_edge.any() and from_live.loc[at_edge, "excluded"].all()
+
+
+BAD_ANNOTATIONS = "kind,label,t_start\nexclude,,1.0\n"  # hand-edited: t_end and person gone
+
+
+def test_a_session_whose_review_cannot_be_read_is_not_analysed_and_the_others_are(known, tmp_path, monkeypatch,
+                                                                                   capsys):
+    bad, good = (Path(shutil.copytree(known, tmp_path / name)) for name in ("bad", "good"))
+    (bad / "annotations.csv").write_text(BAD_ANNOTATIONS)
+    out = tmp_path / "out"
+    assert process_sessions(monkeypatch, [bad, good], out) == 1
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "bad" in line]
+    assert line.startswith(f"realtime-feat: error: {bad}: not analysed") and str(bad / "annotations.csv") in line
+    assert sorted(p.name for p in out.iterdir()) == ["good.csv"]  # nothing of bad's, not even a .partial
+    assert {"person", "excluded"} <= set(pd.read_csv(out / "good.csv").columns)
+
+
+def test_a_crash_mid_way_leaves_no_csv_under_its_final_name(session_copy, tmp_path, monkeypatch):
+    """The backend falling over mid-video, or applying the review failing once every row is in: the rows
+    stay in `.partial`, and no CSV has the final name (which a `--ray` rerun takes as done)."""
+    out = tmp_path / "offline.csv"
+    partial = tmp_path / "offline.csv.partial"
+    with pytest.raises(RuntimeError, match="backend fell over"):
+        process_sessions(monkeypatch, [session_copy], out, StreamingFaces(crash_at=40))
+    assert not out.exists() and partial.is_file()
+
+    def fails(self, table):
+        raise RuntimeError("review failed")
+
+    monkeypatch.setattr(RecordedSession, "label_rows", fails)
+    with pytest.raises(RuntimeError, match="review failed"):
+        process_sessions(monkeypatch, [session_copy], out)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("offline")) == [
+        partial.name]
+    assert set(pd.read_csv(partial)["frame"]) == set(range(len(load_session(session_copy).frames)))
+
+
 def test_a_lean_recording_leaves_the_mesh_and_embedding_out(tmp_path):
     from feat.utils.io import read_feat
 
@@ -448,7 +556,8 @@ def expected_epochs(folder: Path, labels, window, baseline, persons: dict, exclu
             level = base.loc[base["person"] == person, signals].mean()
             mine = kept[kept["person"] == person]
             for s in signals:
-                out.append({"marker": m.label, "person": person, "signal": s, "mean": mine[s].mean() - level[s],
+                out.append({"marker": m.label, "t_marker": m.t_monotonic - t0, "person": person, "signal": s,
+                            "mean": mine[s].mean() - level[s],
                             "peak": mine[s].max() - level[s], "baseline": level[s], "n_rows": len(mine),
                             "n_excluded": int((win["excluded"] & (win["person"] == person)).sum())})
     return pd.DataFrame(out)
@@ -469,6 +578,7 @@ def test_epochs_equal_a_pandas_computation_and_leave_excluded_rows_out(session_c
     assert list(got["occurrence"].unique()) == [1, 2] and set(got["person"]) == {"#1", "#2"}
     for col in ("mean", "peak", "baseline"):
         assert np.allclose(got[col], want[col], atol=2e-6, equal_nan=True), col
+    assert np.abs(got["t_marker"] - want["t_marker"]).max() <= 1e-9  # a capture-clock time: to the ns, not 6 digits
     assert list(got["n_rows"]) == list(want["n_rows"]) and list(got["n_excluded"]) == list(want["n_excluded"])
     assert got["n_excluded"].sum() > 0  # the exclusion fell inside a window: its rows were counted, not used
     assert "excluded row(s) left out" in capsys.readouterr().err

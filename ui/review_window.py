@@ -412,13 +412,13 @@ class ReviewWindow(DockedWindow):
             self.run_epochs(dialog.markers.text(), dialog.window.text(), dialog.baseline.text(), Path(path))
 
     def run_epochs(self, markers: str, window: str, baseline: str, out: Path) -> None:
-        from realtime_feat.review.epochs import epochs, parse_labels, parse_range
+        from realtime_feat.review.epochs import epochs, parse_labels, parse_range, write_csv
 
         def job():
             labels = parse_labels(markers)
             table = epochs(self.session, labels, parse_range(window, "window"),
                            parse_range(baseline, "baseline") if baseline.strip() else None)
-            table.to_csv(out, index=False, float_format="%.6g")
+            write_csv(table, out)
             return f"epochs: {len(table)} rows to {out}"
         self._in_background("epochs", job)
 

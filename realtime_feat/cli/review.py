@@ -42,7 +42,7 @@ def _arrays(session) -> None:
 
 
 def cmd_epochs(args) -> int:
-    from ..review.epochs import epochs, parse_labels
+    from ..review.epochs import epochs, parse_labels, write_csv
 
     window = _range(args.window, "--window")
     baseline = _range(args.baseline, "--baseline") if args.baseline else None
@@ -55,7 +55,7 @@ def cmd_epochs(args) -> int:
         table = epochs(session, labels, window, baseline)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    table.to_csv(args.output, index=False, float_format="%.6g")
+    write_csv(table, args.output)
     markers = table[["marker", "occurrence"]].drop_duplicates()
     excluded = table.drop_duplicates(["marker", "occurrence", "person"])["n_excluded"].sum()
     print(f"{PROG}: {len(markers)} marker(s) x {table['person'].nunique()} person(s) x {table['signal'].nunique()} "

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from ..capture.media import iter_images, iter_video, probe_video
-from ..errors import MediaError
-from ..recording.fex import FexWriter, finish_identities
+from ..errors import MediaError, first_line
+from ..recording.fex import FexWriter
 from ..types import Frame, FrameResult
 from .jobs import Job
 from .prefetch import prefetch
@@ -84,9 +84,17 @@ def write_results(pairs: Iterable[tuple[str, FrameResult]], out: Path, job: Job,
                   report: Optional[JobReport] = None) -> JobReport:
     """Write (input name, result) pairs in frame order into `out`, under its final name once all are in.
     With a `tracker`, each face gets its track id and identity columns; with `identity`, py-feat's
-    `Identity` clustering runs at the end."""
+    `Identity` clustering runs at the end. A recorded session's review (persons, exclusions) is read
+    first: one that cannot be read fails the input before anything is analysed."""
     report = report or JobReport(None)
-    writer = FexWriter(out, video=job.kind == "video")
+    review = None
+    if job.session is not None:
+        try:
+            review = session_review(job.session)
+        except (OSError, ValueError) as exc:
+            report.error = f"{job.session}: not analysed, its review cannot be read: {first_line(exc)}"
+            return report
+    writer = FexWriter(out, video=job.kind == "video", identity=identity, review=review)
     try:
         for name, result in pairs:
             if tracker is None:
@@ -107,11 +115,15 @@ def write_results(pairs: Iterable[tuple[str, FrameResult]], out: Path, job: Job,
         report.error = f"{job.source}: no readable frame, nothing written"
         return report
     report.path = writer.close()
-    if identity:
-        finish_identities(report.path)
-    if job.session is not None:  # the reviewer's persons and exclusions (annotations.csv, identities.json)
-        from ..review.recorded_session import add_review_columns
-
-        add_review_columns(report.path, job.session)
     report.frames, report.rows = writer.frames_written, writer.rows_written
     return report
+
+
+def session_review(folder: Path) -> Callable:
+    """The reviewer's `person` and `excluded` (annotations.csv, identities.json) for the rows of a new
+    analysis of recorded session `folder`; its files (and fex.csv's arrays) are read now."""
+    from ..review.recorded_session import load_session
+
+    session = load_session(folder)
+    session.arrays  # read now (built from fex.csv if missing): a failure is said before any analysis
+    return lambda table: session.label_rows(table)[["person", "excluded"]]

@@ -7,7 +7,12 @@ none of our own columns may contain "AU".
 One row per face per analysed frame; a frame without a face gets one placeholder row (FaceRect
 NaN, FaceScore 0, every prediction NaN), as py-feat writes it. Rows go to `<path>.partial` and
 reach the disk at least once a second; `close()` renames the file into place, so a file under
-its final name is complete.
+its final name is complete. What is known only once every row is in (py-feat's `Identity`, and review's
+columns of a re-analysed session) is filled in then, in one pass from `.partial` to the final name.
+
+Clock columns are written as frames.csv writes them, to the nanosecond ("%.9f"), and read back as the
+very float64 the live copy holds (`clock_values`), so every reader puts a row on the same side of an
+exclusion's edge.
 """
 from __future__ import annotations
 
@@ -16,12 +21,15 @@ import csv
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from ..errors import first_line
 from ..types import FrameResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # timestamp: seconds on the source's own clock (video PTS), empty where the source has none (camera,
 # images); t_monotonic / t_wall / t_lsl: seconds on the capture clocks (DESIGN.md, "Clocks");
@@ -102,17 +110,40 @@ def _fmt(value: float) -> str:
     return "" if value != value else f"{value:.7g}"
 
 
+def clock_values(result: FrameResult) -> list[Optional[float]]:
+    """timestamp, t_monotonic, t_wall, t_lsl as fex.csv holds them: seconds rounded to the nanosecond
+    (the capture clocks are integer ns already), None where there is none."""
+    return [None if result.pts is None else round(result.pts, 9), result.t_monotonic_ns / 1e9,
+            result.t_wall_ns / 1e9, None if result.t_lsl is None else round(result.t_lsl, 9)]
+
+
+def clock_text(seconds: Optional[float]) -> str:
+    """A clock value as frames.csv writes it: "%.9f", which reads back as the same float64."""
+    return "" if seconds is None else f"{seconds:.9f}"
+
+
+IDENTITY_THRESHOLD = 0.8  # py-feat's default cosine-similarity cut-off for one person
+# What a `review` callable is given: each row's frame, track, face box and capture time.
+REVIEW_KEYS = ["frame", "track_id", "FaceRectX", "FaceRectY", "FaceRectWidth", "FaceRectHeight", "t_monotonic"]
+
+
 class FexWriter:
     """Append `FrameResult`s to a Fex CSV. Use as a context manager; `input_name` fills `input`."""
 
     def __init__(self, path: os.PathLike, video: bool, flush_seconds: float = 1.0, partial: bool = True,
-                 leave_out: tuple[str, ...] = ()):
+                 leave_out: tuple[str, ...] = (), identity: bool = False,
+                 review: Optional[Callable[[pd.DataFrame], pd.DataFrame]] = None):
         """partial=False writes under the final name from the start (a recorded session, whose
         completeness metadata.json states). `leave_out`: "mesh" and/or "embedding", written as empty
-        cells (py-feat reads them as NaN)."""
+        cells (py-feat reads them as NaN). Both of the following need partial=True and are applied by
+        `close()`: `identity` fills `Identity` with py-feat's clustering of every embedding, as
+        Detectorv2.detect does at the end of a run; `review(table of REVIEW_KEYS, a row per row)`
+        returns columns appended to every row (`process SESSION_DIR`'s person and excluded)."""
         unknown = set(leave_out) - set(LEAVE_OUT)
         if unknown:
             raise ValueError(f"FexWriter.leave_out: unknown {sorted(unknown)}; choose from {sorted(LEAVE_OUT)}")
+        if (identity or review) and not partial:
+            raise ValueError("FexWriter: identity and review are filled in on the way to the final name: need partial=True")
         self.path = Path(path)
         self.left_out = [LEAVE_OUT[name] for name in leave_out]
         self.partial = self.path.with_name(self.path.name + ".partial") if partial else self.path
@@ -120,6 +151,10 @@ class FexWriter:
         self.flush_seconds = flush_seconds
         self.rows_written = 0
         self.frames_written = 0
+        self.review = review
+        # kept in memory for close(): the embeddings (2 kB a row) and review's keys (56 B a row)
+        self._embeddings: Optional[list] = [] if identity and "embedding" not in leave_out else None
+        self._keys: Optional[list] = [] if review is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.partial, "w", newline="")
         self._csv = csv.writer(self._file)
@@ -133,15 +168,21 @@ class FexWriter:
         tail = [input_name, result.index]
         if self.video:
             tail.append(approx_time(result.pts or 0.0))
-        tail.append("")  # Identity: filled by finish_identities once every embedding is known
-        clocks = ["" if result.pts is None else f"{result.pts:.6f}", f"{result.t_monotonic_ns / 1e9:.6f}",
-                  f"{result.t_wall_ns / 1e9:.6f}", "" if result.t_lsl is None else f"{result.t_lsl:.6f}",
-                  result.n_faces]
+        tail.append("")  # Identity: filled in by close() once every embedding is known
+        times = clock_values(result)
+        clocks = [*map(clock_text, times), result.n_faces]
         tracked = identities is not None
         labels, distances = identities if tracked else ([""] * result.n_faces, [np.nan] * result.n_faces)
         numeric = numeric_rows(result)
         for block in self.left_out:
             numeric[:, block] = np.nan
+        if self._embeddings is not None:
+            self._embeddings.append(numeric[:, EMBEDDING].astype(np.float32))
+        if self._keys is not None:
+            track = np.asarray(result.track_ids, np.float64) if tracked and result.n_faces else np.nan
+            keys = np.empty((len(numeric), len(REVIEW_KEYS)))
+            keys[:, 0], keys[:, 1], keys[:, 2:6], keys[:, 6] = result.index, track, numeric[:, :4], times[1]
+            self._keys.append(keys)
         with self._writing():
             for i, row in enumerate(numeric):
                 face = [result.track_ids[i] if tracked else "", labels[i], _fmt(distances[i])] if result.n_faces \
@@ -158,14 +199,58 @@ class FexWriter:
         self._last_flush = time.monotonic()
 
     def close(self, complete: bool = True) -> Path:
-        """Finish the file: under its final name if complete, else kept as `<path>.partial`. The file is
-        closed even when its last rows cannot be written (OSError naming it)."""
+        """Finish the file: under its final name if complete (with `Identity` and review's columns),
+        else kept as `<path>.partial`. The file is closed even when its last rows cannot be written
+        (OSError naming it); if filling in fails, `.partial` keeps every row and nothing has the final name."""
         with self._writing():
             self._file.close()
         if not complete or self.partial == self.path:
             return self.partial
-        self.partial.replace(self.path)
+        identity = self._identities()
+        appended = None
+        if self.review is not None:
+            import pandas as pd
+
+            appended = self.review(pd.DataFrame(np.concatenate(self._keys), columns=REVIEW_KEYS))
+        if identity is None and appended is None:
+            self.partial.replace(self.path)
+        else:
+            self._fill_in(identity, appended)
         return self.path
+
+    def _identities(self) -> Optional[list]:
+        """Each row's `Identity` ("Person_k", "" without a face), or None when no row has an embedding."""
+        if not self._embeddings:
+            return None
+        embeddings = np.concatenate(self._embeddings)
+        if not np.isfinite(embeddings).all(axis=1).any():
+            return None
+        from feat.utils.stats import cluster_identities
+
+        return [label if isinstance(label, str) else "" for label in
+                cluster_identities(embeddings, threshold=IDENTITY_THRESHOLD)]
+
+    def _fill_in(self, identity: Optional[list], appended: Optional[pd.DataFrame]) -> None:
+        """`.partial` to the final name, a line at a time: `Identity` filled in, `appended`'s columns
+        added; every other cell is copied as written (no number is read and written again)."""
+        at = len(pyfeat_columns(self.video)) - 1  # Identity: py-feat's last column
+        n = self.rows_written
+        labels = [None] * n if identity is None else identity
+        extra = [[]] * n if appended is None else appended.astype(object).to_numpy().tolist()
+        finishing = self.path.with_name(self.path.name + ".finishing")
+        try:
+            with self._writing(), open(self.partial, newline="") as src, open(finishing, "w", newline="") as dst:
+                rows, out = csv.reader(src), csv.writer(dst)
+                out.writerow(next(rows) + ([] if appended is None else list(appended.columns)))
+                for row, label, more in zip(rows, labels, extra, strict=True):  # strict: a row count that differs raises
+                    if label is not None:
+                        row[at] = label
+                    out.writerow(row + more)
+            finishing.replace(self.path)
+        except BaseException:
+            finishing.unlink(missing_ok=True)
+            raise
+        self.partial.unlink()
 
     @contextlib.contextmanager
     def _writing(self):
@@ -181,17 +266,3 @@ class FexWriter:
     def __exit__(self, exc_type, exc, tb):
         if not self._file.closed:
             self.close(complete=exc_type is None)
-
-
-def finish_identities(path: Path, threshold: float = 0.8) -> None:
-    """Fill `Identity` ("Person_k") with py-feat's own clustering of the embeddings, as
-    Detectorv2.detect does at the end of a run; rewrites the file atomically."""
-    from feat.utils.io import read_feat
-
-    fex = read_feat(str(path))
-    if fex[fex.identity_columns].isna().all().all():
-        return
-    fex.compute_identities(threshold=threshold, inplace=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fex.to_csv(tmp, index=False, float_format="%.7g")
-    tmp.replace(path)

@@ -36,7 +36,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..types import Detections, FaceAnalysis, FrameResult
-from .fex import EMBEDDING, MESH, N_VALUES, numeric_rows
+from .fex import EMBEDDING, MESH, N_VALUES, clock_values, numeric_rows
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ class ArraysWriter:
         tracked = identities is not None and n > 0
         labels, distances = identities if tracked else ([""] * len(numeric), [np.nan] * len(numeric))
         meta = np.full((len(numeric), len(META)), np.nan)
-        meta[:, :6] = (result.index, np.nan if result.pts is None else result.pts, result.t_monotonic_ns / 1e9,
-                       result.t_wall_ns / 1e9, np.nan if result.t_lsl is None else result.t_lsl, n)
+        clocks = [np.nan if t is None else t for t in clock_values(result)]  # as fex.csv reads back
+        meta[:, :6] = (result.index, *clocks, n)
         if tracked:
             meta[:, 6] = result.track_ids
             meta[:, 8] = distances

@@ -23,6 +23,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ..recording.fex import clock_text
 from .recorded_session import joined_cameras
 
 log = logging.getLogger(__name__)
@@ -130,3 +131,9 @@ def _locked(session, events: pd.DataFrame, window: tuple[float, float],
         part["marker"], part["occurrence"], part["t_marker"] = e.label, e.occurrence, e.t_monotonic - session.t0
         out.append(part)
     return pd.concat(out, ignore_index=True)[COLUMNS] if out else pd.DataFrame(columns=COLUMNS)
+
+
+def write_csv(table: pd.DataFrame, path) -> None:
+    """An epochs table as CSV: t_marker to the nanosecond (a capture-clock time, as frames.csv writes
+    them), the signals' values to 6 digits."""
+    table.assign(t_marker=table["t_marker"].map(clock_text)).to_csv(path, index=False, float_format="%.6g")

@@ -268,15 +268,6 @@ def read_markers(path: Path) -> pd.DataFrame:
     return read_whole_lines(path, text=("label", "origin"))
 
 
-def add_review_columns(csv: Path, folder: Path) -> None:
-    """Add `person` and `excluded` from session `folder`'s review to `csv`, an analysis of its video
-    (`process SESSION_DIR`'s output; the recorded files are never rewritten)."""
-    table = load_session(folder).label_rows(pd.read_csv(csv, low_memory=False))
-    tmp = csv.with_name(f".{csv.name}.tmp")
-    table.to_csv(tmp, index=False, float_format="%.7g")
-    tmp.replace(csv)
-
-
 def load_session(path) -> RecordedSession:
     """A recorded session folder: its per-frame table, markers, metadata and review's annotations and
     identities, read at once; its Fex (`fex`, py-feat's reader) and arrays (`table()`) when first asked.
