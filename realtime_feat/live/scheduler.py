@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable, Optional
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class AnalysisThread:
         self._bell = threading.Event()    # rung by every slot's put and close
         self._stop = threading.Event()
         self._busy = threading.Lock()     # held while a frame is analysed
+        self._frame_began: Optional[float] = None  # time.monotonic() when that frame's analysis began
         self._lock = threading.Lock()
         self._changes: list[Callable[[], None]] = []
         self._accepting = True
@@ -43,23 +45,36 @@ class AnalysisThread:
             self.workers = (*self.workers, worker)
         self._bell.set()
 
-    def remove(self, worker) -> None:
-        """Take `worker` out; returns once the frame of it being analysed (if any) is published."""
+    def remove(self, worker, timeout: float = 10.0) -> bool:
+        """Take `worker` out; returns once the frame being analysed (if any) is published, or after
+        `timeout` s of an analysis that gives no result (said once; a result of it may still come).
+        True if no frame was left in analysis."""
         with self._lock:
             self.workers = tuple(w for w in self.workers if w is not worker)
-        with self._busy:
-            pass
+        published = self._busy.acquire(timeout=self._left(timeout))
+        if published:
+            self._busy.release()
+        else:
+            log.warning("analysis gave no result in %.0f s (hung?): its source was taken off without it", timeout)
         worker.finish()
+        return published
 
     def start(self) -> "AnalysisThread":
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Returns once the thread has ended, or once the frame being analysed has taken `timeout` s."""
         self._stop.set()
         self._bell.set()
         if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            self._thread.join(self._left(timeout))
+
+    def _left(self, timeout: float) -> float:
+        """What is left of `timeout` s counted from when the frame being analysed began (from now when
+        none is): a hung analysis is waited for once, not again by every remove() and stop()."""
+        began = self._frame_began
+        return max(0.0, (time.monotonic() if began is None else began) + timeout - time.monotonic())
 
     @property
     def alive(self) -> bool:
@@ -87,7 +102,9 @@ class AnalysisThread:
                 self._bell.clear()  # before looking: a frame put after the look rings it again
                 self._apply_changes()
                 with self._busy:
+                    self._frame_began = time.monotonic()
                     served = self._serve_one()
+                    self._frame_began = None
                 if served:
                     continue
                 workers = self.workers
