@@ -34,7 +34,6 @@ how many frames were not written.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import queue
 import re
@@ -44,6 +43,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..atomic_files import write_json
 from ..capture.capture_thread import LatestSlot, Subscriber
 from ..errors import first_line
 from ..types import Frame, FrameResult
@@ -92,13 +92,6 @@ def marker_fields(m) -> list:
 def _unknown(counts: dict) -> dict:
     """The same keys, every count null."""
     return {k: _unknown(v) if isinstance(v, dict) else None for k, v in counts.items()}
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Written whole or not at all (a temporary file renamed over it): a kill never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
 
 
 def check_codec(codec: str) -> None:
