@@ -218,6 +218,61 @@ def test_one_camera_and_several_are_driven_alike_through_the_live_pipeline(tmp_p
         assert json.loads((sub / "metadata.json").read_text())["complete"]
 
 
+class Stuck(Busy):
+    """A worker whose first frame's analysis never returns (until `release`): a hung backend."""
+
+    def __init__(self, name, order):
+        super().__init__(name, order)
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def step(self, frame):
+        self.entered.set()
+        self.release.wait(60)
+        super().step(frame)
+
+
+def test_taking_cameras_off_a_hung_analysis_returns_after_its_timeout(caplog):
+    """remove() waited for the frame in analysis without end: a hung backend kept `record` from ending."""
+    from realtime_feat.live.scheduler import AnalysisThread
+
+    order: list[str] = []
+    stuck, other = Stuck("stuck", order), Busy("other", order)
+    thread = AnalysisThread([stuck, other], until_done=False).start()
+    removed = []
+    try:
+        assert stuck.entered.wait(30)
+        remover = threading.Thread(target=lambda: removed.extend(
+            [thread.remove(other, timeout=1.0), thread.remove(stuck, timeout=1.0)]), daemon=True)
+        remover.start()
+        remover.join(30)  # the hang guard: a remove() that waits for the hung frame fails here
+        assert removed == [False, False] and other.done.is_set() and stuck.done.is_set()
+    finally:
+        stuck.release.set()
+        thread.stop()
+    # said once for each camera taken off
+    assert caplog.text.count("analysis gave no result in 1 s (hung?): its source was taken off without it") == 2
+
+
+def test_a_job_for_a_hung_analysis_thread_is_dropped_after_its_timeout():
+    """A camera added while analysis hangs: its warm-up is never taken, so "Add camera…" ends in one line
+    (and the app can close) instead of waiting for ever; the job does not run later."""
+    from realtime_feat.live.scheduler import AnalysisThread
+
+    stuck = Stuck("stuck", [])
+    thread = AnalysisThread([stuck], until_done=False).start()
+    ran = []
+    try:
+        assert stuck.entered.wait(30)
+        with pytest.raises(TimeoutError, match=r"^the analysis thread took no job in 1 s \(is an analysis hung\?\)$"):
+            thread.call(lambda: ran.append(1), timeout=1.0)
+        stuck.release.set()
+        assert thread.call(lambda: "after") == "after"
+    finally:
+        stuck.release.set()
+        thread.stop()
+    assert ran == []
+
+
 # -- two files at different rates, recorded together -------------------------------------------
 
 def test_two_files_at_24_and_30_fps_recorded_together_on_one_clock(tmp_path, two_videos):
@@ -559,18 +614,20 @@ def test_a_killed_two_camera_recording_leaves_both_folders_readable(tmp_path, we
 
 class StubCapture:
     """OpenCV's VideoCapture as a V4L2 webcam behaves: the sizes and rates on offer depend on the pixel
-    format; a size or rate not offered gives the nearest; `deliver_fps` paces read() (a dim room makes
-    a camera slower than its mode says)."""
+    format; a size or rate not offered gives the nearest; `deliver_fps` paces grab() (a dim room makes
+    a camera slower than its mode says); retrieve() takes `decode_s` (MJPEG decoded on a loaded CPU).
+    `grabbed_ns` and `decoding_ns` note, per frame, when grab() returned and when retrieve() began."""
 
     OFFERS = {"YUYV": {(640, 480): 30.0, (1280, 720): 10.0}, "MJPG": {(640, 480): 30.0, (1280, 720): 30.0}}
 
-    def __init__(self, index, offers=None, deliver_fps=None):
+    def __init__(self, index, offers=None, deliver_fps=None, decode_s=0.0):
         import cv2
 
-        self.cv2, self.offers, self.deliver_fps = cv2, offers or self.OFFERS, deliver_fps
+        self.cv2, self.offers, self.deliver_fps, self.decode_s = cv2, offers or self.OFFERS, deliver_fps, decode_s
         self.fourcc, (self.width, self.height) = "YUYV", (640, 480)
         self.fps = self.offers[self.fourcc][(self.width, self.height)]
         self.calls, self.next_at = [], None
+        self.grabbed_ns, self.decoding_ns = [], []
 
     def isOpened(self):
         return True
@@ -599,12 +656,21 @@ class StubCapture:
         return {cv2.CAP_PROP_FOURCC: float(cv2.VideoWriter.fourcc(*self.fourcc)), cv2.CAP_PROP_FRAME_WIDTH: self.width,
                 cv2.CAP_PROP_FRAME_HEIGHT: self.height, cv2.CAP_PROP_FPS: self.fps}[prop]
 
-    def read(self):
+    def grab(self):
         if self.deliver_fps:
             now = time.monotonic()
             self.next_at = (self.next_at or now) + 1 / self.deliver_fps
             time.sleep(max(0.0, self.next_at - now))
+        self.grabbed_ns.append(time.monotonic_ns())
+        return True
+
+    def retrieve(self):
+        self.decoding_ns.append(time.monotonic_ns())
+        time.sleep(self.decode_s)
         return True, np.zeros((self.height // 8, self.width // 8, 3), np.uint8)
+
+    def read(self):  # as OpenCV's: grab, then retrieve
+        return self.retrieve() if self.grab() else (False, None)
 
     def release(self):
         pass
@@ -629,6 +695,26 @@ def test_mjpeg_is_asked_first_and_the_mode_the_driver_gave_is_recorded(tmp_path)
     assert made[-1].calls[0] == cv2.CAP_PROP_FOURCC  # the format first: it decides the sizes and rates
     mode = json.loads((folder / "metadata.json").read_text())["source"]["mode"]
     assert mode == {"fourcc": "MJPG", "width": 1280, "height": 720, "fps": 30.0}
+
+
+def test_a_frame_is_stamped_when_grabbed_before_its_slow_decoding():
+    """The capture stamp is when grab() returned, not after retrieve() decoded: the stub's decoding takes
+    0.2 s, and every stamp lies between the grab's return and the decoding's start (no speed involved)."""
+    from realtime_feat.capture.capture_thread import CaptureThread
+    from realtime_feat.capture.sources import CameraSource
+
+    stub = StubCapture(0, decode_s=0.2)
+    capture = CaptureThread(CameraSource(0, capture=lambda i: stub))
+    sub = capture.subscribe("stamps")
+    capture.start()
+    try:
+        assert eventually(lambda: capture.frames >= 3)
+    finally:
+        capture.stop()
+    frames = list(sub.queue.queue)
+    assert [f.index for f in frames] == list(range(len(frames))) and len(frames) >= 3
+    for f in frames:  # frame k is the stub's k-th grab
+        assert stub.grabbed_ns[f.index] <= f.t_monotonic_ns <= stub.decoding_ns[f.index]
 
 
 def test_a_camera_without_mjpeg_gives_its_own_mode_said_in_one_line(caplog):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -301,6 +302,177 @@ def test_a_hung_analysis_is_given_up_on_with_one_line_and_counted(tmp_path, monk
     assert counts["dropped"]["results_after_frame_settled"] == 1  # the hung frame's result, when it came
     (line,) = [r.getMessage() for r in caplog.records if "no result" in r.getMessage()]
     assert line.startswith(f"analysis gave frame {analyser.hung} no result in ")
+
+
+class Large(Synthetic):
+    """`n` 4K frames (3840×2160 RGB, 24.9 MB each) as fast as asked; each frame after the first waits for
+    `ready`. One image is shared by every frame: the test holds no gigabytes, the queue counts each
+    frame's own size as from a camera."""
+
+    def __init__(self, n: int, ready: threading.Event):
+        super().__init__(n=n, size=(2160, 3840))
+        self.image, self.ready = np.zeros((*self.size, 3), np.uint8), ready
+
+    def read(self):
+        if self.i:
+            self.ready.wait(30)
+        return None if super().read() is None else self.image
+
+
+def test_the_encoder_queue_is_bounded_by_bytes_from_the_real_frame_size(tmp_path, monkeypatch):
+    """4K frames with the encoder blocked on the first: about 400 MB wait (16 frames), not 144 frames (3.6
+    GB) sized before the frame size was known; the rest are dropped from the video and keep their rows."""
+    from realtime_feat.recording import recorder
+
+    blocked, release = threading.Event(), threading.Event()
+
+    def blocked_encode(self, frame):  # no video: the queue is what is looked at
+        blocked.set()
+        release.wait(60)
+        self.encoded += 1
+        return frame.index
+
+    monkeypatch.setattr(recorder.Recorder, "_encode", blocked_encode)
+    source = Large(60, ready=blocked)
+    session = LiveSession(source, None)
+    session.start_recording(tmp_path)
+    session.start()
+    rec = session.last_recording
+    try:
+        assert session.capture.wait(timeout=60)  # every frame offered while the first is in the encoder
+        budget = 400_000_000  # what README promises may wait for the encoder
+        fit = budget // source.image.nbytes
+        assert fit == 16
+        assert rec.frames.queue.qsize() == fit and fit * source.image.nbytes <= budget
+        assert rec.dropped == 60 - 1 - fit
+    finally:
+        release.set()
+        session.stop()
+    frames = pd.read_csv(rec.folder / "frames.csv")
+    assert list(frames["frame"]) == list(range(60)) and (frames["in_video"] == 0).sum() == rec.dropped
+    assert rec.frames.queue.nbytes == 0  # every frame taken out was counted out
+
+
+def slow_encoder(monkeypatch, cost: float, stuck_from: int = 10**9) -> threading.Event:
+    """Each frame takes `cost` s to encode; from frame `stuck_from` on the encoder hangs until the
+    returned event is set."""
+    from realtime_feat.recording import recorder
+
+    real, release = recorder.Recorder._encode, threading.Event()
+
+    def encode(self, frame):
+        time.sleep(cost)
+        if frame.index >= stuck_from:
+            release.wait(60)
+        return real(self, frame)
+
+    monkeypatch.setattr(recorder.Recorder, "_encode", encode)
+    return release
+
+
+def test_stopping_with_a_slow_encoder_writes_every_queued_frame_saying_how_many_are_left(tmp_path, monkeypatch):
+    """40 frames queued, 0.25 s each to encode: 10 s of writing, never 3 s without progress. stop(timeout=3)
+    writes them all (it gave up after 3 s, leaving "ended": null) and says what is left every second."""
+    slow_encoder(monkeypatch, cost=0.25)
+    session = LiveSession(Synthetic(n=40), None)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    rec = session.last_recording
+    lines = []
+    try:
+        assert session.capture.wait(timeout=30)
+        rec.stop(timeout=3.0, progress=lines.append)
+        assert rec.ended == "stopped" and rec.error is None
+    finally:
+        session.stop()
+    left = [int(re.fullmatch(rf"writing (\d+) queued frames to {re.escape(str(folder))}…", line)[1])
+            for line in lines if not line.startswith("closing")]
+    assert left and left[0] > 0 and left == sorted(left, reverse=True)
+    frames = pd.read_csv(folder / "frames.csv")
+    assert list(frames["frame"]) == list(range(40)) and (frames["in_video"] == 1).all()
+    assert len(decode(folder / "video.mp4", images=False)[0]) == 40
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["complete"] is True and meta["counts"]["not_written"] == 0
+
+
+def test_a_stuck_encoder_is_given_up_at_stop_saying_what_was_not_written(tmp_path, monkeypatch):
+    release = slow_encoder(monkeypatch, cost=0.0, stuck_from=5)
+    session = LiveSession(Synthetic(n=20), None)
+    folder = session.start_recording(tmp_path)
+    session.start()
+    rec = session.last_recording
+    try:
+        assert session.capture.wait(timeout=30) and wait_for(lambda: rec.encoded == 5)
+        rec.stop(timeout=1.0)  # returns: nothing is written while the encoder hangs
+        error = str(rec.error)
+        meta = json.loads((folder / "metadata.json").read_text())
+    finally:
+        release.set()
+        session.stop()
+    assert rec.ended == "failed" and "\n" not in error
+    assert error.startswith("recording stopped: writing made no progress for 1 s (a stuck encoder or disk); ")
+    not_written = 20 - rec.rows
+    assert f"{not_written} of its 20 frames were not written (frames.csv has {rec.rows} rows" in error
+    assert meta["ended"] == "failed" and meta["complete"] is False and meta["error"] == error
+    assert meta["counts"]["not_written"] == not_written > 0 and meta["counts"]["captured"] == 20
+    # the thread, back from the encoder, rewrites nothing
+    assert json.loads((folder / "metadata.json").read_text()) == meta
+
+
+HANGS = """
+import sys, threading
+sys.path.insert(0, {tests!r})
+from test_session import FakeAnalyser
+from realtime_feat import factories
+
+
+class Hangs(FakeAnalyser):
+    fallbacks = ()
+
+    def analyse(self, frames):
+        if frames[0].index >= 10:
+            threading.Event().wait()  # a backend that never returns
+        return super().analyse(frames)
+
+
+factories.make_analyser = lambda options, *args, **kw: Hangs()
+from realtime_feat.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_ends_record_of_two_cameras_whose_analysis_hangs(tmp_path, sample_data):
+    """SIGINT to `record` with two sources while their shared analysis never returns: it ends (it waited
+    for that frame's result forever), each camera's recording written to the end and ended together (the
+    second camera recorded on while the first waited for its analysis)."""
+    video = sample_data / "WolfgangLanger_Pexels.mp4"
+    copy = shutil.copy(video, tmp_path / "second.mp4")
+    script = HANGS.format(tests=str(Path(__file__).parent))
+    proc = subprocess.Popen([sys.executable, "-c", script, "record", "--source", str(video), "--source", str(copy),
+                             "--out", str(tmp_path / "out"), "--backend", "onnxruntime", "--detector", "fast",
+                             "--precision", "fp32"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.append(line) for line in proc.stderr], daemon=True)
+    reader.start()
+    try:
+        # the hang comes at frame 10: before the third status line of the second camera
+        assert wait_for(lambda: sum(" second: " in line and "fps" in line for line in lines) >= 3, timeout=120)
+        interrupted_at = time.monotonic()  # CLOCK_MONOTONIC: the child's stamps' clock
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)  # the hang guard: a stop that waits forever fails here
+    finally:
+        proc.kill()
+        reader.join(10)
+    err = "".join(lines)
+    assert proc.returncode == 0, err
+    assert "no result" in err and "Traceback" not in err
+    (folder,) = (tmp_path / "out").iterdir()
+    for name in ("WolfgangLanger_Pexels", "second"):
+        meta = json.loads((folder / name / "metadata.json").read_text())
+        frames = pd.read_csv(folder / name / "frames.csv")
+        assert meta["ended"] == "stopped" and len(frames) == meta["counts"]["captured"] > 10
+        # the analysis is waited for 15 s: a bound below it, as in the kill tests' bounds in seconds
+        assert frames["t_monotonic"].iloc[-1] - interrupted_at < 10.0
 
 
 SCRIPT = """

@@ -1,4 +1,5 @@
-"""The capture thread: stamps every frame as it leaves the source, hands every frame to its
+"""The capture thread: stamps every frame as it leaves the source (when `grab()` returns, before
+`retrieve()` decodes and converts it), hands every frame to its
 subscribers (the recorder) and the newest to a latest-frame slot (analysis). It never waits for
 either (DESIGN.md, "Capture never waits for analysis").
 
@@ -77,21 +78,50 @@ class LatestSlot:
         self._ring()
 
 
-class Subscriber:
-    """A bounded queue of every captured frame for one consumer; overflow is counted and logged,
-    never waited for. `missed` keeps (index, t_monotonic_ns, t_wall_ns, t_lsl) of each frame that did
-    not fit, so the consumer can still account for it (frames.csv has a row for every captured frame)."""
+class FrameQueue(queue.Queue):
+    """A FIFO of frames that keeps the sum of their images' sizes (`nbytes`)."""
 
-    def __init__(self, name: str, maxsize: int = 256):
-        self.name = name
-        self.queue: queue.Queue = queue.Queue(maxsize)
-        self.dropped = 0
+    def __init__(self):
+        super().__init__()
+        self.nbytes = 0
+
+    def _put(self, frame: Frame) -> None:  # queue.Queue calls these two under its lock
+        self.nbytes += frame.image.nbytes
+        super()._put(frame)
+
+    def _get(self) -> Frame:
+        frame = super()._get()
+        self.nbytes -= frame.image.nbytes
+        return frame
+
+
+MIN_QUEUED = 4  # frames a byte-bounded queue takes whatever their size
+
+
+class Subscriber:
+    """A queue of every captured frame for one consumer, bounded by `maxsize` frames and, with
+    `max_bytes`, by the bytes of their images (MIN_QUEUED frames fit whatever their size); overflow
+    is counted and logged, never waited for. `missed` keeps (index, t_monotonic_ns, t_wall_ns, t_lsl)
+    of each frame that did not fit, so the consumer can still account for it (frames.csv has a row
+    for every captured frame); `offered` counts every frame offered. Only the capture thread offers."""
+
+    def __init__(self, name: str, maxsize: int = 256, max_bytes: Optional[int] = None):
+        self.name, self.maxsize, self.max_bytes = name, maxsize, max_bytes
+        self.queue = FrameQueue()
+        self.dropped = self.offered = 0
         self.missed: collections.deque = collections.deque()
 
+    def _fits(self, frame: Frame) -> bool:
+        # the one producer checks, then puts: the consumer can only make room in between
+        n = self.queue.qsize()
+        return n < self.maxsize and (self.max_bytes is None or n < MIN_QUEUED
+                                     or self.queue.nbytes + frame.image.nbytes <= self.max_bytes)
+
     def offer(self, frame: Frame) -> None:
-        try:
+        self.offered += 1
+        if self._fits(frame):
             self.queue.put_nowait(frame)
-        except queue.Full:
+        else:
             self.dropped += 1
             self.missed.append((frame.index, frame.t_monotonic_ns, frame.t_wall_ns, frame.t_lsl))
             if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
@@ -121,14 +151,15 @@ class CaptureThread:
         self.on_state = on_state
         self.state = "starting"
         self.frames = 0
+        self.stamped = -1             # the newest frame stamped, maybe still being decoded: a marker's frame
         self.gaps: list[Gap] = []
         self.error: Optional[BaseException] = None
         self._stop = threading.Event()
         self._opened = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"capture {source.id}", daemon=True)
 
-    def subscribe(self, name: str, maxsize: int = 256) -> Subscriber:
-        sub = Subscriber(name, maxsize)
+    def subscribe(self, name: str, maxsize: int = 256, max_bytes: Optional[int] = None) -> Subscriber:
+        sub = Subscriber(name, maxsize, max_bytes)
         self.subscribers = [*self.subscribers, sub]  # a new list: the capture thread may be iterating the old one
         return sub
 
@@ -190,8 +221,7 @@ class CaptureThread:
     def _loop(self) -> None:
         is_open, delay = True, self.retry_initial_s
         while not self._stop.is_set():
-            image = self.source.read() if is_open else None
-            t_mono, t_wall = time.monotonic_ns(), time.time_ns()  # the moment it left the source
+            image, (t_mono, t_wall, t_lsl) = self._take() if is_open else (None, self._stamp())
             if image is None:
                 if self.source.ended:
                     self._set_state("ended")
@@ -219,10 +249,23 @@ class CaptureThread:
                 gap = self.gaps[-1] = Gap(self.gaps[-1].start_ns, t_mono, self.gaps[-1].reason)
                 log.warning("%s back after %.1f s", self.source.id, (gap.end_ns - gap.start_ns) / 1e9)
                 self._set_state("running")
-            t_lsl = self.clock() if self.clock else None
             frame = Frame(image, self.frames, t_mono, t_wall, t_lsl, self.source.id,
                           getattr(self.source, "last_pts", None))
             self.frames += 1
             for sub in self.subscribers:
                 sub.offer(frame)
             self.slot.put(frame)
+
+    def _stamp(self) -> tuple[int, int, Optional[float]]:
+        return time.monotonic_ns(), time.time_ns(), self.clock() if self.clock else None
+
+    def _take(self) -> tuple:
+        """The next image (None: none came) and the clocks read the moment it left the source: as
+        grab() returns, before retrieve() decodes it (after read() for a source with read() alone)."""
+        split = hasattr(self.source, "grab")
+        image = None if split else self.source.read()
+        got = self.source.grab() if split else image is not None
+        stamp = self._stamp()
+        if got:
+            self.stamped = self.frames
+        return (self.source.retrieve() if split and got else image), stamp

@@ -1,8 +1,11 @@
 """Where live frames come from: a camera, a video file played as live, a stream URL, an image folder.
 
-A source only opens, reads and closes; the capture thread (capture_thread.py) stamps, paces failures and
-retries. `read()` returns an RGB image, or None when the source delivered nothing (a camera
-unplugged, a stream dropped, a file at its end — `ended` then tells which).
+A source only opens, grabs, retrieves and closes; the capture thread (capture_thread.py) stamps, paces
+failures and retries. `grab()` takes the next frame off the source (False when it delivered nothing: a
+camera unplugged, a stream dropped, a file at its end — `ended` then tells which); `retrieve()` decodes
+the grabbed frame to an RGB image. The capture thread stamps a frame between the two, so its stamp is
+the moment the frame left the source, not that plus a decoding time that grows with the load. `read()`
+does both, for callers that need no stamp.
 
 Only live sources are reopened after a loss (`reopenable`: cameras, live stream URLs); a reopened
 stream goes on from where it is now. A video of known length (a file, or one at a URL) is never
@@ -39,18 +42,31 @@ class SourceError(OSError):
 
 
 class Source(Protocol):
+    """A source of your own may define `read()` alone (then its frames are stamped as read() returns)."""
+
     id: str
     ended: bool       # True once a finite source has given its last frame
     reopenable: bool  # a live source (camera, stream) that is reopened after a loss
 
     def open(self) -> None: ...
 
+    def grab(self) -> bool: ...
+
+    def retrieve(self) -> Optional[np.ndarray]: ...
+
     def read(self) -> Optional[np.ndarray]: ...
 
     def close(self) -> None: ...
 
 
-class CameraSource:
+class Grabbing:
+    """`read()` of a source that grabs and retrieves."""
+
+    def read(self) -> Optional[np.ndarray]:
+        return self.retrieve() if self.grab() else None
+
+
+class CameraSource(Grabbing):
     """An OpenCV camera by index, asked for a pixel format (MJPEG by default: see camera_modes), a size
     and a rate; `mode` is what the driver gave (known once open). `capture(index)` makes the OpenCV
     capture object (a stand-in in tests, where no camera exists)."""
@@ -85,10 +101,14 @@ class CameraSource:
         self.mode_note = note
         self._cap = cap
 
-    def read(self) -> Optional[np.ndarray]:
+    def grab(self) -> bool:
+        """The next frame off the driver, not yet decoded (MJPEG is decoded by retrieve())."""
+        return bool(self._cap.grab())
+
+    def retrieve(self) -> Optional[np.ndarray]:
         import cv2
 
-        ok, bgr = self._cap.read()
+        ok, bgr = self._cap.retrieve()
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok and bgr is not None else None
 
     def close(self) -> None:
@@ -110,7 +130,7 @@ def list_cameras(max_index: int = 8) -> list[tuple[int, int, int]]:
     return found
 
 
-class VideoSource:
+class VideoSource(Grabbing):
     """A video file (played at its own rate when `realtime`, else as fast as it decodes) or a stream
     URL (rtsp://, http://, ...; played live). PyAV keeps the source's own PTS in `last_pts`. `loop`
     plays a file again from its start at its end (a file that breaks raises instead)."""
@@ -128,6 +148,7 @@ class VideoSource:
         self._declared: Optional[int] = None
         self._container = None
         self._frames = None
+        self._frame = None  # grabbed: decoded, not yet converted to RGB
         self._start: Optional[float] = None
         self._pts0: Optional[float] = None
 
@@ -148,7 +169,9 @@ class VideoSource:
         self._frames = self._container.decode(stream)
         self._start, self._pts0, self._decoded = None, None, 0
 
-    def read(self) -> Optional[np.ndarray]:
+    def grab(self) -> bool:
+        """The next frame decoded (PyAV decodes as it demuxes) and, played as live, held until its
+        time comes; its conversion to RGB is left to retrieve()."""
         import av
 
         from .media import cut_short
@@ -157,19 +180,19 @@ class VideoSource:
             frame = next(self._frames)
         except StopIteration:
             if self.reopenable:
-                return None  # the stream dropped: the capture thread reopens it
+                return False  # the stream dropped: the capture thread reopens it
             if cut_short(self._declared, self._decoded):
                 raise SourceError(f"{self.location}: video breaks off at frame {self._decoded} of the "
                                   f"{self._declared} its header declares (cut short); it was played up to there")
             if self.loop:
                 self.close()
                 self.open()
-                return self.read()
+                return self.grab()
             self.ended = True
-            return None
+            return False
         except (av.error.FFmpegError, OSError) as exc:
             if self.reopenable:
-                return None
+                return False
             raise SourceError(f"{self.location}: video breaks off at frame {self._decoded} "
                               f"({first_line(exc, 120)}); it was played up to there") from None
         self._decoded += 1
@@ -182,6 +205,11 @@ class VideoSource:
             wait = self._start + (pts - self._pts0) - now
             if wait > 0:
                 time.sleep(wait)
+        self._frame = frame
+        return True
+
+    def retrieve(self) -> Optional[np.ndarray]:
+        frame, self._frame = self._frame, None
         return frame.to_ndarray(format="rgb24")
 
     def close(self) -> None:
@@ -190,7 +218,7 @@ class VideoSource:
             self._container = None
 
 
-class FolderSource:
+class FolderSource(Grabbing):
     """Images of a folder in name order, at `fps` (or as fast as they load with fps=None)."""
 
     def __init__(self, folder: Path, fps: Optional[float] = 1.0):
@@ -204,30 +232,38 @@ class FolderSource:
         self.reopenable = False
         self._next = 0
         self._due: Optional[float] = None
+        self._image: Optional[np.ndarray] = None  # grabbed
 
     def open(self) -> None:
         if not self.paths:
             raise OSError(f"{self.folder}: folder has no images")
         self._next, self._due, self.ended = 0, None, False  # opened again, it starts again
 
-    def read(self) -> Optional[np.ndarray]:
+    def grab(self) -> bool:
+        """The next readable image, decoded first, then held until its time comes: it leaves the
+        source on time however long it took to decode."""
         from ..errors import MediaError
         from .media import read_image
 
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
+            try:
+                self._image = read_image(path)
+            except MediaError:
+                continue  # an unreadable image is skipped, as in `process`
             if self.fps:
                 now = time.monotonic()
                 self._due = now if self._due is None else self._due + 1.0 / self.fps
                 if self._due > now:
                     time.sleep(self._due - now)
-            try:
-                return read_image(path)
-            except MediaError:
-                continue  # an unreadable image is skipped, as in `process`
+            return True
         self.ended = True
-        return None
+        return False
+
+    def retrieve(self) -> Optional[np.ndarray]:
+        image, self._image = self._image, None
+        return image
 
     def close(self) -> None:
         pass

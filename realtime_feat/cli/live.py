@@ -93,7 +93,7 @@ def run_session(session, args, before_start=None, extra_status=None) -> bool:
                 break
     finally:
         signal.signal(signal.SIGINT, previous)
-        session.stop()
+        session.stop(progress=_say)  # the recording's queued frames: how many are left, once a second
     return interrupted.is_set()
 
 

@@ -12,8 +12,9 @@ recorder, LSL), with start/stop, counts and errors (DESIGN.md, "One live pipelin
     session.mark("stimulus on")          # a marker on the capture clocks (markers.csv while recording)
     session.status()                     # SessionStatus: a cheap, thread-safe snapshot
     session.wait(timeout)                # True once capture and analysis have ended (a file's end)
-    session.stop_recording()             # -> the finalised folder, or None
-    session.stop()                       # idempotent: threads, CSV, recording, LSL
+    session.stop_recording(progress=print)   # -> the finalised folder, or None; `progress` hears what
+                                         # is left to write, once a second
+    session.stop(progress=print)         # idempotent: threads, CSV, recording, LSL
     session.restart_analysis()           # after an analysis crash: a new worker on the same capture
 
 `name` names the source in LSL outlets and `cameras` ({name: session}; default: the source's file or
@@ -122,7 +123,8 @@ class LivePipeline(abc.ABC):
         session.status()                 .cameras {name: SessionStatus}, .lost {name: line}, .error,
                                          .recording, .recording_s
         session.mark(label)              a Marker on the capture clocks, in every camera's timeline
-        session.start_recording(root, label, codec, leave_out); session.stop_recording(); session.recording
+        session.start_recording(root, label, codec, leave_out); session.stop_recording(progress)
+        session.recording                True while recording
         session.enrol(name, embeddings); session.set_threshold(value)
         session.settings = ...; session.update_settings(**changes)   # applied between frames
         session.restart_analysis(); session.analysis_error; session.sink_failures; session.essential_failure
@@ -149,8 +151,9 @@ class LivePipeline(abc.ABC):
         """True once capture and analysis have ended (a file's end, a failure, stop())."""
 
     @abc.abstractmethod
-    def stop(self) -> None:
-        """Stop capture and analysis, finalise the CSVs, the recording and LSL. Idempotent."""
+    def stop(self, progress: Optional[Callable[[str], None]] = None) -> None:
+        """Stop capture and analysis, finalise the CSVs, the recording (`progress`: as stop_recording) and
+        LSL. Idempotent."""
 
     @abc.abstractmethod
     def status(self): ...
@@ -160,7 +163,9 @@ class LivePipeline(abc.ABC):
                         leave_out: tuple[str, ...] = ()) -> Path: ...
 
     @abc.abstractmethod
-    def stop_recording(self) -> Optional[Path]: ...
+    def stop_recording(self, progress: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+        """The recording finalised (`progress(line)`: how many queued frames are left, while writing them);
+        its folder, or None."""
 
     @property
     @abc.abstractmethod
@@ -422,8 +427,9 @@ class LiveSession(LivePipeline):
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return self.worker is None or self.worker.wait(left)
 
-    def stop(self) -> None:
-        """Stop capture and analysis, finalise the CSV, the recording and LSL. Idempotent."""
+    def stop(self, progress: Optional[Callable[[str], None]] = None) -> None:
+        """Stop capture and analysis, finalise the CSV, the recording (`progress`: as stop_recording)
+        and LSL. Idempotent."""
         with self._lock:
             if self._stopped:
                 return
@@ -432,7 +438,7 @@ class LiveSession(LivePipeline):
             self.capture.stop()
         if self.worker is not None:
             self.worker.stop()
-        self.stop_recording()
+        self.stop_recording(progress)
         if self.last_recording is not None:  # one that failed may still be finalising its folder
             self.last_recording.stop()
         if self._writer is not None:
@@ -476,15 +482,13 @@ class LiveSession(LivePipeline):
                     named: bool = False) -> Path:
         """As start_recording, into `folder` (made if missing; a camera's folder of a MultiSession, `named`:
         its failure is said with this camera's name)."""
-        from ..recording.recorder import Recorder
+        from ..recording.recorder import QUEUE_BYTES, QUEUE_FRAMES, Recorder
 
         with self._lock:
             self._check_can_record(codec)
             folder = Path(folder)
             folder.mkdir(parents=True, exist_ok=True)
-            h, w = self.frame_size or (720, 1280)
-            # about 400 MB of frames may wait for the encoder (5 s of 720p30) before frames are dropped
-            sub = self.capture.subscribe("recorder", maxsize=int(max(16, min(256, 400e6 // (h * w * 3)))))
+            sub = self.capture.subscribe("recorder", maxsize=QUEUE_FRAMES, max_bytes=QUEUE_BYTES)
             try:
                 recorder = Recorder(folder, codec, sub, self.capture.slot, self._analysing, self.tracker.identities,
                                     self.metadata(label), on_failure=self._recording_failed, leave_out=leave_out,
@@ -495,14 +499,15 @@ class LiveSession(LivePipeline):
             self._results_to = self._recorder = self.last_recording = recorder.start()
         return folder
 
-    def stop_recording(self) -> Optional[Path]:
-        """Finalise the recording (every queued frame written, the video closed); its folder, or None."""
+    def stop_recording(self, progress: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+        """Finalise the recording (every queued frame written, the video closed); its folder, or None.
+        `progress(line)` hears, once a second until then, how many frames are left to write."""
         with self._lock:
             recorder, self._recorder = self._recorder, None
         if recorder is None:
             return None
         self.capture.unsubscribe(recorder.frames)
-        folder = recorder.stop()  # results still go to it: the frame being analysed gets its result
+        folder = recorder.stop(progress=progress)  # results still go to it: the frame being analysed gets its result
         with self._lock:
             if self._results_to is recorder:
                 self._results_to = None
@@ -551,7 +556,8 @@ class LiveSession(LivePipeline):
             "source": self.source_metadata(),
             "settings": dataclasses.asdict(self._settings),
             "tracker": {"use_embeddings": self.tracker.use_embeddings, "enrolled": self.tracker.enrolled},
-            "clocks": {"t_monotonic": "time.monotonic_ns() as the frame left the source (seconds in the CSVs)",
+            "clocks": {"t_monotonic": ("time.monotonic_ns() as the frame left the source, before it was decoded "
+                                      "(a camera's grab()); seconds in the CSVs"),
                        "t_wall": "time.time_ns() at the same moment",
                        "t_lsl": "pylsl.local_clock() at the same moment (empty without LSL)"},
             "lsl": {"outlets": self.lsl, "marker_inlet": self.lsl_markers}}
@@ -566,7 +572,7 @@ class LiveSession(LivePipeline):
 
     def add_marker(self, marker: Marker) -> Marker:
         """`marker` (stamped by the caller) with this source's newest frame, kept and recorded."""
-        marker = replace(marker, frame=self.capture.frames - 1)
+        marker = replace(marker, frame=self.capture.stamped)  # stamped before it, even if still decoding
         self.markers.append(marker)
         recorder = self._recorder
         if recorder is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
@@ -194,13 +195,13 @@ class MultiSession(LivePipeline):
                 return False
         return True
 
-    def stop(self) -> None:
-        """Stop every camera, the analysis, the recording and LSL. Idempotent."""
+    def stop(self, progress: Optional[Callable[[str], None]] = None) -> None:
+        """Stop every camera, the analysis, the recording (`progress`: as stop_recording) and LSL. Idempotent."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
-        self.stop_recording()
+        self.stop_recording(progress)
         if self._inlet is not None:
             self._inlet.close()
         for camera in self.cameras.values():
@@ -275,18 +276,24 @@ class MultiSession(LivePipeline):
             self._recording.describe(self._camera_metadata())
         return folder
 
-    def stop_recording(self) -> Optional[Path]:
-        """Every camera's recording finalised, then the top metadata.json; the folder, or None."""
+    def stop_recording(self, progress: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+        """Every camera's recording finalised, then the top metadata.json; the folder, or None.
+        `progress(line)`: as LiveSession.stop_recording."""
         with self._lock:
             recording, flat, self._recording, self._flat = self._recording, self._flat, None, None
         if flat is not None:
-            return flat.stop_recording()
+            return flat.stop_recording(progress)
         if recording is None:
             return None
-        for camera in self.cameras.values():
-            camera.stop_recording()
+        def finish(camera) -> None:
+            camera.stop_recording(progress)
             if camera.last_recording is not None:
                 camera.last_recording.stop()  # one that failed may still be finalising its folder
+
+        # together: every camera's recording ends at the same frame time, and a wait (for a hung
+        # analysis, a slow encoder) is waited once, not once per camera
+        with ThreadPoolExecutor(len(self.cameras), thread_name_prefix="stop recording") as pool:
+            list(pool.map(finish, self.cameras.values()))
         recording.finish(self._camera_metadata())
         return recording.folder
 

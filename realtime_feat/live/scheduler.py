@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from concurrent.futures import Future
 from typing import Callable, Optional, TypeVar
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ class AnalysisThread:
         self._bell = threading.Event()    # rung by every slot's put and close
         self._stop = threading.Event()
         self._busy = threading.Lock()     # held while a frame is analysed
+        self._frame_began: Optional[float] = None  # time.monotonic() when that frame's analysis began
         self._lock = threading.Lock()
         self._changes: list[Callable[[], None]] = []
         self._accepting = True
@@ -46,13 +49,19 @@ class AnalysisThread:
             self.workers = (*self.workers, worker)
         self._bell.set()
 
-    def remove(self, worker) -> None:
-        """Take `worker` out; returns once the frame of it being analysed (if any) is published."""
+    def remove(self, worker, timeout: float = 10.0) -> bool:
+        """Take `worker` out; returns once the frame being analysed (if any) is published, or after
+        `timeout` s of an analysis that gives no result (said once; a result of it may still come).
+        True if no frame was left in analysis."""
         with self._lock:
             self.workers = tuple(w for w in self.workers if w is not worker)
-        with self._busy:
-            pass
+        published = self._busy.acquire(timeout=self._left(timeout))
+        if published:
+            self._busy.release()
+        else:
+            log.warning("analysis gave no result in %.0f s (hung?): its source was taken off without it", timeout)
         worker.finish()
+        return published
 
     def start(self) -> "AnalysisThread":
         with self._starting:
@@ -60,10 +69,17 @@ class AnalysisThread:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Returns once the thread has ended, or once the frame being analysed has taken `timeout` s."""
         self._stop.set()
         self._bell.set()
         if self._thread.ident is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            self._thread.join(self._left(timeout))
+
+    def _left(self, timeout: float) -> float:
+        """What is left of `timeout` s counted from when the frame being analysed began (from now when
+        none is): a hung analysis is waited for once, not again by every remove() and stop()."""
+        began = self._frame_began
+        return max(0.0, (time.monotonic() if began is None else began) + timeout - time.monotonic())
 
     @property
     def alive(self) -> bool:
@@ -79,27 +95,32 @@ class AnalysisThread:
         self._bell.set()
         return True
 
-    def call(self, job: Callable[[], T]) -> T:
+    def call(self, job: Callable[[], T], timeout: float = 10.0) -> T:
         """`job()` on this thread between two frames, waited for: its result, or what it raised. Run here
-        when the thread is not running (not started yet, or ended): nothing else uses what it shares then."""
+        when the thread is not running (not started yet, or ended): nothing else uses what it shares then.
+        TimeoutError (one line), the job dropped, when the thread does not get to it within `timeout` s
+        (a hung analysis); once it has, its own time is waited for."""
         with self._starting:
             if self._thread.ident is None or threading.current_thread() is self._thread:
                 return job()
-        done, outcome = threading.Event(), {}
+        future: Future = Future()
 
         def run():
-            try:
-                outcome["result"] = job()
-            except BaseException as exc:  # the caller's error, not the analysis thread's
-                outcome["error"] = exc
-            done.set()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(job())
+                except BaseException as exc:  # the caller's error, not the analysis thread's
+                    future.set_exception(exc)
 
         if not self.between_frames(run):
             run()  # the thread has ended
-        done.wait()
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome["result"]
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            if future.cancel():  # not begun: the thread is stuck in a frame
+                raise TimeoutError(f"the analysis thread took no job in {timeout:.0f} s (is an analysis hung?)") \
+                    from None
+            return future.result()  # begun (or its own TimeoutError): its outcome
 
     def _apply_changes(self) -> None:
         with self._lock:
@@ -113,7 +134,9 @@ class AnalysisThread:
                 self._bell.clear()  # before looking: a frame put after the look rings it again
                 self._apply_changes()
                 with self._busy:
+                    self._frame_began = time.monotonic()
                     served = self._serve_one()
+                    self._frame_began = None
                 if served:
                     continue
                 workers = self.workers

@@ -209,12 +209,13 @@ class LiveWorker:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Returns within `timeout` s, even from an analysis that gives no result."""
         if self.thread is None:
             return
         if self._own_thread:
             self.thread.stop(timeout)
         else:
-            self.thread.remove(self)
+            self.thread.remove(self, timeout)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         return self.done.wait(timeout)

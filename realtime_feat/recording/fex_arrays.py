@@ -35,6 +35,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..atomic_files import write_json
 from ..types import Detections, FaceAnalysis, FrameResult
 from .fex import EMBEDDING, MESH, N_VALUES, clock_values, numeric_rows
 
@@ -68,12 +69,6 @@ def _schema(numeric_names: list[str], mesh: bool) -> dict:
     return {"version": 1, "blocks": blocks}
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
-
-
 def source_stamp(fex_csv: Path) -> dict:
     st = fex_csv.stat()
     return {"file": fex_csv.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -87,7 +82,7 @@ class ArraysWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.mesh = mesh
         schema = _schema(list(numeric_names), mesh)
-        _write_json(self.folder / "schema.json", schema)
+        write_json(self.folder / "schema.json", schema, indent=1)
         self._files = {name: open(self.folder / BLOCK_FILES[name], "wb") for name in schema["blocks"]}
         self._labels_file = open(self.folder / "labels.txt", "w", encoding="utf-8")
         self._codes: dict[str, int] = {}
@@ -138,7 +133,7 @@ class ArraysWriter:
             if not f.closed:
                 f.close()
         if fex_csv is not None:
-            _write_json(self.folder / "source.json", source_stamp(Path(fex_csv)))
+            write_json(self.folder / "source.json", source_stamp(Path(fex_csv)), indent=1)
 
 
 class FexArrays:

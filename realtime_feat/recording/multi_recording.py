@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .recorder import MARKERS_COLUMNS, marker_fields, write_json
+from ..atomic_files import write_json
+from .recorder import MARKERS_COLUMNS, marker_fields
 
 LAYOUT = "one subfolder per camera"
 

@@ -27,12 +27,13 @@ with one logged line and a count (`hung_analysis_given_up`); a result that still
 late. Files are flushed at least once a second. A folder removed, a disk that fills up or an encoder
 error ends the recording at once: `on_failure` detaches it from capture and the results (no frames
 pile up for it), what was written stays, metadata.json says why ("ended": "failed", "error"), and
-`error` holds the one line.
+`error` holds the one line. `stop()` writes every queued frame, saying how many are left; only writing
+that makes no progress at all for its timeout is given up on, and then metadata.json and `error` say
+how many frames were not written.
 """
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import queue
 import re
@@ -42,6 +43,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
+from ..atomic_files import write_json
 from ..capture.capture_thread import LatestSlot, Subscriber
 from ..errors import first_line
 from ..types import Frame, FrameResult
@@ -54,6 +56,10 @@ CODECS = {
     "h264": ("libx264", "yuv420p", 2),
     "ffv1": ("ffv1", "bgr0", 1),  # lossless RGB
 }
+# Frames waiting for the encoder, by the bytes of each frame as it came (about 2 s of 1080p30, 5 s of
+# 720p30) and at most QUEUE_FRAMES (what stop() may still have to write); beyond, frames are dropped
+# from the video (their rows stay, counted).
+QUEUE_BYTES, QUEUE_FRAMES = 400_000_000, 256
 FRAMES_COLUMNS = ["frame", "t_monotonic", "t_wall", "t_lsl", "analysed", "n_faces", "in_video", "video_time"]
 MARKERS_COLUMNS = ["label", "origin", "t_monotonic", "t_wall", "t_lsl", "frame"]
 
@@ -86,13 +92,6 @@ def marker_fields(m) -> list:
 def _unknown(counts: dict) -> dict:
     """The same keys, every count null."""
     return {k: _unknown(v) if isinstance(v, dict) else None for k, v in counts.items()}
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Written whole or not at all (a temporary file renamed over it): a kill never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
 
 
 def check_codec(codec: str) -> None:
@@ -134,6 +133,7 @@ class Recorder:
         self.given_up = 0             # frames whose analysis hung: written as not analysed
         self.pts_bumped = 0           # two frames within one µs: the later one's PTS moved by 1 µs
         self.resized = 0              # frames of another size than the first, scaled to it
+        self.not_written = 0          # frames without a frames.csv row when stop() gave up on a stuck writer
         self.error: Optional[RecordingError] = None
         self.ended: Optional[str] = None  # as metadata.json says: "stopped" (complete), "failed", None (recording)
         self.started_ns: Optional[int] = None
@@ -151,6 +151,8 @@ class Recorder:
         self._last_result = -1        # the newest frame a result came for
         self._stop_by = float("inf")  # stop(): an analysis still running by then is not waited for
         self._stop = threading.Event()
+        self._given_up = False        # stop() gave up on this thread: it writes nothing more
+        self._ending = threading.RLock()  # metadata.json says the end once: the thread's or stop()'s
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._frames_file = open(self.folder / "frames.csv", "w", newline="")
         self._frames_csv = csv.writer(self._frames_file)
@@ -180,15 +182,50 @@ class Recorder:
     def mark(self, marker) -> None:
         self._markers.put(marker)
 
-    def stop(self, timeout: float = 30.0) -> Path:
-        """Write what is queued, settle every frame (the one being analysed waits for its result for
-        half of `timeout` at most), close the video and the files."""
+    def stop(self, timeout: float = 30.0, progress: Optional[Callable[[str], None]] = None) -> Path:
+        """Write every queued frame, settle every frame (the one being analysed waits for its result for
+        half of `timeout` at most), close the video and the files. Every second until then, `progress`
+        hears what is left ("writing N queued frames to FOLDER…"). Writing that makes no progress for
+        `timeout` s (a stuck encoder or disk) is given up on: the recording ends as failed, `error` and
+        metadata.json saying how many frames were not written."""
         self._stop_by = time.monotonic() + timeout / 2
         self._stop.set()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("recorder for %s did not finish within %.0f s", self.folder, timeout)
+        done, since = None, time.monotonic()
+        while self._thread.is_alive():
+            self._thread.join(1.0)
+            if not self._thread.is_alive():
+                break
+            if (self.encoded, self.rows) != done:
+                done, since = (self.encoded, self.rows), time.monotonic()
+            elif time.monotonic() - since >= timeout:
+                self._give_up(timeout)
+                break
+            if progress is not None:
+                progress(self._left())
         return self.folder
+
+    def _left(self) -> str:
+        left = self.frames.offered - self.rows  # queued, being encoded, or waiting for their analysis
+        return f"writing {left} queued frames to {self.folder}…" if left else f"closing {self.folder}…"
+
+    def _give_up(self, stalled_s: float) -> None:
+        """On the stopping thread: the recorder thread is stuck; the recording ends as failed, saying
+        what it leaves unwritten."""
+        with self._ending:
+            if self.ended is not None:  # it ended after all
+                return
+            self._given_up = True
+            self.not_written = self.frames.offered - self.rows
+            self.error = RecordingError(
+                f"recording stopped: writing made no progress for {stalled_s:.0f} s (a stuck encoder or disk); "
+                f"{self.not_written} of its {self.frames.offered} frames were not written (frames.csv has "
+                f"{self.rows} rows, the video {self.encoded} frames)")
+            log.error("%s", self.error)
+            try:
+                self._write_metadata(ended="failed")
+            except OSError:
+                pass
+            self._lock.release()  # over: a reader takes it as ended, not as being recorded
 
     @property
     def elapsed_s(self) -> float:
@@ -204,6 +241,9 @@ class Recorder:
         next_flush = time.monotonic() + self.flush_s
         try:
             while True:
+                if self._given_up:  # back from being stuck: what was written stays as stop() described it
+                    self._close_quietly()
+                    return
                 stopping = self._stop.is_set()
                 # newest, then taken, then the results: a frame below `newest` can no longer be taken, and
                 # one below `taken` that analysis took has its result queued by now
@@ -212,6 +252,8 @@ class Recorder:
                 if taken != self._taken:
                     self._taken, self._taken_at = taken, time.monotonic()
                 got = self._drain_frames()
+                if self._given_up:
+                    continue  # closed at the top: no row written after stop() said what was not written
                 self._drain_results()
                 self._settle(newest, taken, analysing, stopping)
                 self._drain_markers()
@@ -230,7 +272,7 @@ class Recorder:
 
     def _drain_frames(self, most: int = 64) -> int:
         n = 0
-        while n < most:
+        while n < most and not self._given_up:
             try:
                 frame = self.frames.queue.get_nowait()
             except queue.Empty:
@@ -388,16 +430,19 @@ class Recorder:
         self.error = RecordingError(f"recording stopped: {self._why(exc)}; {self.rows} frames are in frames.csv, "
                                     f"{self.encoded} in the video")
         log.error("%s%s", f"{self.name}: " if self.name else "", self.error)
-        for close in (self._close_video_quietly, self._close_files):
-            try:
-                close()
-            except Exception:  # the disk that failed may fail again: what was written stays
-                pass
+        self._close_quietly()
         try:
             self._write_metadata(ended="failed")
         except OSError:
             pass
         self._lock.release()
+
+    def _close_quietly(self) -> None:
+        for close in (self._close_video_quietly, self._close_files):
+            try:
+                close()
+            except Exception:  # the disk that failed may fail again: what was written stays
+                pass
 
     def _why(self, exc: Exception) -> str:
         import av
@@ -435,7 +480,8 @@ class Recorder:
         self._arrays.close()
 
     def counts(self) -> dict:
-        return {"captured": self.rows + len(self._pending), "encoded": self.encoded, "analysed": self.analysed,
+        return {"captured": self.rows + (self.not_written or len(self._pending)),
+                "not_written": self.not_written, "encoded": self.encoded, "analysed": self.analysed,
                 "dropped": {"not_in_video_encoder_queue_full": self.frames.dropped,
                             "results_queue_full": self.results_dropped,
                             "results_after_frame_settled": self.late_results},
@@ -446,10 +492,14 @@ class Recorder:
     def _write_metadata(self, ended: Optional[str]) -> None:
         """`ended`: "stopped" (complete), "failed" (`error` says why) or None (recording; a killed
         process leaves it so: its counts are null, unknown, as only the end knows them)."""
-        counts = self.counts()
-        if ended is None:
-            counts = dict(_unknown(counts), first_frame=self.first_index)
-        data = dict(self.metadata, codec=self.codec, complete=ended == "stopped", ended=ended,
-                    analysis_hang_s=self.hang_s, counts=counts, error=None if self.error is None else str(self.error))
-        write_json(self.folder / "metadata.json", data)
-        self.ended = ended
+        with self._ending:
+            if self.ended is not None or (self._given_up and ended != "failed"):
+                return  # said once; a thread back from being stuck does not rewrite it
+            counts = self.counts()
+            if ended is None:
+                counts = dict(_unknown(counts), first_frame=self.first_index)
+            data = dict(self.metadata, codec=self.codec, complete=ended == "stopped", ended=ended,
+                        analysis_hang_s=self.hang_s, counts=counts,
+                        error=None if self.error is None else str(self.error))
+            write_json(self.folder / "metadata.json", data)
+            self.ended = ended
