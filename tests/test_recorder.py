@@ -635,7 +635,7 @@ class Soak(Synthetic):
 
     def read(self):
         recording = self.session_ref[0].last_recording
-        while recording is not None and recording.frames.queue.qsize() > recording.frames.queue.maxsize // 2:
+        while recording is not None and recording.frames.queue.qsize() > recording.frames.maxsize // 2:
             time.sleep(0.0005)
         return super().read()
 

@@ -261,8 +261,10 @@ class CaptureThread:
 
     def _take(self) -> tuple:
         """The next image (None: none came) and the clocks read the moment it left the source: as
-        grab() returns, before retrieve() decodes it (after read() for a source with read() alone)."""
-        split = hasattr(self.source, "grab")
+        grab() returns, before retrieve() decodes it (after read() for a source with read() alone). Only a
+        class that defines grab() itself is split: a wrapper that overrides read() and hands the rest on
+        (pacing, logging) is read through its read()."""
+        split = hasattr(type(self.source), "grab")
         image = None if split else self.source.read()
         got = self.source.grab() if split else image is not None
         stamp = self._stamp()
