@@ -41,7 +41,7 @@ the other sinks go on. `essential_failure` is the failure of a sink the session 
 Changes while analysis runs are applied by the analysis worker between frames (at once when none runs),
 after checking the arguments now (ValueError, one line):
     session.enrol("Ana", embeddings)     # reference embeddings (512,) or (k, 512): see FaceTracker.enrol
-    session.set_threshold(0.7)           # the face detector's score threshold, in (0, 1)
+    session.set_threshold(0.7)           # the face detector's score threshold, in (0, 1]
     session.update_settings(redetect_every=3)   # any LiveSettings field; `settings = ...` likewise
 
 Calling `start_recording` before `start()` records from the very first captured frame (`record` does).
